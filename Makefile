@@ -1,0 +1,43 @@
+# Flotilla: the two commands are `make run` and `make test`.
+# Works on a fresh machine with Python 3.11+ and make: uv is bootstrapped into .tools/.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: run test lint fmt bench sync docs clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+.venv/.synced: uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+sync: .venv/.synced ## install the workspace from the lock file
+
+run: sync ## migrate and start the services under Gunicorn; Ctrl-C stops them
+	$(RUN) python -m flotilla_dev.run
+
+test: sync ## every test, against real PostgreSQL and SQLite
+	$(RUN) pytest
+
+lint: sync ## ruff and mypy --strict
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+fmt: sync ## format and fix what ruff can
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+bench: sync ## load benchmarks; figures go to bench/RESULTS.md
+	$(RUN) python bench/run.py
+
+docs: sync ## regenerate the configuration table in README.md
+	$(RUN) python -m flotilla_dev.settings_doc --write
+
+clean:
+	rm -rf .venv .tools var .mypy_cache .ruff_cache .pytest_cache

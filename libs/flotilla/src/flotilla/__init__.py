@@ -1,0 +1,61 @@
+"""Flotilla: one call makes a Flask app a production-grade service.
+
+The public API is re-exported here; everything else is an implementation detail.
+"""
+
+from flotilla.api import ServiceApi, register_blueprints
+from flotilla.app import create_service
+from flotilla.config import ConfigurationError, Environment, ServiceSettings, load_settings
+from flotilla.context import set_user_id
+from flotilla.db import NAMING_CONVENTION, Database
+from flotilla.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    GatewayTimeout,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from flotilla.health import Health, begin_shutdown
+from flotilla.lifecycle import accepts_any_body
+from flotilla.metrics import Metrics
+from flotilla.security import SecurityHeaders
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "BadRequest",
+    "ConfigurationError",
+    "Conflict",
+    "Database",
+    "Environment",
+    "Forbidden",
+    "GatewayTimeout",
+    "Health",
+    "Metrics",
+    "NotFound",
+    "PayloadTooLarge",
+    "Problem",
+    "SecurityHeaders",
+    "ServiceApi",
+    "ServiceSettings",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "ValidationFailed",
+    "__version__",
+    "accepts_any_body",
+    "begin_shutdown",
+    "create_service",
+    "load_settings",
+    "register_blueprints",
+    "set_user_id",
+]

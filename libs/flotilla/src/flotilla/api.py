@@ -1,0 +1,68 @@
+"""OpenAPI 3 and Swagger UI through flask-smorest, with errors as problem+json.
+
+Views declare their contract with flask-smorest decorators (``@blp.arguments``,
+``@blp.response``); the spec is served at ``/openapi.json`` and Swagger UI at ``/docs``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import Flask, Response, current_app
+from flask_smorest import Api, Blueprint
+from werkzeug.exceptions import HTTPException
+
+from flotilla.errors import problem_from_http_exception, problem_response
+
+SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details, as every error response of a Flotilla service."""
+
+    type = ma.fields.String(metadata={"description": "URI reference naming the problem type"})
+    title = ma.fields.String(metadata={"description": "Short summary of the problem type"})
+    status = ma.fields.Integer(metadata={"description": "HTTP status code"})
+    detail = ma.fields.String(metadata={"description": "What went wrong in this request"})
+    instance = ma.fields.String(metadata={"description": "Path of the request"})
+    request_id = ma.fields.String(metadata={"description": "Id to find the request in logs"})
+    errors = ma.fields.List(
+        ma.fields.Dict(), metadata={"description": "Each invalid field, for 422"}
+    )
+
+
+class ServiceApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api, rendering every HTTP error as problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Response:
+        """Render a Werkzeug/webargs error with the shared problem format."""
+        return problem_response(problem_from_http_exception(error))
+
+
+def api_config(title: str, version: str) -> dict[str, Any]:
+    """Flask config keys flask-smorest reads: title, version, spec and UI paths."""
+    return {
+        "API_TITLE": title,
+        "API_VERSION": version,
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "/docs",
+        "OPENAPI_SWAGGER_UI_URL": SWAGGER_UI_URL,
+    }
+
+
+def register_blueprints(app: Flask, *blueprints: Blueprint) -> None:
+    """Add resource blueprints to the app's API so they appear in the OpenAPI document."""
+    api: ServiceApi = app.extensions["flotilla.api"]
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+
+
+def current_api() -> ServiceApi:
+    """The API of the current app."""
+    api: ServiceApi = current_app.extensions["flotilla.api"]
+    return api

@@ -1,0 +1,65 @@
+"""``create_service``: one call that makes a Flask app a production service.
+
+Each part is also an extension usable on its own (``Health(app)``, ``Metrics(app)``, ...);
+this function only wires them in the order that makes them cooperate: the request id is set
+before anything can log, errors render after the API is known, proxies are unwrapped last
+so they are the outermost WSGI layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Request
+
+from flotilla.api import ServiceApi, api_config
+from flotilla.config import ServiceSettings
+from flotilla.errors import MalformedJson, Problem, problem_response
+from flotilla.health import Health
+from flotilla.jsonprovider import OrjsonProvider
+from flotilla.lifecycle import RequestLifecycle
+from flotilla.logging import configure_logging
+from flotilla.metrics import Metrics
+from flotilla.security import SecurityHeaders, trust_proxies
+
+
+class ServiceRequest(Request):
+    """A request whose malformed JSON body is a problem, not a bare 400 page."""
+
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        """Raise :class:`MalformedJson` instead of Werkzeug's generic ``BadRequest``."""
+        raise MalformedJson("The request body is not valid JSON.")
+
+
+def create_service(import_name: str, settings: ServiceSettings, *, version: str = "0.0.0") -> Flask:
+    """Build a Flask app with logging, errors, health, metrics, security and OpenAPI.
+
+    Add the database with ``Database.init_app`` and resources with
+    :func:`flotilla.api.register_blueprints`.
+    """
+    configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
+    app = Flask(import_name, static_folder=None)
+    app.request_class = ServiceRequest
+    app.json = OrjsonProvider(app)
+    app.config.update(flask_config(settings, version))
+    app.extensions["flotilla.settings"] = settings
+    RequestLifecycle(app)
+    app.register_error_handler(Problem, problem_response)
+    SecurityHeaders(app, hsts_max_age=settings.HSTS_MAX_AGE)
+    Health(app, timeout=settings.HEALTH_CHECK_TIMEOUT)
+    Metrics(app, version=version)
+    app.extensions["flotilla.api"] = ServiceApi(app)
+    trust_proxies(app, settings.PROXY_HOPS)
+    return app
+
+
+def flask_config(settings: ServiceSettings, version: str) -> dict[str, Any]:
+    """The Flask config derived from ``settings``; nothing else writes ``app.config``."""
+    return {
+        "SECRET_KEY": settings.SECRET_KEY,
+        "SECRET_KEY_FALLBACKS": list(settings.SECRET_KEY_FALLBACKS),
+        "MAX_CONTENT_LENGTH": settings.MAX_CONTENT_LENGTH,
+        # Errors always render as problems, in tests too; never re-raised to the server.
+        "PROPAGATE_EXCEPTIONS": False,
+        **api_config(settings.SERVICE_NAME, version),
+    }

@@ -1,0 +1,140 @@
+"""The Gunicorn configuration every service runs with: ``gunicorn -c python:flotilla.gunicorn``.
+
+Every value comes from :class:`flotilla.config.GunicornSettings`, so ``GUNICORN_WORKERS=3``
+and friends override it. The hooks below connect Gunicorn's process model to the chassis:
+
+* the multiprocess metrics directory is created before the app is imported (Prometheus
+  decides its storage then), emptied at start and cleaned of dead workers' live gauges;
+* SIGTERM to a worker flips readiness to 503 before the worker drains;
+* every lifecycle event is one JSON log line, and so is every access-log line.
+
+Database pools need nothing here: :mod:`flotilla.db` resets them in every forked child.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from flotilla import health, metrics
+from flotilla.config import GunicornSettings, load_settings
+from flotilla.gunicorn_logging import service_name
+from flotilla.logging import configure_logging
+
+_settings = load_settings(GunicornSettings)
+log = logging.getLogger("flotilla.gunicorn")
+
+
+_PREPARED_BY = "FLOTILLA_METRICS_PREPARED_BY"
+_TEMPORARY = "FLOTILLA_METRICS_TEMPORARY"
+
+
+def _prepare_metrics_dir() -> str:
+    """Choose the directory and empty it, once per master (a SIGHUP re-reads this file)."""
+    if os.environ.get(_PREPARED_BY) == str(os.getpid()):
+        return os.environ[metrics.MULTIPROCESS_ENV]
+    chosen = os.environ.get(metrics.MULTIPROCESS_ENV) or _settings.METRICS_DIR
+    if chosen:
+        Path(chosen).mkdir(parents=True, exist_ok=True)
+        for stale in Path(chosen).glob("*.db"):  # samples of an earlier run's processes
+            stale.unlink()
+    else:
+        chosen = tempfile.mkdtemp(prefix="flotilla-metrics-")
+        os.environ[_TEMPORARY] = chosen
+    os.environ[metrics.MULTIPROCESS_ENV] = chosen
+    os.environ[_PREPARED_BY] = str(os.getpid())
+    return chosen
+
+
+_prepare_metrics_dir()
+
+bind = [_settings.BIND]
+workers = _settings.WORKERS
+worker_class = _settings.WORKER_CLASS
+threads = _settings.THREADS
+timeout = _settings.TIMEOUT
+graceful_timeout = _settings.GRACEFUL_TIMEOUT
+keepalive = _settings.KEEPALIVE
+max_requests = _settings.MAX_REQUESTS
+max_requests_jitter = _settings.MAX_REQUESTS_JITTER
+preload_app = _settings.PRELOAD_APP
+accesslog = _settings.ACCESSLOG or None
+errorlog = "-"
+loglevel = _settings.LOGLEVEL
+logger_class = "flotilla.gunicorn_logging.JsonLogger"
+forwarded_allow_ips = _settings.FORWARDED_ALLOW_IPS
+control_socket_disable = not _settings.CONTROL_SOCKET
+if _settings.CONTROL_SOCKET:
+    control_socket = _settings.CONTROL_SOCKET
+if _settings.WORKER_TMP_DIR:
+    worker_tmp_dir = _settings.WORKER_TMP_DIR
+if _settings.SERVICE_NAME:
+    proc_name = _settings.SERVICE_NAME
+
+
+def on_starting(server: Any) -> None:
+    """Master starting: its own log lines become JSON too."""
+    configure_logging(service_name(server.cfg))
+    log.info("gunicorn starting", extra={"bind": bind, "workers": workers, "threads": threads})
+
+
+def when_ready(server: Any) -> None:
+    """Master listening."""
+    log.info("gunicorn ready", extra={"bind": bind, "pid": os.getpid()})
+
+
+def on_reload(server: Any) -> None:
+    """SIGHUP: new workers start, old ones finish their requests and exit."""
+    log.info("gunicorn reloading workers")
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """A worker was forked."""
+    log.info("worker started", extra={"worker_pid": worker.pid})
+
+
+def post_worker_init(worker: Any) -> None:
+    """Worker ready to serve: make SIGTERM/SIGINT/SIGQUIT fail readiness first."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        _fail_readiness_on(signum)
+
+
+def _fail_readiness_on(signum: int) -> None:
+    previous = signal.getsignal(signum)
+
+    def handler(received: int, frame: FrameType | None) -> None:
+        health.begin_shutdown()
+        if callable(previous):
+            previous(received, frame)
+
+    signal.signal(signum, handler)
+
+
+def worker_abort(worker: Any) -> None:
+    """A worker got SIGABRT, almost always because it exceeded ``timeout``."""
+    log.error("worker timed out and is being killed", extra={"worker_pid": worker.pid})
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """A worker is exiting (run in the worker)."""
+    log.info("worker exiting", extra={"worker_pid": worker.pid})
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone (run in the master): drop its live gauges."""
+    metrics.mark_process_dead(worker.pid)
+    log.info("worker exited", extra={"worker_pid": worker.pid})
+
+
+def on_exit(server: Any) -> None:
+    """Master exiting."""
+    temporary = os.environ.get(_TEMPORARY)
+    if temporary:
+        shutil.rmtree(temporary, ignore_errors=True)
+    log.info("gunicorn stopped")

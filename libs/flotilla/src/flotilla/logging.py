@@ -1,0 +1,68 @@
+"""JSON logs: one object per line on stdout, with the request context added to every record.
+
+Modules log with ``logging.getLogger(__name__)`` and an event name plus fields in ``extra``;
+only :func:`configure_logging` touches handlers. The request id, method, path and user id
+come from :mod:`flotilla.context`, so nobody passes them by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from pythonjsonlogger.orjson import OrjsonFormatter
+
+from flotilla import context
+
+_HANDLER_NAME = "flotilla.stdout"
+_FIELD_NAMES = {"levelname": "level", "name": "logger", "asctime": "ts"}
+
+
+class JsonFormatter(OrjsonFormatter):
+    """Formats records as JSON with ts, level, logger, message, service and request context."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields=_FIELD_NAMES,
+            static_fields={"service": service},
+            timestamp="ts",
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        """Add the current request's id, method, path and user to the record's fields."""
+        super().add_fields(log_data, record, message_dict)
+        request = context.current()
+        if request is None:
+            return
+        log_data.setdefault("request_id", request.request_id)
+        log_data.setdefault("method", request.method)
+        log_data.setdefault("path", request.path)
+        if request.user_id is not None:
+            log_data.setdefault("user_id", request.user_id)
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Send every record of the process to stdout as JSON; replaces earlier stream handlers.
+
+    Idempotent, so the Gunicorn config and the app factory may both call it.
+    """
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(service))
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if _is_plain_stream_handler(existing):
+            root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # Werkzeug's development server logs each request in Apache format; ours already does.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def _is_plain_stream_handler(handler: logging.Handler) -> bool:
+    """Ours, or one ``logging.basicConfig`` installed; test-runner capture handlers stay."""
+    return handler.get_name() == _HANDLER_NAME or type(handler) is logging.StreamHandler

@@ -1,0 +1,151 @@
+"""Prometheus metrics that stay correct when several Gunicorn workers serve one port.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (the Gunicorn config sets it before any metric exists),
+every worker writes its samples to memory-mapped files in that directory and ``/metrics``
+merges all of them, so the scrape shows the same totals whichever worker answers it. The
+Gunicorn ``child_exit`` hook removes a dead worker's live gauges; its counters stay, because
+requests it served did happen. Without the variable, metrics live in process memory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from functools import cache
+
+from flask import Blueprint, Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_LABELS = ("method", "endpoint", "status")
+_CONVERTER = re.compile(r"<(?:[^<>:]+:)?([^<>:]+)>")
+
+
+@dataclass(frozen=True)
+class Instruments:
+    """The request metrics of this process, created once on first use."""
+
+    requests: Counter
+    latency: Histogram
+    in_flight: Gauge
+    app_info: Gauge
+
+
+@cache
+def instruments() -> Instruments:
+    """Create the metrics, after the Gunicorn config had its chance to set the directory.
+
+    prometheus_client picks file-backed or in-memory storage when it is first imported, and
+    something may import it before ``PROMETHEUS_MULTIPROC_DIR`` is set; asking it again here
+    makes the choice follow the environment at the time metrics are created.
+    """
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    return Instruments(
+        requests=Counter("http_requests", "HTTP requests served.", _LABELS),
+        latency=Histogram(
+            "http_request_duration_seconds",
+            "Time from the first byte of the request to the response, by route.",
+            _LABELS,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        ),
+        in_flight=Gauge(
+            "http_requests_in_flight", "Requests being served now.", multiprocess_mode="livesum"
+        ),
+        app_info=Gauge(
+            "flotilla_app_info",
+            "Service name and version; the value is always 1.",
+            ("service", "version"),
+            multiprocess_mode="max",
+        ),
+    )
+
+
+def is_multiprocess() -> bool:
+    """True when samples are shared through files between worker processes."""
+    return bool(os.environ.get(MULTIPROCESS_ENV))
+
+
+def scrape() -> bytes:
+    """Every metric of every worker, in the Prometheus text format."""
+    if not is_multiprocess():
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop the live gauges of a worker that exited (called from the Gunicorn master)."""
+    if is_multiprocess():
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+class Metrics:
+    """Counts every request by method, route and status, and serves ``/metrics``."""
+
+    def __init__(self, app: Flask | None = None, *, version: str = "0") -> None:
+        self.version = version
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Measure ``app``'s requests and add the ``/metrics`` endpoint."""
+        app.extensions["flotilla.metrics"] = self
+        instruments().app_info.labels(app.name, self.version).set(1)
+        app.before_request(_start_timer)
+        app.after_request(_observe)
+        app.teardown_request(_leave)
+        app.register_blueprint(_blueprint)
+
+
+def _start_timer() -> None:
+    if request.endpoint == "flotilla_metrics.metrics":
+        return
+    g.flotilla_metrics_started = time.perf_counter()
+    instruments().in_flight.inc()
+
+
+def _observe(response: Response) -> Response:
+    started: float | None = g.get("flotilla_metrics_started")
+    if started is None:
+        return response
+    method = request.method if request.method in _KNOWN_METHODS else "OTHER"
+    endpoint = _route_label(request.url_rule.rule) if request.url_rule else "<unmatched>"
+    labels = (method, endpoint, str(response.status_code))
+    metrics = instruments()
+    metrics.requests.labels(*labels).inc()
+    metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+    return response
+
+
+@cache
+def _route_label(rule: str) -> str:
+    """``/users/<int(max=9):user_id>`` becomes ``/users/<user_id>``: readable, same series."""
+    return _CONVERTER.sub(r"<\1>", rule)
+
+
+def _leave(_error: BaseException | None) -> None:
+    if g.pop("flotilla_metrics_started", None) is not None:
+        instruments().in_flight.dec()
+
+
+_blueprint = Blueprint("flotilla_metrics", __name__)
+
+
+@_blueprint.get("/metrics")
+def metrics() -> Response:
+    """Prometheus scrape endpoint."""
+    return Response(scrape(), mimetype=CONTENT_TYPE_LATEST)

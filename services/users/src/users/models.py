@@ -1,0 +1,55 @@
+"""Database tables of the users service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from flotilla import NAMING_CONVENTION, Database
+from flotilla.columns import UtcDateTime
+
+# BIGINT on PostgreSQL; SQLite only auto-increments a column declared exactly INTEGER.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Base of the users service's tables; its own metadata, its own database."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime()}
+
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+db = Database(Base.metadata, migrations=MIGRATIONS)
+
+
+class User(Base):
+    """A registered account.
+
+    ``email`` is stored lower-cased so uniqueness is case-insensitive on every database.
+    ``roles``, ``is_active`` and ``password_changed_at`` exist for login and tokens: a token
+    issued before the last password change is no longer honoured.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    roles: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["customer"])
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+    password_changed_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -1,0 +1,5 @@
+"""WSGI entry point: ``gunicorn -c python:flotilla.gunicorn users.wsgi:app``."""
+
+from users import create_app
+
+app = create_app()
