@@ -19,7 +19,7 @@ $(UV):
 sync: .venv/.synced ## install the workspace from the lock file
 
 run: sync ## migrate and start the services under Gunicorn; Ctrl-C stops them
-	$(RUN) python -m flotilla_dev.run
+	$(RUN) python scripts/run.py
 
 test: sync ## every test, against real PostgreSQL and SQLite
 	$(RUN) pytest
@@ -37,7 +37,7 @@ bench: sync ## load benchmarks; figures go to bench/RESULTS.md
 	$(RUN) python bench/run.py
 
 docs: sync ## regenerate the configuration table in README.md
-	$(RUN) python -m flotilla_dev.settings_doc --write
+	$(RUN) python scripts/settings_doc.py --write
 
 clean:
 	rm -rf .venv .tools var .mypy_cache .ruff_cache .pytest_cache
