@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, MetaData, create_engine, make_url, text
 
 from flotilla.health import _shutting_down
 from flotilla.logging import JsonFormatter
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+POSTGRES_URL_ENV = "FLOTILLA_TEST_POSTGRES_URL"
 
 
 class _ListHandler(logging.Handler):
@@ -62,9 +63,15 @@ def reset_shutdown() -> None:
     _shutting_down.clear()
 
 
+def postgres_server_url() -> str:
+    """The PostgreSQL server tests use: ``FLOTILLA_TEST_POSTGRES_URL`` or the local one."""
+    return os.environ.get(POSTGRES_URL_ENV) or DEFAULT_POSTGRES_URL
+
+
 @contextmanager
-def postgres_database(server_url: str = DEFAULT_POSTGRES_URL) -> Iterator[str]:
+def postgres_database(server_url: str | None = None) -> Iterator[str]:
     """Create an empty database on the server at ``server_url``; yield its URL; drop it."""
+    server_url = server_url or postgres_server_url()
     name = f"flotilla_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     try:
@@ -75,6 +82,17 @@ def postgres_database(server_url: str = DEFAULT_POSTGRES_URL) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def empty_tables(engine: Engine, metadata: MetaData) -> None:
+    """Delete every row of ``metadata``'s tables, children first; ids restart on PostgreSQL."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return
+        for table in reversed(metadata.sorted_tables):
+            connection.execute(table.delete())
 
 
 def free_port() -> int:

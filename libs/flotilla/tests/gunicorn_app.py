@@ -1,0 +1,62 @@
+"""A tiny service for the real-process Gunicorn tests: ``gunicorn ... gunicorn_app:app``.
+
+Nothing here touches a database; the endpoints only exist to make a worker slow, reveal which
+worker answered, or hang it the way real code can.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import request
+
+from flotilla import ServiceSettings, create_service
+
+MAX_SLOW_SECONDS = 10.0
+
+settings = ServiceSettings(
+    SERVICE_NAME="sample",
+    VAR_DIR=Path(os.environ.get("VAR_DIR") or tempfile.gettempdir()),
+)
+app = create_service(__name__, settings)
+
+
+@app.get("/ok")
+def ok() -> dict[str, Any]:
+    """Answer at once, naming the worker that answered."""
+    return {"status": "ok", "pid": os.getpid()}
+
+
+@app.get("/pid")
+def pid() -> dict[str, Any]:
+    """The process id of the worker that answered."""
+    return {"pid": os.getpid()}
+
+
+@app.get("/slow")
+def slow() -> dict[str, Any]:
+    """Sleep ``seconds`` (at most 10), releasing the GIL, then answer."""
+    seconds = min(float(request.args.get("seconds", "1")), MAX_SLOW_SECONDS)
+    time.sleep(seconds)
+    return {"slept": seconds, "pid": os.getpid()}
+
+
+@app.get("/hang")
+def hang() -> dict[str, Any]:
+    """Freeze the whole worker, as a runaway regular expression does in production.
+
+    A gthread worker serves requests on a thread pool while its main thread sends the
+    heartbeat Gunicorn's ``timeout`` watches. A view that merely sleeps or waits on I/O
+    releases the GIL, so the heartbeat goes on and the worker is never declared dead. The
+    ``re`` engine runs in C and never releases the GIL (it only polls for signals, which
+    only the main thread may handle), so this catastrophic backtracking (2**40 steps for
+    40 ``a``s and no match) starves the main thread: no heartbeat, and after ``timeout``
+    seconds the master aborts the worker, then kills it. The tests check that it does.
+    """
+    matched = re.match(r"(a+)+$", "a" * 40 + "b")
+    return {"matched": matched is not None}

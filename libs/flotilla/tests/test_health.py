@@ -1,0 +1,81 @@
+"""Liveness never touches I/O; readiness checks every dependency with a deadline."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flotilla.health import Health, begin_shutdown
+
+from .conftest import build_app
+
+
+def health_of(app: Flask) -> Health:
+    """The app's health extension."""
+    health: Health = app.extensions["flotilla.health"]
+    return health
+
+
+def failing_check() -> None:
+    raise ConnectionRefusedError("connection refused")
+
+
+def test_live_answers_without_checks(app: Flask, client: FlaskClient) -> None:
+    health_of(app).add_check("database", failing_check)
+    response = client.get("/healthz/live")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok"}
+
+
+def test_ready_reports_each_check(app: Flask, client: FlaskClient) -> None:
+    health_of(app).add_check("database", lambda: None)
+    health_of(app).add_check("cache", lambda: None)
+    response = client.get("/healthz/ready")
+    assert response.status_code == 200
+    assert response.json is not None
+    assert set(response.json["checks"]) == {"database", "cache"}
+    assert response.json["checks"]["cache"]["status"] == "ok"
+
+
+def test_ready_is_503_when_a_check_fails(app: Flask, client: FlaskClient) -> None:
+    health_of(app).add_check("database", lambda: None)
+    health_of(app).add_check("broker", failing_check)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json is not None
+    assert response.json["checks"]["broker"] == {
+        "status": "fail",
+        "duration_ms": response.json["checks"]["broker"]["duration_ms"],
+        "error": "ConnectionRefusedError",
+    }
+    assert "refused" not in response.get_data(as_text=True)
+
+
+def test_a_hanging_check_fails_at_the_deadline(tmp_path: Path) -> None:
+    app = build_app(tmp_path, HEALTH_CHECK_TIMEOUT=0.2)
+    release = threading.Event()
+    health_of(app).add_check("database", lambda: release.wait(30))
+    client = app.test_client()
+    try:
+        first = client.get("/healthz/ready")
+        second = client.get("/healthz/ready")
+    finally:
+        release.set()
+    assert first.status_code == 503
+    assert first.json is not None
+    assert first.json["checks"]["database"]["error"] == "Timeout"
+    # The stuck check is not started a second time; it is reported as still running.
+    assert second.json is not None
+    assert second.json["checks"]["database"]["error"] == "StillRunning"
+
+
+def test_ready_fails_as_soon_as_shutdown_begins(client: FlaskClient) -> None:
+    assert client.get("/healthz/ready").status_code == 200
+    begin_shutdown()
+    response = client.get("/healthz/ready")
+    assert response.status_code == 503
+    assert response.json == {"status": "shutting-down", "checks": {}}
+    assert client.get("/healthz/live").status_code == 200

@@ -1,0 +1,63 @@
+"""Logs are JSON with the request context; the request id is validated and echoed."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import orjson
+from flask.testing import FlaskClient
+
+from flotilla.context import accept_request_id
+from flotilla.logging import JsonFormatter
+from flotilla.testing import capture_logs
+
+
+def test_a_record_is_one_json_object_with_the_standard_fields() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("users"))
+    logger = logging.getLogger("test.logging.fields")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.warning("user registered", extra={"user_id": 7})
+    line = stream.getvalue()
+    assert line.count("\n") == 1
+    record = orjson.loads(line)
+    assert record["level"] == "WARNING"
+    assert record["logger"] == "test.logging.fields"
+    assert record["message"] == "user registered"
+    assert record["service"] == "users"
+    assert record["user_id"] == 7
+    assert record["ts"].endswith("+00:00")
+
+
+def test_each_request_logs_one_line_with_its_context(client: FlaskClient) -> None:
+    with capture_logs() as logs:
+        response = client.get("/whoami/42", headers={"X-Request-ID": "req-42"})
+    assert response.headers["X-Request-ID"] == "req-42"
+    (line,) = [record for record in logs if record["message"] == "request finished"]
+    assert line["request_id"] == "req-42"
+    assert line["method"] == "GET"
+    assert line["path"] == "/whoami/42"
+    assert line["status"] == 200
+    assert line["user_id"] == "42"
+    assert line["duration_ms"] >= 0
+
+
+def test_a_missing_request_id_is_generated(client: FlaskClient) -> None:
+    response = client.get("/ok")
+    assert len(response.headers["X-Request-ID"]) == 32
+
+
+def test_an_unsafe_request_id_is_replaced(client: FlaskClient) -> None:
+    response = client.get("/ok", headers={"X-Request-ID": 'bad id"};<script>'})
+    assert len(response.headers["X-Request-ID"]) == 32
+
+
+def test_request_id_rules() -> None:
+    assert accept_request_id("abc-123_DEF.4") == "abc-123_DEF.4"
+    assert accept_request_id("x" * 128) == "x" * 128
+    assert accept_request_id("x" * 129) != "x" * 129
+    assert accept_request_id("<script>") != "<script>"
+    assert accept_request_id("") != ""

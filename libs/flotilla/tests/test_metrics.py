@@ -1,0 +1,51 @@
+"""Request metrics by method, route and status; the scrape itself is not counted."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from flotilla.metrics import _route_label
+
+
+def sample(client: FlaskClient, name: str, **labels: str) -> float:
+    """The value of one sample in the scrape, 0 when absent."""
+    text = client.get("/metrics").get_data(as_text=True)
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
+                return found.value
+    return 0.0
+
+
+def test_requests_are_counted_by_route_method_and_status(client: FlaskClient) -> None:
+    labels = {"endpoint": "/whoami/<user_id>", "method": "GET", "status": "200"}
+    before = sample(client, "http_requests_total", **labels)
+    for user_id in range(3):
+        client.get(f"/whoami/{user_id}")
+    assert sample(client, "http_requests_total", **labels) == before + 3
+    assert sample(client, "http_request_duration_seconds_count", **labels) == before + 3
+
+
+def test_unmatched_paths_share_one_series(client: FlaskClient) -> None:
+    labels = {"endpoint": "<unmatched>", "method": "GET", "status": "404"}
+    before = sample(client, "http_requests_total", **labels)
+    client.get("/a-random-path")
+    client.get("/another")
+    assert sample(client, "http_requests_total", **labels) == before + 2
+
+
+def test_scrapes_are_not_counted(client: FlaskClient) -> None:
+    before = sample(client, "http_requests_total", endpoint="/metrics")
+    client.get("/metrics")
+    assert sample(client, "http_requests_total", endpoint="/metrics") == before == 0
+
+
+def test_app_info_and_in_flight_are_exported(client: FlaskClient) -> None:
+    assert sample(client, "flotilla_app_info", version="9.9.9") == 1
+    assert sample(client, "http_requests_in_flight") == 0
+
+
+def test_route_labels_hide_converters() -> None:
+    assert _route_label("/users/<int(max=9):user_id>") == "/users/<user_id>"
+    assert _route_label("/files/<path:name>/raw") == "/files/<name>/raw"
