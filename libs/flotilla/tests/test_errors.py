@@ -48,9 +48,11 @@ def test_non_json_body_is_a_415_problem(client: FlaskClient) -> None:
 
 
 def test_body_over_the_limit_is_a_413_problem(client: FlaskClient) -> None:
-    response = client.post("/echo", data=b"[" + b"1," * 600_000 + b"1]", content_type="application/json")
-    body = assert_problem(response, 413, "payload-too-large")
-    assert "1048576" in str(body["detail"])
+    response = client.post(
+        "/echo", data=b"[" + b"1," * 600_000 + b"1]", content_type="application/json"
+    )
+    problem = assert_problem(response, 413, "payload-too-large")
+    assert "1048576" in str(problem["detail"])
 
 
 def test_json_body_within_limits_is_accepted(client: FlaskClient) -> None:

@@ -49,12 +49,16 @@ def database_url(backend: str, request: pytest.FixtureRequest, directory: Path) 
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def migrated_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Flask:
+def migrated_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flask]:
     """One users app per backend for the session, migrated to head."""
     directory = tmp_path_factory.mktemp(request.param)
     app = create_app(make_settings(database_url(request.param, request, directory), directory))
     upgrade(app)
-    return app
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture

@@ -163,15 +163,26 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def settings_table(settings_class: type[BaseSettings]) -> str:
-    """The settings of ``settings_class`` as a Markdown table: name, default, meaning."""
+def settings_table(
+    settings_class: type[BaseSettings], *, besides: type[BaseSettings] | None = None
+) -> str:
+    """The settings of ``settings_class`` (minus those of ``besides``) as a Markdown table."""
+    inherited = besides.model_fields if besides else {}
     rows = ["| setting | default | meaning |", "|---|---|---|"]
     for name, field in settings_class.model_fields.items():
+        base = inherited.get(name)
+        if base is not None and (base.default, base.description) == (
+            field.default,
+            field.description,
+        ):
+            continue
         default = field.get_default(call_default_factory=True)
         if isinstance(default, StrEnum):
             default = default.value
         shown = "*(empty)*" if default in ("", []) else f"`{default}`"
-        rows.append(f"| `{name}` | {shown} | {field.description or ''} |")
+        if field.default_factory not in (None, list):
+            shown = "*(computed)*"  # depends on the machine; the meaning says how
+        rows.append(f"| `{_variable(settings_class, name)}` | {shown} | {field.description} |")
     return "\n".join(rows)
 
 
@@ -226,3 +237,11 @@ class GunicornSettings(BaseSettings):
         validation_alias="SERVICE_NAME",
         description="Name in Gunicorn's log lines; empty: the app's package (users.wsgi -> users).",
     )
+
+
+def _variable(settings_class: type[BaseSettings], name: str) -> str:
+    """The environment variable that sets field ``name``."""
+    alias = settings_class.model_fields[name].validation_alias
+    if isinstance(alias, str):
+        return alias
+    return f"{settings_class.model_config.get('env_prefix', '')}{name}"

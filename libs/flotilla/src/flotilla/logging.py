@@ -61,6 +61,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # Werkzeug's development server logs each request in Apache format; ours already does.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Alembic announces each of its plugins at INFO on every command.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _is_plain_stream_handler(handler: logging.Handler) -> bool:
