@@ -15,11 +15,12 @@ from typing import Any
 
 from flask import request
 
-from flotilla import ServiceSettings, create_service
+from flotilla import ServiceSettings, create_service, load_settings
 
 MAX_SLOW_SECONDS = 10.0
 
-settings = ServiceSettings(
+settings = load_settings(
+    ServiceSettings,
     SERVICE_NAME="sample",
     VAR_DIR=Path(os.environ.get("VAR_DIR") or tempfile.gettempdir()),
 )

@@ -9,6 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flotilla.health import Health, begin_shutdown
+from flotilla.testing import free_port
 
 from .conftest import build_app
 
@@ -79,3 +80,34 @@ def test_ready_fails_as_soon_as_shutdown_begins(client: FlaskClient) -> None:
     assert response.status_code == 503
     assert response.json == {"status": "shutting-down", "checks": {}}
     assert client.get("/healthz/live").status_code == 200
+
+
+def test_redis_and_broker_are_checked_when_configured(tmp_path: Path) -> None:
+    app = build_app(
+        tmp_path,
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        BROKER_URL="amqp://guest:guest@127.0.0.1:5672//",
+    )
+    response = app.test_client().get("/healthz/ready")
+    assert response.status_code == 200, response.json
+    assert response.json is not None
+    assert set(response.json["checks"]) == {"redis", "broker"}
+
+
+def test_unreachable_redis_and_broker_fail_readiness(tmp_path: Path) -> None:
+    app = build_app(
+        tmp_path,
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        BROKER_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}//",
+        HEALTH_CHECK_TIMEOUT=1.0,
+    )
+    response = app.test_client().get("/healthz/ready")
+    assert response.status_code == 503
+    assert response.json is not None
+    checks = response.json["checks"]
+    assert checks["redis"]["status"] == checks["broker"]["status"] == "fail"
+
+
+def test_no_dependency_checks_without_urls(client: FlaskClient) -> None:
+    response = client.get("/healthz/ready")
+    assert response.json == {"status": "ok", "checks": {}}

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask, Request
 
 from flotilla.api import ServiceApi, api_config
+from flotilla.checks import broker_check, redis_check
 from flotilla.config import ServiceSettings
 from flotilla.errors import MalformedJson, Problem, problem_response
 from flotilla.health import Health
@@ -46,11 +47,20 @@ def create_service(import_name: str, settings: ServiceSettings, *, version: str 
     RequestLifecycle(app)
     app.register_error_handler(Problem, problem_response)
     SecurityHeaders(app, hsts_max_age=settings.HSTS_MAX_AGE)
-    Health(app, timeout=settings.HEALTH_CHECK_TIMEOUT)
+    _add_dependency_checks(Health(app, timeout=settings.HEALTH_CHECK_TIMEOUT), settings)
     Metrics(app, version=version)
     app.extensions["flotilla.api"] = ServiceApi(app)
     trust_proxies(app, settings.PROXY_HOPS)
     return app
+
+
+def _add_dependency_checks(health: Health, settings: ServiceSettings) -> None:
+    """Readiness covers Redis and the broker when the service is configured with them."""
+    timeout = settings.HEALTH_CHECK_TIMEOUT
+    if settings.REDIS_URL:
+        health.add_check("redis", redis_check(settings.REDIS_URL, timeout))
+    if settings.BROKER_URL:
+        health.add_check("broker", broker_check(settings.BROKER_URL, timeout))
 
 
 def flask_config(settings: ServiceSettings, version: str) -> dict[str, Any]:
