@@ -31,11 +31,11 @@ def build_app(tmp_path: Path, **settings: Any) -> Flask:
         return request.get_json()
 
     @app.get("/conflict")
-    def conflict() -> None:
+    def conflict() -> str:
         raise Conflict("The name is taken.", name="alice")
 
     @app.get("/boom")
-    def boom() -> None:
+    def boom() -> str:
         raise RuntimeError("secret internals: password=hunter2")
 
     @app.get("/whoami/<int:user_id>")

@@ -53,11 +53,13 @@ def hang() -> dict[str, Any]:
 
     A gthread worker serves requests on a thread pool while its main thread sends the
     heartbeat Gunicorn's ``timeout`` watches. A view that merely sleeps or waits on I/O
-    releases the GIL, so the heartbeat goes on and the worker is never declared dead. The
-    ``re`` engine runs in C and never releases the GIL (it only polls for signals, which
-    only the main thread may handle), so this catastrophic backtracking (2**40 steps for
-    40 ``a``s and no match) starves the main thread: no heartbeat, and after ``timeout``
-    seconds the master aborts the worker, then kills it. The tests check that it does.
+    releases the GIL, so the heartbeat goes on and the worker is never declared dead (the
+    tests check that too, with ``/slow``). The ``re`` engine runs in C and never releases
+    the GIL: every 4096 steps it calls ``PyErr_CheckSignals``, which does nothing outside
+    the main thread. So this catastrophic backtracking (about 2**40 steps for 40 ``a``s and
+    no match) starves the main thread: no heartbeat, and after ``timeout`` seconds the master
+    logs ``WORKER TIMEOUT`` and sends SIGABRT. The worker's Python handler for it cannot run
+    either (it needs the GIL), so a second later the master sends SIGKILL.
     """
     matched = re.match(r"(a+)+$", "a" * 40 + "b")
     return {"matched": matched is not None}

@@ -79,24 +79,21 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
     pytest.fail(f"timed out after {WAIT_SECONDS}s waiting for {what}")
 
 
-def wait_for_record(server: GunicornServer, predicate: Callable[[Record], bool]) -> Record:
-    """The first log line of ``server`` matching ``predicate``, waiting for it to be written."""
+def wait_for_record(server: GunicornServer, message: str, **fields: object) -> Record:
+    """The first log line of ``server`` with ``message`` and ``fields``, once it is written."""
     found: list[Record] = []
 
     def written() -> bool:
-        found.extend(record for record in server.log_records() if predicate(record))
+        found.extend(
+            record
+            for record in server.log_records()
+            if record.get("message") == message
+            and all(record.get(name) == value for name, value in fields.items())
+        )
         return bool(found)
 
-    wait_until(written, "a log line")
+    wait_until(written, f"the log line {message!r} {fields}")
     return found[0]
-
-
-def has_message(message: str, **fields: object) -> Callable[[Record], bool]:
-    """A predicate for log lines with ``message`` and every one of ``fields``."""
-    return lambda record: (
-        record.get("message") == message
-        and all(record.get(name) == value for name, value in fields.items())
-    )
 
 
 def logged_worker_pids(server: GunicornServer, message: str) -> set[int]:
@@ -135,8 +132,8 @@ class PidTraffic:
         self.url = f"{url}/pid"
         self.limit = limit
         self.seconds = seconds
+        # (when the request was sent, the pid of the worker that answered it)
         self.answers: list[tuple[float, int]] = []
-        """(when the request was sent, the pid of the worker that answered it)"""
         self.failures: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pid-traffic")
@@ -240,24 +237,32 @@ def test_sighup_replaces_every_worker_while_requests_keep_succeeding(tmp_path: P
 
 @pytest.mark.process
 def test_a_worker_holding_the_gil_past_timeout_is_killed_and_replaced(tmp_path: Path) -> None:
+    in_flight: tuple[str, dict[str, str]] = ("http_requests_in_flight", {})
     server = start_server(tmp_path, GUNICORN_WORKERS="1", GUNICORN_TIMEOUT="2")
     try:
-        _, before = get(f"{server.url}/pid")
-        hung_pid = before["pid"]
+        # A request longer than the timeout that releases the GIL is no reason to kill.
+        slow_status, slow = get(f"{server.url}/slow?seconds=3")
+        hung_pid = slow["pid"]  # the only worker, so the one /hang will freeze
         try:
             hang_status: int | None = get(f"{server.url}/hang")[0]
         except OSError:  # the worker died with the connection open: no response at all
             hang_status = None
-        timed_out = wait_for_record(server, has_message(f"WORKER TIMEOUT (pid:{hung_pid})"))
+        timed_out = wait_for_record(server, f"WORKER TIMEOUT (pid:{hung_pid})")
         wait_until(lambda: process_is_gone(hung_pid), f"worker {hung_pid} to be gone")
         status, after = get(f"{server.url}/ok")
+        # The killed worker's in-flight /hang must not stay counted (child_exit drops it).
+        still_in_flight = metric_sample(f"{server.url}/metrics", *in_flight)
     finally:
         server.stop()
 
+    assert slow_status == 200
     assert hang_status is None or hang_status >= 500
     assert timed_out["level"] == "CRITICAL"
+    timeouts = [line for line in server.log_records() if "WORKER TIMEOUT" in line["message"]]
+    assert timeouts == [timed_out], "only /hang, not /slow, made the worker time out"
     assert status == 200
     assert after["pid"] != hung_pid
+    assert still_in_flight == 0
 
 
 @pytest.mark.process
@@ -265,7 +270,7 @@ def test_every_line_is_json_and_the_access_line_carries_the_request_id(tmp_path:
     server = start_server(tmp_path, GUNICORN_WORKERS="1")
     try:
         status, _ = get(f"{server.url}/ok", headers={"X-Request-ID": "test-123"})
-        access = wait_for_record(server, has_message("request finished", request_id="test-123"))
+        access = wait_for_record(server, "request finished", request_id="test-123")
     finally:
         server.stop()
 
@@ -291,13 +296,14 @@ def is_json_object(line: bytes) -> bool:
 @pytest.mark.process
 def test_readiness_fails_in_a_worker_once_it_is_told_to_stop(tmp_path: Path) -> None:
     server = start_server(tmp_path, GUNICORN_WORKERS="1")
-    # One worker and one kept-alive connection: both probes reach the same worker, which
-    # still answers a kept-alive connection for a moment after SIGTERM while it drains.
+    # One worker and one kept-alive connection: both probes reach the same worker. After
+    # SIGTERM a draining gthread worker still answers a request on a kept-alive connection
+    # for up to two seconds (with "Connection: close"), so the second probe reaches it.
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT_SECONDS)
     try:
         before, _ = get_on(connection, "/healthz/ready")
         server.signal(signal.SIGTERM)
-        wait_for_record(server, has_message("shutdown begun, readiness now failing"))
+        wait_for_record(server, "shutdown begun, readiness now failing")
         after, body = get_on(connection, "/healthz/ready")
     finally:
         connection.close()

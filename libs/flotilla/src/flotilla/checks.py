@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import redis
-from kombu import Connection
+from kombu.connection import Connection
 
 
 def redis_check(url: str, timeout: float) -> Callable[[], None]:
@@ -27,7 +27,8 @@ def broker_check(url: str, timeout: float) -> Callable[[], None]:
     """Open (and close) a connection to the message broker at ``url``."""
 
     def check() -> None:
-        with Connection(url, connect_timeout=timeout, transport_options={"max_retries": 0}) as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout)
+        connection = Connection(url, connect_timeout=timeout)
+        with connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
 
     return check

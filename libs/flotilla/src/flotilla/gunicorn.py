@@ -117,7 +117,11 @@ def _fail_readiness_on(signum: int) -> None:
 
 
 def worker_abort(worker: Any) -> None:
-    """A worker got SIGABRT, almost always because it exceeded ``timeout``."""
+    """A timed-out worker handles SIGABRT (only if its main thread can still run Python).
+
+    A worker blocked with the GIL held never gets here: Gunicorn logs ``WORKER TIMEOUT`` and
+    SIGKILLs it on the next check.
+    """
     log.error("worker timed out and is being killed", extra={"worker_pid": worker.pid})
 
 
@@ -135,6 +139,6 @@ def child_exit(server: Any, worker: Any) -> None:
 def on_exit(server: Any) -> None:
     """Master exiting."""
     temporary = os.environ.get(_TEMPORARY)
-    if temporary:
+    if temporary and os.environ.get(_PREPARED_BY) == str(os.getpid()):  # ours, not inherited
         shutil.rmtree(temporary, ignore_errors=True)
     log.info("gunicorn stopped")
