@@ -13,6 +13,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 
 from flotilla import Database, ServiceSettings, create_service
 from flotilla.columns import UtcDateTime
+from flotilla.db import create_engine_from_settings
 from flotilla.testing import postgres_database
 
 metadata = MetaData()
@@ -107,3 +108,11 @@ def test_a_forked_child_opens_its_own_connections(app: Flask) -> None:
     # The parent's pooled connection was not closed or used by the child.
     with app.app_context(), database.reading() as session:
         assert session.execute(text("SELECT 2")).scalar_one() == 2
+
+
+def test_bare_postgres_urls_use_psycopg_3(tmp_path: Path) -> None:
+    for scheme in ("postgres", "postgresql"):
+        settings = ServiceSettings(DATABASE_URL=f"{scheme}://u@127.0.0.1:5432/d", VAR_DIR=tmp_path)
+        engine = create_engine_from_settings(settings)
+        assert engine.url.drivername == "postgresql+psycopg"
+        engine.dispose()

@@ -48,6 +48,7 @@ NAMING_CONVENTION = {
 """Constraint names that are stable across databases, so migrations can refer to them."""
 
 
+_BARE_POSTGRES_SCHEMES = frozenset({"postgres", "postgresql"})
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
@@ -63,6 +64,9 @@ os.register_at_fork(after_in_child=_reset_pools_after_fork)
 def create_engine_from_settings(settings: ServiceSettings) -> Engine:
     """An engine for ``settings.database_url()`` with pool and timeouts from settings."""
     url = make_url(settings.database_url())
+    if url.drivername in _BARE_POSTGRES_SCHEMES:
+        # postgres:// and postgresql:// (as platforms hand them out) mean psycopg 3 here.
+        url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() == "sqlite":
         engine = _sqlite_engine(url.database, settings)
     else:
