@@ -33,6 +33,12 @@ def ok() -> dict[str, Any]:
     return {"status": "ok", "pid": os.getpid()}
 
 
+@app.post("/echo")
+def echo() -> Any:
+    """Return the JSON body as received, to see whether it arrived whole."""
+    return {"received": request.get_json()}
+
+
 @app.get("/pid")
 def pid() -> dict[str, Any]:
     """The process id of the worker that answered."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from flotilla.config import (
@@ -9,6 +12,7 @@ from flotilla.config import (
     Environment,
     GunicornSettings,
     ServiceSettings,
+    available_cpus,
     load_settings,
     settings_table,
 )
@@ -83,3 +87,35 @@ def test_the_settings_table_lists_every_setting() -> None:
     table = settings_table(ServiceSettings)
     for name in ServiceSettings.model_fields:
         assert f"| `{name}` |" in table
+
+
+@pytest.mark.parametrize("url", ["changeme", "mysql://u@h/d", "http://example.com"])
+def test_a_database_url_of_an_unknown_kind_is_refused(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+        load_settings(ServiceSettings, DATABASE_URL=url)
+
+
+def test_log_level_is_checked_and_case_insensitive() -> None:
+    assert load_settings(ServiceSettings, LOG_LEVEL="debug").LOG_LEVEL == "DEBUG"
+    with pytest.raises(ConfigurationError, match="LOG_LEVEL"):
+        load_settings(ServiceSettings, LOG_LEVEL="verbose")
+
+
+def test_the_refusal_is_printed_once_and_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as raised:
+        load_settings(ServiceSettings, LOG_LEVEL="verbose")
+    assert raised.value.code == 3
+    assert capsys.readouterr().err.count("configuration error: LOG_LEVEL") == 1
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"), [("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000", 1)]
+)
+def test_usable_cpus_respect_a_container_quota(
+    tmp_path: Path, cpu_max: str, expected: int | None
+) -> None:
+    limit = tmp_path / "cpu.max"
+    limit.write_text(cpu_max)
+    affinity = len(os.sched_getaffinity(0))
+    assert available_cpus(limit) == min(affinity, expected or affinity)
+    assert available_cpus(tmp_path / "absent") == affinity

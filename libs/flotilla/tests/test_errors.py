@@ -80,3 +80,13 @@ def test_webargs_messages_flatten_to_one_entry_per_field() -> None:
         {"location": "json", "field": "user.name", "message": "Too short."},
         {"location": "json", "field": "tags.0", "message": "Bad."},
     ]
+
+
+def test_a_wrong_content_type_on_an_unknown_route_is_still_404(client: FlaskClient) -> None:
+    response = client.post("/missing", data=b"a=1", content_type="text/plain")
+    assert_problem(response, 404, "not-found")
+
+
+def test_a_wrong_content_type_with_a_wrong_method_is_still_405(client: FlaskClient) -> None:
+    response = client.put("/echo", data=b"a=1", content_type="text/plain")
+    assert_problem(response, 405, "method-not-allowed")

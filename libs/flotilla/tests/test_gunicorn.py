@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -312,3 +313,33 @@ def test_readiness_fails_in_a_worker_once_it_is_told_to_stop(tmp_path: Path) -> 
     assert before == 200
     assert (after, body["status"]) == (503, "shutting-down")
     assert exit_code == 0
+
+
+def post_chunked(url: str, chunks: list[bytes]) -> tuple[int, Record]:
+    """POST ``chunks`` with ``Transfer-Encoding: chunked`` (no Content-Length)."""
+    parsed = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parsed.hostname or "", parsed.port, timeout=30)
+    try:
+        headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+        connection.request(
+            "POST", parsed.path, body=iter(chunks), headers=headers, encode_chunked=True
+        )
+        response = connection.getresponse()
+        return response.status, orjson.loads(response.read())
+    finally:
+        connection.close()
+
+
+@pytest.mark.process
+def test_a_chunked_body_over_the_limit_is_413_not_truncated(tmp_path: Path) -> None:
+    server = start_server(tmp_path, MAX_CONTENT_LENGTH="1000", GUNICORN_WORKERS="1")
+    try:
+        small = [b'{"name": ', b'"alice"}']
+        assert post_chunked(f"{server.url}/echo", small) == (200, {"received": {"name": "alice"}})
+        # Valid JSON followed by padding: truncated at the limit it would still parse.
+        padded = [b'{"name": "alice"}', b" " * 600, b" " * 600]
+        status, body = post_chunked(f"{server.url}/echo", padded)
+        assert status == 413
+        assert body["type"] == "urn:flotilla:problem:payload-too-large"
+    finally:
+        assert server.stop() == 0

@@ -49,3 +49,19 @@ def test_app_info_and_in_flight_are_exported(client: FlaskClient) -> None:
 def test_route_labels_hide_converters() -> None:
     assert _route_label("/users/<int(max=9):user_id>") == "/users/<user_id>"
     assert _route_label("/files/<path:name>/raw") == "/files/<name>/raw"
+
+
+def test_refused_bodies_are_counted(client: FlaskClient) -> None:
+    labels = {"endpoint": "/echo", "method": "POST"}
+    before_415 = sample(client, "http_requests_total", status="415", **labels)
+    before_413 = sample(client, "http_requests_total", status="413", **labels)
+    client.post("/echo", data=b"a=1", content_type="text/plain")
+    client.post("/echo", data=b"[" + b"0," * 600_000 + b"0]", content_type="application/json")
+    assert sample(client, "http_requests_total", status="415", **labels) == before_415 + 1
+    assert sample(client, "http_requests_total", status="413", **labels) == before_413 + 1
+
+
+def test_the_scrape_has_prometheus_content_type_once(client: FlaskClient) -> None:
+    content_type = client.get("/metrics").headers["Content-Type"]
+    assert content_type.startswith("text/plain; version=")
+    assert content_type.count("charset") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 
 import pytest
@@ -31,3 +32,10 @@ def test_foreign_cursors_are_refused(cursor: str) -> None:
 def test_no_input_crashes_the_decoder(cursor: str) -> None:
     with contextlib.suppress(InvalidCursor):
         decode_cursor(cursor, int)
+
+
+@pytest.mark.parametrize("key", [2**63, -(2**63) - 1, 2**64, 10**30])
+def test_integer_keys_beyond_bigint_are_refused(key: int) -> None:
+    forged = base64.urlsafe_b64encode(f"[{key}]".encode()).decode()
+    with pytest.raises(InvalidCursor):
+        decode_cursor(forged, int)

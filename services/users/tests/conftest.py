@@ -20,7 +20,6 @@ from users.models import db
 BACKENDS = ["sqlite", "postgres"]
 
 
-
 def make_settings(database_url: str, var_dir: Path, **overrides: Any) -> UsersSettings:
     """Test settings for a users app on ``database_url``."""
     # Hashing at production cost would make every registration take ~50 ms of CPU.

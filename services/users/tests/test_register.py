@@ -168,3 +168,8 @@ def test_any_input_is_accepted_or_refused_never_a_crash(
 ) -> None:
     response = register(client, username=username, email=email, password=password)
     assert response.status_code in {201, 409, 422}
+
+
+def test_a_username_with_a_trailing_newline_is_refused(app: Flask, client: FlaskClient) -> None:
+    assert register(client, username="alice\n").status_code == 422
+    assert count_users(app) == 0

@@ -13,6 +13,7 @@ from flotilla.errors import (
     Conflict,
     Forbidden,
     GatewayTimeout,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     Problem,
@@ -22,8 +23,8 @@ from flotilla.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from flotilla.guards import BodyGuards, accepts_any_body
 from flotilla.health import Health, begin_shutdown
-from flotilla.lifecycle import accepts_any_body
 from flotilla.metrics import Metrics
 from flotilla.security import SecurityHeaders
 
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "NAMING_CONVENTION",
     "BadRequest",
+    "BodyGuards",
     "ConfigurationError",
     "Conflict",
     "Database",
@@ -39,6 +41,7 @@ __all__ = [
     "Forbidden",
     "GatewayTimeout",
     "Health",
+    "MethodNotAllowed",
     "Metrics",
     "NotFound",
     "PayloadTooLarge",

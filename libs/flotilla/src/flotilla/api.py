@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from flotilla.errors import problem_from_http_exception, problem_response
 
-SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.18.2/"
 
 
 class ProblemSchema(ma.Schema):

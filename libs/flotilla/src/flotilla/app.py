@@ -16,6 +16,7 @@ from flotilla.api import ServiceApi, api_config
 from flotilla.checks import broker_check, redis_check
 from flotilla.config import ServiceSettings
 from flotilla.errors import MalformedJson, Problem, problem_response
+from flotilla.guards import BodyGuards
 from flotilla.health import Health
 from flotilla.jsonprovider import OrjsonProvider
 from flotilla.lifecycle import RequestLifecycle
@@ -45,10 +46,11 @@ def create_service(import_name: str, settings: ServiceSettings, *, version: str 
     app.config.update(flask_config(settings, version))
     app.extensions["flotilla.settings"] = settings
     RequestLifecycle(app)
+    Metrics(app, version=version)  # before the guards, so refused requests are counted
+    BodyGuards(app)
     app.register_error_handler(Problem, problem_response)
     SecurityHeaders(app, hsts_max_age=settings.HSTS_MAX_AGE)
     _add_dependency_checks(Health(app, timeout=settings.HEALTH_CHECK_TIMEOUT), settings)
-    Metrics(app, version=version)
     app.extensions["flotilla.api"] = ServiceApi(app)
     trust_proxies(app, settings.PROXY_HOPS)
     return app

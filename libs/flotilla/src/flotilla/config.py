@@ -9,13 +9,19 @@ Services subclass :class:`ServiceSettings` to add their own settings.
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
+"""Databases the services are tested on; the driver suffix (``+psycopg``) may follow."""
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "development-only-secret"})
 """Values that are never acceptable as a secret in production."""
@@ -31,15 +37,24 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+EXIT_CONFIGURATION = 3
+"""Exit status for bad settings: Gunicorn's WORKER_BOOT_ERROR, so its master stops too."""
+
+
 class ConfigurationError(SystemExit):
     """Start-up stops because of a setting; the message is one line naming the variable.
 
-    A :class:`SystemExit` so that Gunicorn, Flask's CLI and ``python -m`` print the message
-    and exit non-zero without a traceback that would bury it.
+    A :class:`SystemExit` so that Gunicorn, Flask's CLI and ``python -m`` exit without a
+    traceback that would bury the message, with status 3 so that a Gunicorn master whose
+    workers load the app (no preload) halts instead of restarting them forever.
     """
 
     def __init__(self, message: str) -> None:
-        super().__init__(f"configuration error: {message}")
+        super().__init__(EXIT_CONFIGURATION)
+        self.message = f"configuration error: {message}"
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def _split_list(value: Any) -> Any:
@@ -93,13 +108,16 @@ class ServiceSettings(BaseSettings):
     DATABASE_STATEMENT_TIMEOUT_MS: int = Field(
         10_000, ge=0, description="PostgreSQL statement_timeout in milliseconds; 0 disables."
     )
+    DATABASE_TCP_USER_TIMEOUT_MS: int = Field(
+        10_000, ge=0, description="Drop a PostgreSQL connection whose sent data goes unanswered."
+    )
     DATABASE_POOL_PRE_PING: bool = Field(
         False, description="Test each connection on checkout (one extra round trip per request)."
     )
     DATABASE_ECHO: bool = Field(False, description="Log every SQL statement (development only).")
     REDIS_URL: str = Field("", description="Redis URL for cache and limits; empty: in-process.")
     BROKER_URL: str = Field("", description="Message broker URL; empty: a local file transport.")
-    LOG_LEVEL: str = Field("INFO", description="Minimum level of log records written to stdout.")
+    LOG_LEVEL: LogLevel = Field("INFO", description="Minimum level of records written to stdout.")
     MAX_CONTENT_LENGTH: int = Field(
         1_048_576, ge=1, description="Largest accepted request body in bytes (413 above)."
     )
@@ -120,6 +138,19 @@ class ServiceSettings(BaseSettings):
         if isinstance(data, dict) and "SECRET_KEY_FALLBACKS" in data:
             data = {**data, "SECRET_KEY_FALLBACKS": _split_list(data["SECRET_KEY_FALLBACKS"])}
         return data
+
+    @field_validator("LOG_LEVEL", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        scheme = value.partition("://")[0].partition("+")[0]
+        if value and ("://" not in value or scheme not in DATABASE_SCHEMES):
+            raise ValueError("must be a postgresql:// or sqlite:// URL")
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:
@@ -151,7 +182,9 @@ def load_settings(settings_class: type[SettingsT], **overrides: Any) -> Settings
     try:
         return settings_class(**overrides)
     except ValidationError as error:
-        raise ConfigurationError(_describe(error)) from None
+        stop = ConfigurationError(_describe(error))
+    print(stop, file=sys.stderr, flush=True)  # noqa: T201 - logging may not be set up yet
+    raise stop
 
 
 def _describe(error: ValidationError) -> str:
@@ -186,8 +219,24 @@ def settings_table(
     return "\n".join(rows)
 
 
+def available_cpus(cgroup_cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 quota (containers).
+
+    ``os.cpu_count()`` reports the host's CPUs, so a pod limited to one CPU on a 64-core node
+    would start 129 workers.
+    """
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+
+
 def _default_workers() -> int:
-    return 2 * (os.cpu_count() or 1) + 1
+    return 2 * available_cpus() + 1
 
 
 class GunicornSettings(BaseSettings):
@@ -199,7 +248,9 @@ class GunicornSettings(BaseSettings):
 
     BIND: str = Field("0.0.0.0:8000", description="Address to listen on (host:port or unix:path).")
     WORKERS: int = Field(
-        default_factory=_default_workers, ge=1, description="Worker processes (2 x cores + 1)."
+        default_factory=_default_workers,
+        ge=1,
+        description="Worker processes: 2 x usable CPUs + 1 (CPU quota respected).",
     )
     WORKER_CLASS: str = Field("gthread", description="Worker type; gthread serves with threads.")
     THREADS: int = Field(4, ge=1, description="Threads per worker: concurrent requests each.")

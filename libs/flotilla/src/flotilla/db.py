@@ -11,7 +11,9 @@ Two ways to talk to the database:
 PostgreSQL gets a pool sized from settings, a connect timeout and a server-side statement
 timeout; SQLite (the embedded default) gets WAL mode and a busy timeout. Pools are reset in
 every forked child, so Gunicorn's ``preload_app`` never shares a socket between workers.
-A database that is down or slow becomes a fast 503 problem, never a hang or a 500.
+A database that refuses connections, drops them or times out a statement becomes a fast 503
+problem, not a hang or a 500 (see ``_postgres_connect_args`` for the one case it cannot
+bound: a server that is alive but frozen).
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def create_engine_from_settings(settings: ServiceSettings) -> Engine:
             pool_recycle=1800,
             connect_args=_postgres_connect_args(settings),
             echo=settings.DATABASE_ECHO,
+            # Logged errors must not carry e-mails or password hashes in production.
+            hide_parameters=settings.is_production,
         )
     _engines.add(engine)
     return engine
@@ -90,6 +94,14 @@ def _postgres_connect_args(settings: ServiceSettings) -> dict[str, Any]:
         "connect_timeout": settings.DATABASE_CONNECT_TIMEOUT,
         "application_name": settings.SERVICE_NAME,
         "options": options,
+        # A lost network (or a dead server host) breaks the connection in about ten seconds
+        # instead of the kernel's two hours. A server that is alive but frozen still ACKs at
+        # the TCP level; only the readiness probe's deadline covers that case.
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": settings.DATABASE_TCP_USER_TIMEOUT_MS,
     }
 
 

@@ -87,6 +87,12 @@ class NotFound(Problem):
     status, code, title = 404, "not-found", "Not Found"
 
 
+class MethodNotAllowed(Problem):
+    """The route exists but not for this method; ``Allow`` lists the methods (405)."""
+
+    status, code, title = 405, "method-not-allowed", "Method Not Allowed"
+
+
 class Conflict(Problem):
     """The request conflicts with the current state, e.g. a taken name (409)."""
 
@@ -130,16 +136,22 @@ class GatewayTimeout(Problem):
 
 
 _CODES_BY_STATUS = {
-    400: "bad-request",
-    404: "not-found",
-    405: "method-not-allowed",
-    409: "conflict",
-    413: "payload-too-large",
-    415: "unsupported-media-type",
-    422: "validation-error",
-    429: "too-many-requests",
-    500: "internal-error",
-    503: "service-unavailable",
+    problem.status: problem.code
+    for problem in (
+        Problem,
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+        TooManyRequests,
+        ServiceUnavailable,
+        GatewayTimeout,
+    )
 }
 
 

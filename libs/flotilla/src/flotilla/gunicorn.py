@@ -36,7 +36,7 @@ _TEMPORARY = "FLOTILLA_METRICS_TEMPORARY"
 
 
 def _prepare_metrics_dir() -> str:
-    """Choose the directory and empty it, once per master (a SIGHUP re-reads this file)."""
+    """Choose the directory and empty it, once per master process."""
     if os.environ.get(_PREPARED_BY) == str(os.getpid()):
         return os.environ[metrics.MULTIPROCESS_ENV]
     chosen = os.environ.get(metrics.MULTIPROCESS_ENV) or _settings.METRICS_DIR

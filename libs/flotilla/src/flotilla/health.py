@@ -41,6 +41,11 @@ def begin_shutdown() -> None:
     _shutting_down.set()
 
 
+def reset_shutdown() -> None:
+    """Undo :func:`begin_shutdown`; for tests that share one process."""
+    _shutting_down.clear()
+
+
 def is_shutting_down() -> bool:
     """True once :func:`begin_shutdown` was called in this process."""
     return _shutting_down.is_set()

@@ -148,4 +148,4 @@ _blueprint = Blueprint("flotilla_metrics", __name__)
 @_blueprint.get("/metrics")
 def metrics() -> Response:
     """Prometheus scrape endpoint."""
-    return Response(scrape(), mimetype=CONTENT_TYPE_LATEST)
+    return Response(scrape(), content_type=CONTENT_TYPE_LATEST)

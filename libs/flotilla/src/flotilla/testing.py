@@ -26,7 +26,6 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, MetaData, create_engine, make_url, text
 
-from flotilla.health import _shutting_down
 from flotilla.logging import JsonFormatter
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -56,11 +55,6 @@ def capture_logs(level: int = logging.DEBUG) -> Iterator[list[dict[str, Any]]]:
     finally:
         root.removeHandler(handler)
         root.setLevel(previous_level)
-
-
-def reset_shutdown() -> None:
-    """Undo :func:`flotilla.health.begin_shutdown` so later tests see a live process."""
-    _shutting_down.clear()
 
 
 def postgres_server_url() -> str:

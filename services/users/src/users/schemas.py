@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-USERNAME_PATTERN = r"^[a-z0-9_.-]{3,32}$"
+USERNAME_PATTERN = r"\A[a-z0-9_.-]{3,32}\Z"  # \Z: "$" would accept a final newline
 
 
 class UserCreate(ma.Schema):

@@ -45,8 +45,9 @@ def register_user(
 ) -> User:
     """Create an account; raises :class:`UsernameTaken` or :class:`EmailTaken`."""
     email = normalize_email(email)
+    with db.reading() as reader:  # no transaction held open while the password hashes
+        _refuse_taken(reader, username, email)
     session = db.session()
-    _refuse_taken(session, username, email)
     user = User(
         username=username,
         email=email,
@@ -59,7 +60,8 @@ def register_user(
     except IntegrityError:
         # Another request registered the same name between our check and our insert.
         session.rollback()
-        _refuse_taken(session, username, email)
+        with db.reading() as reader:
+            _refuse_taken(reader, username, email)
         raise
     log.info("user registered", extra={"user_id": user.id})
     return user
