@@ -146,6 +146,7 @@ class _AppSession(Session):
 
 
 def _app_context_id() -> int:
+    # One session per app context (a request, a CLI command), as Flask-SQLAlchemy scopes it.
     return id(app_ctx._get_current_object())  # type: ignore[attr-defined]
 
 
