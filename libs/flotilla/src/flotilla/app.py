@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Request
+from flask import Flask, Request, Response
+from flask.sessions import SessionInterface, SessionMixin
 
 from flotilla.api import ServiceApi, api_config
 from flotilla.checks import broker_check, redis_check
@@ -23,6 +24,21 @@ from flotilla.lifecycle import RequestLifecycle
 from flotilla.logging import configure_logging
 from flotilla.metrics import Metrics
 from flotilla.security import SecurityHeaders, trust_proxies
+
+
+class _NoSessions(SessionInterface):
+    """APIs are stateless: never read or write Flask's signed session cookie.
+
+    With ``SECRET_KEY`` set, Flask would otherwise open (and consider saving) a cookie
+    session on every request: about 4 % of a one-row lookup's time, for nothing.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin:
+        """A null session: reading is empty, writing raises."""
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Nothing to save."""
 
 
 class ServiceRequest(Request):
@@ -42,6 +58,7 @@ def create_service(import_name: str, settings: ServiceSettings, *, version: str 
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
     app = Flask(import_name, static_folder=None)
     app.request_class = ServiceRequest
+    app.session_interface = _NoSessions()
     app.json = OrjsonProvider(app)
     app.config.update(flask_config(settings, version))
     app.extensions["flotilla.settings"] = settings

@@ -63,6 +63,12 @@ def _reset_pools_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_pools_after_fork)
 
 
+def dispose_all() -> None:
+    """Close every pooled connection of this process, telling the server goodbye."""
+    for engine in list(_engines):
+        engine.dispose()
+
+
 def create_engine_from_settings(settings: ServiceSettings) -> Engine:
     """An engine for ``settings.database_url()`` with pool and timeouts from settings."""
     url = make_url(settings.database_url())

@@ -1,0 +1,137 @@
+"""Where one request's time goes: cProfile of a benchmark app, in-process, on real PostgreSQL.
+
+``uv run python bench/profile_request.py [--app users|transactional|baseline]``
+
+wrk tells how much slower the chassis is than the baseline; this tells why. The app is
+called as a WSGI callable in one thread, with no server and no network client in between,
+so the figures are the app's own work plus one database round trip. The environment is set
+as under Gunicorn (``PROMETHEUS_MULTIPROC_DIR`` makes metrics file-backed), and the same
+apps as in ``run.py`` are loaded, so the profile is of the code that was load-tested.
+cProfile inflates code that makes many small calls; read it for shares, not for times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib
+import importlib.util
+import os
+import pstats
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import make_url
+from werkzeug.test import EnvironBuilder
+
+from flotilla import load_settings
+from flotilla.migrations import upgrade
+from flotilla.testing import postgres_database
+from users import create_app
+from users.config import UsersSettings
+
+BENCH_DIR = Path(__file__).resolve().parent
+PATHS = {
+    "users": "/api/v1/users/{id}",
+    "transactional": "/bench/users/{id}/transactional",
+    "baseline": "/api/v1/users/{id}",
+}
+SEEDED_USERS = 1000
+WARMUP_REQUESTS = 300
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def main() -> None:
+    """Seed a throw-away database, time the requests, then profile the same requests."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--app", choices=sorted(PATHS), default="users")
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--top", type=int, default=40, help="functions shown")
+    parser.add_argument("--sort", default="cumulative", help="pstats sort key")
+    args = parser.parse_args()
+    with postgres_database() as database_url, tempfile.TemporaryDirectory() as metrics_dir:
+        prepare_database(database_url)
+        app = load_app(args.app, database_url, metrics_dir)
+        environs = request_environs(PATHS[args.app], args.requests)
+        serve(app, environs[:WARMUP_REQUESTS])
+        started = time.perf_counter()
+        serve(app, environs)
+        elapsed = time.perf_counter() - started
+        print(f"{args.app}: {elapsed / args.requests * 1e6:.0f} µs per request, unprofiled")
+        profile = cProfile.Profile()
+        profile.runcall(serve, app, environs)
+        pstats.Stats(profile).sort_stats(args.sort).print_stats(args.top)
+        dispose(app)
+
+
+def prepare_database(database_url: str) -> None:
+    """Migrate the users schema and insert ``SEEDED_USERS`` rows in one statement."""
+    app = create_app(load_settings(UsersSettings, DATABASE_URL=database_url, LOG_LEVEL="WARNING"))
+    upgrade(app)
+    dispose(app)
+    conninfo = make_url(database_url).set(drivername="postgresql")
+    with psycopg.connect(conninfo.render_as_string(hide_password=False)) as connection:
+        connection.execute(
+            """
+            INSERT INTO users (username, email, password_hash, display_name, roles, is_active,
+                               created_at, updated_at, password_changed_at)
+            SELECT 'user' || n, 'user' || n || '@example.test', 'not-a-hash', 'User ' || n,
+                   '["customer"]'::json, true, now(), now(), now()
+            FROM generate_series(1, %s) AS n
+            """,
+            (SEEDED_USERS,),
+        )
+
+
+def load_app(name: str, database_url: str, metrics_dir: str) -> WsgiApp:
+    """Import the app the way Gunicorn would, with the environment the benchmark gives it."""
+    conninfo = make_url(database_url).set(drivername="postgresql")
+    os.environ.update(
+        DATABASE_URL=database_url,
+        LOG_LEVEL="WARNING",
+        BASELINE_CONNINFO=conninfo.render_as_string(hide_password=False),
+        PROMETHEUS_MULTIPROC_DIR=metrics_dir,
+    )
+    if name == "users":
+        return importlib.import_module("users.wsgi").app  # type: ignore[no-any-return]
+    module_name = f"{name}_app"
+    spec = importlib.util.spec_from_file_location(module_name, BENCH_DIR / f"{module_name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app  # type: ignore[no-any-return]
+
+
+def request_environs(template: str, count: int) -> list[dict[str, Any]]:
+    """WSGI environs for ``count`` GETs of random seeded ids, built before timing starts."""
+    ids = (random.randint(1, SEEDED_USERS) for _ in range(count))
+    return [EnvironBuilder(path=template.format(id=user_id)).get_environ() for user_id in ids]
+
+
+def serve(app: WsgiApp, environs: list[dict[str, Any]]) -> None:
+    """Call the app once per environ and read the whole body, as a server would."""
+
+    def start_response(status: str, _headers: Any, _exc_info: Any = None) -> None:
+        if not status.startswith("200"):
+            raise RuntimeError(f"unexpected status {status}")
+
+    for environ in environs:
+        b"".join(app(dict(environ), start_response))
+
+
+def dispose(app: Any) -> None:
+    """Close the app's pooled connections so the throw-away database can be dropped."""
+    state = getattr(app, "extensions", {}).get("flotilla.db")
+    if state is not None:
+        state.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
