@@ -1,0 +1,106 @@
+"""The benchmark database: migrate and seed it; read PostgreSQL's transaction counters.
+
+The counters (``pg_stat_database``) show what each server sends, whatever the client code
+claims. They are read only while no connection to the benchmark database is open, because
+PostgreSQL 15 flushes a live backend's counters lazily.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from sqlalchemy import make_url
+
+from flotilla import load_settings
+from flotilla.migrations import upgrade
+from flotilla.testing import DEFAULT_POSTGRES_URL
+from users import create_app
+from users.config import UsersSettings
+
+
+@dataclass(frozen=True)
+class TransactionCounts:
+    """``xact_commit`` and ``xact_rollback`` of one database, or a change in them."""
+
+    commits: int
+    rollbacks: int
+
+    def __sub__(self, other: TransactionCounts) -> TransactionCounts:
+        return TransactionCounts(self.commits - other.commits, self.rollbacks - other.rollbacks)
+
+
+def prepare_database(database_url: str, users: int) -> tuple[int, int]:
+    """Migrate the users schema, seed ``users`` rows; return the lowest and highest id."""
+    app = create_app(load_settings(UsersSettings, DATABASE_URL=database_url, LOG_LEVEL="WARNING"))
+    upgrade(app)
+    password_hash = app.extensions["users.password_hasher"].hash("bench-password")
+    app.extensions["flotilla.db"].engine.dispose()
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
+        seed_users(connection, users, password_hash)
+        connection.execute("VACUUM ANALYZE users")
+        row = connection.execute("SELECT min(id), max(id) FROM users").fetchone()
+    assert row is not None
+    print(f"seeded {users} users (ids {row[0]}..{row[1]})", flush=True)
+    return int(row[0]), int(row[1])
+
+
+def seed_users(connection: psycopg.Connection[Any], count: int, password_hash: str) -> None:
+    """One set-based INSERT: the rows come from ``generate_series`` inside PostgreSQL."""
+    connection.execute(
+        """
+        INSERT INTO users (username, email, password_hash, display_name, roles, is_active,
+                           created_at, updated_at, password_changed_at)
+        SELECT 'user' || n, 'user' || n || '@example.test', %(hash)s, 'User ' || n,
+               '["customer"]'::json, true, now(), now(), now()
+        FROM generate_series(1, %(count)s) AS n
+        """,
+        {"hash": password_hash, "count": count},
+    )
+
+
+def libpq_url(url: Any) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://...``) as a URL libpq understands."""
+    return str(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+
+
+def transaction_counts(database_url: str) -> TransactionCounts:
+    """The benchmark database's transaction counters, read once no connection to it is open.
+
+    They are read through the server's ``postgres`` database, so reading adds nothing to them.
+    """
+    database = make_url(database_url).database or ""
+    admin_url = libpq_url(make_url(database_url).set(database="postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        wait_until_disconnected(connection, database)
+        row = connection.execute(
+            "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = %s",
+            (database,),
+        ).fetchone()
+    if row is None:
+        raise RuntimeError(f"pg_stat_database has no row for {database}")
+    return TransactionCounts(int(row[0]), int(row[1]))
+
+
+def wait_until_disconnected(
+    connection: psycopg.Connection[Any], database: str, timeout: float = 30.0
+) -> None:
+    """Wait until no backend serves ``database``: an exiting backend flushes its counters."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
+        ).fetchone()
+        if row is not None and row[0] == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"connections to {database} stayed open for {timeout} s")
+
+
+def server_version() -> str:
+    """The PostgreSQL server's version, as ``SHOW server_version`` reports it."""
+    with psycopg.connect(libpq_url(DEFAULT_POSTGRES_URL)) as connection:
+        row = connection.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "?"

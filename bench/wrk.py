@@ -1,0 +1,102 @@
+"""wrk: find or install it, run it with get_user.lua, parse what the script's ``done()`` prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+LUA_SCRIPT = BENCH_DIR / "get_user.lua"
+RESULT_LINE = re.compile(r"^BENCH_RESULT (\{.*\})$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    """What wrk's ``done()`` reported for one run (see get_user.lua)."""
+
+    requests: int
+    duration_s: float
+    p50_ms: float
+    p99_ms: float
+    socket_errors: tuple[int, int, int, int]
+    """connect, read, write, timeout."""
+    non_2xx: int
+
+
+def ensure_wrk() -> str:
+    """The path of ``wrk``, installed with apt-get when missing (the machines run as root)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "wrk"]
+    print("wrk is missing; running: " + " ".join(install), flush=True)
+    if subprocess.run(install, env=env, check=False).returncode != 0:
+        print("install failed; running: apt-get update, then the install again", flush=True)
+        subprocess.run(["apt-get", "update", "-q"], env=env, check=True)
+        subprocess.run(install, env=env, check=True)
+    found = shutil.which("wrk")
+    if found is None:
+        raise SystemExit("wrk is still not on PATH after apt-get install")
+    return found
+
+
+def wrk_version(wrk: str) -> str:
+    """wrk's version, from the banner ``wrk -v`` prints (to stdout or stderr, by build)."""
+    banner = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
+    return (banner.stdout or banner.stderr).split(" [")[0].removeprefix("wrk ").strip()
+
+
+def run_wrk(
+    wrk: str,
+    *,
+    base_url: str,
+    seconds: int,
+    threads: int,
+    connections: int,
+    script_args: Sequence[str],
+) -> WrkRun:
+    """Run wrk with get_user.lua for ``seconds``; parse the JSON line its ``done()`` wrote."""
+    command = [
+        *wrk_command(wrk, seconds=seconds, threads=threads, connections=connections),
+        base_url,
+        "--",
+        *script_args,
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    return parse_wrk(completed.stdout)
+
+
+def wrk_command(wrk: str, *, seconds: int, threads: int, connections: int) -> list[str]:
+    """wrk and its flags, up to the URL; the same for every target."""
+    return [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout=2s",
+        f"--script={LUA_SCRIPT.relative_to(ROOT)}",
+    ]
+
+
+def parse_wrk(output: str) -> WrkRun:
+    """The ``BENCH_RESULT {...}`` line of wrk's output as a :class:`WrkRun`."""
+    match = RESULT_LINE.search(output)
+    if match is None:
+        raise RuntimeError(f"wrk printed no BENCH_RESULT line:\n{output}")
+    data = json.loads(match.group(1))
+    return WrkRun(
+        requests=data["requests"],
+        duration_s=data["duration_us"] / 1e6,
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        socket_errors=(data["connect"], data["read"], data["write"], data["timeout"]),
+        non_2xx=data["non_2xx"],
+    )
