@@ -343,3 +343,20 @@ def test_a_chunked_body_over_the_limit_is_413_not_truncated(tmp_path: Path) -> N
         assert body["type"] == "urn:flotilla:problem:payload-too-large"
     finally:
         assert server.stop() == 0
+
+
+@pytest.mark.process
+def test_a_kept_alive_connection_is_closed_after_keepalive_requests(tmp_path: Path) -> None:
+    server = start_server(tmp_path, GUNICORN_KEEPALIVE_REQUESTS="3", GUNICORN_WORKERS="1")
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=WAIT_SECONDS)
+    try:
+        answers = []
+        for _ in range(3):
+            connection.request("GET", "/ok")
+            response = connection.getresponse()
+            response.read()
+            answers.append((response.status, response.getheader("Connection")))
+        assert answers == [(200, "keep-alive"), (200, "keep-alive"), (200, "close")]
+    finally:
+        connection.close()
+        assert server.stop() == 0

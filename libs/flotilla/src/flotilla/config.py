@@ -259,6 +259,12 @@ class GunicornSettings(BaseSettings):
         30, ge=1, description="Seconds in-flight requests get to finish after SIGTERM."
     )
     KEEPALIVE: int = Field(5, ge=0, description="Seconds an idle keep-alive connection stays open.")
+    KEEPALIVE_REQUESTS: int = Field(
+        100,
+        ge=0,
+        description="Requests on one connection before it is closed, so clients spread over "
+        "workers again; 0: no limit.",
+    )
     MAX_REQUESTS: int = Field(
         1000, ge=0, description="Requests after which a worker is replaced (bounds leaks)."
     )
