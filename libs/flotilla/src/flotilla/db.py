@@ -6,7 +6,7 @@ Two ways to talk to the database:
   commit it explicitly; it is removed when the context ends.
 * :meth:`Database.reading` — a session on an autocommit connection, for the hot read path.
   SQLAlchemy otherwise wraps every read in ``BEGIN … ROLLBACK``: two extra round trips that
-  cost about 40% of throughput on a one-row lookup (see ``bench/RESULTS.md``).
+  cost about a fifth of throughput on a one-row lookup (see ``bench/RESULTS.md``).
 
 PostgreSQL gets a pool sized from settings, a connect timeout and a server-side statement
 timeout; SQLite (the embedded default) gets WAL mode and a busy timeout. Pools are reset in
