@@ -147,8 +147,8 @@ def worker_exit(server: Any, worker: Any) -> None:
     during which the master waits to replace it: with the default ``max_requests`` a worker
     was missing for 0.3 s of every few seconds. So the database connections are closed
     properly, the logs flushed, and the process leaves with ``os._exit(0)`` (the replacement
-    now boots about 30 ms after the exit). A worker that failed to boot or was aborted keeps its exit status,
-    which the master needs to tell a crash from a recycle.
+    now boots about 30 ms after the exit). A worker that failed to boot or was aborted keeps
+    its exit status, which the master needs to tell a crash from a recycle.
     """
     log.info("worker exiting", extra={"worker_pid": worker.pid})
     if worker.booted and not worker.alive and not getattr(worker, "flotilla_aborted", False):
