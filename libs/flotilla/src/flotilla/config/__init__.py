@@ -1,0 +1,39 @@
+"""Typed service settings, read from the environment and nowhere else.
+
+Every setting is declared once, with a type, a default and a one-line description. The same
+declarations drive validation at start-up, the configuration table in the README and the
+consistency checks in the test suite, so documentation cannot drift from code.
+
+Services subclass :class:`ServiceSettings` to add their own settings.
+"""
+
+from flotilla.config.gunicorn import GunicornSettings, available_cpus
+from flotilla.config.loading import (
+    EXIT_CONFIGURATION,
+    ConfigurationError,
+    load_settings,
+    settings_table,
+)
+from flotilla.config.service import (
+    DATABASE_SCHEMES,
+    DEVELOPMENT_SECRET_KEY,
+    PLACEHOLDER_SECRETS,
+    Environment,
+    LogLevel,
+    ServiceSettings,
+)
+
+__all__ = [
+    "DATABASE_SCHEMES",
+    "DEVELOPMENT_SECRET_KEY",
+    "EXIT_CONFIGURATION",
+    "PLACEHOLDER_SECRETS",
+    "ConfigurationError",
+    "Environment",
+    "GunicornSettings",
+    "LogLevel",
+    "ServiceSettings",
+    "available_cpus",
+    "load_settings",
+    "settings_table",
+]

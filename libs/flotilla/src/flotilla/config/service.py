@@ -1,0 +1,144 @@
+"""Settings every Flotilla service shares, and the checks that keep production safe."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
+"""Databases the services are tested on; the driver suffix (``+psycopg``) may follow."""
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "development-only-secret"})
+"""Values that are never acceptable as a secret in production."""
+
+DEVELOPMENT_SECRET_KEY = "development-only-secret"  # noqa: S105 - a marker refused in production
+
+
+class Environment(StrEnum):
+    """Where the service runs; production turns every safety check on."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every Flotilla service shares. Names match the environment variables."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True, extra="ignore", frozen=True, validate_default=True
+    )
+
+    SERVICE_NAME: str = Field(
+        "service", description="Name used in logs, metrics and the API title."
+    )
+    ENVIRONMENT: Environment = Field(
+        Environment.DEVELOPMENT,
+        description="development, test or production; production refuses unsafe defaults.",
+    )
+    SECRET_KEY: str = Field(
+        DEVELOPMENT_SECRET_KEY,
+        description="Key for signing; required and not a placeholder in production.",
+        repr=False,
+    )
+    SECRET_KEY_FALLBACKS: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated retired keys still accepted for verification.",
+        repr=False,
+    )
+    VAR_DIR: Path = Field(
+        Path("var"), description="Directory for local state: SQLite files, mail, metrics."
+    )
+    DATABASE_URL: str = Field(
+        "",
+        description="SQLAlchemy URL; empty means SQLite under VAR_DIR (required in production).",
+        repr=False,
+    )
+    DATABASE_POOL_SIZE: int = Field(5, ge=1, description="Connections kept open per process.")
+    DATABASE_MAX_OVERFLOW: int = Field(
+        5, ge=0, description="Extra connections opened under burst load, closed when idle."
+    )
+    DATABASE_POOL_TIMEOUT: float = Field(
+        5.0, gt=0, description="Seconds to wait for a free pooled connection before failing (503)."
+    )
+    DATABASE_CONNECT_TIMEOUT: int = Field(
+        3, ge=1, description="Seconds to wait for a new database connection."
+    )
+    DATABASE_STATEMENT_TIMEOUT_MS: int = Field(
+        10_000, ge=0, description="PostgreSQL statement_timeout in milliseconds; 0 disables."
+    )
+    DATABASE_TCP_USER_TIMEOUT_MS: int = Field(
+        10_000, ge=0, description="Drop a PostgreSQL connection whose sent data goes unanswered."
+    )
+    DATABASE_POOL_PRE_PING: bool = Field(
+        False, description="Test each connection on checkout (one extra round trip per request)."
+    )
+    DATABASE_ECHO: bool = Field(False, description="Log every SQL statement (development only).")
+    REDIS_URL: str = Field("", description="Redis URL for cache and limits; empty: in-process.")
+    BROKER_URL: str = Field("", description="Message broker URL; empty: a local file transport.")
+    LOG_LEVEL: LogLevel = Field("INFO", description="Minimum level of records written to stdout.")
+    MAX_CONTENT_LENGTH: int = Field(
+        1_048_576, ge=1, description="Largest accepted request body in bytes (413 above)."
+    )
+    PROXY_HOPS: int = Field(
+        0, ge=0, description="Trusted reverse proxies in front (X-Forwarded-* hops); 0 trusts none."
+    )
+    HSTS_MAX_AGE: int = Field(
+        31_536_000, ge=0, description="Strict-Transport-Security max-age for HTTPS requests."
+    )
+    HEALTH_CHECK_TIMEOUT: float = Field(
+        2.0, gt=0, description="Seconds each readiness check may take before it counts as failed."
+    )
+    API_VERSION: str = Field("v1", description="Version string shown in the OpenAPI document.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_lists(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "SECRET_KEY_FALLBACKS" in data:
+            data = {**data, "SECRET_KEY_FALLBACKS": _split_list(data["SECRET_KEY_FALLBACKS"])}
+        return data
+
+    @field_validator("LOG_LEVEL", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        scheme = value.partition("://")[0].partition("+")[0]
+        if value and ("://" not in value or scheme not in DATABASE_SCHEMES):
+            raise ValueError("must be a postgresql:// or sqlite:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Self:
+        if self.ENVIRONMENT is not Environment.PRODUCTION:
+            return self
+        if self.SECRET_KEY.strip().lower() in PLACEHOLDER_SECRETS or len(self.SECRET_KEY) < 32:
+            raise ValueError("SECRET_KEY must be set to a random value of 32+ characters")
+        if not self.DATABASE_URL:
+            raise ValueError("DATABASE_URL must be set in production")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        """True when every production safety check applies."""
+        return self.ENVIRONMENT is Environment.PRODUCTION
+
+    def database_url(self) -> str:
+        """The configured database URL, or the embedded SQLite file under ``VAR_DIR``."""
+        if self.DATABASE_URL:
+            return self.DATABASE_URL
+        return f"sqlite:///{self.VAR_DIR / f'{self.SERVICE_NAME}.db'}"
