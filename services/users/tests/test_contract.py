@@ -1,0 +1,41 @@
+"""Property-based tests generated from the OpenAPI document (schemathesis).
+
+Every operation is called with inputs generated from its schema — valid ones and ones that
+break it — and must answer without a server error, with a status its document declares and
+a body matching the declared schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+
+
+def operations(app: Flask) -> list[Any]:
+    """Every operation of the users service's OpenAPI document."""
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_no_input_breaks_the_service_or_its_contract(app: Flask, mode: GenerationMode) -> None:
+    for operation in operations(app):
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+        def call(case: Any) -> None:
+            case.call_and_validate(checks=CHECKS)
+
+        call()
