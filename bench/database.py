@@ -16,7 +16,7 @@ from sqlalchemy import make_url
 
 from flotilla import load_settings
 from flotilla.migrations import upgrade
-from flotilla.testing import DEFAULT_POSTGRES_URL
+from flotilla.testing import postgres_server_url
 from users import create_app
 from users.config import UsersSettings
 
@@ -101,6 +101,6 @@ def wait_until_disconnected(
 
 def server_version() -> str:
     """The PostgreSQL server's version, as ``SHOW server_version`` reports it."""
-    with psycopg.connect(libpq_url(DEFAULT_POSTGRES_URL)) as connection:
+    with psycopg.connect(libpq_url(postgres_server_url())) as connection:
         row = connection.execute("SHOW server_version").fetchone()
     return str(row[0]) if row else "?"

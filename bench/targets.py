@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from database import libpq_url
+from flotilla.processes import ProcessExited, log_tail, stop_process, wait_for_http
 from flotilla.testing import free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -142,39 +141,15 @@ def running(target: Target, log_path: Path, probe_id: int) -> Iterator[str]:
         wait_until_serving(process, base_url + target.path(probe_id), log_path)
         yield base_url
     finally:
-        stop(process)
+        stop_process(process)
 
 
 def wait_until_serving(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    """Poll ``url`` until it answers 200; fail fast, with the log, if the server died."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{tail(log_path)}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # a 127.0.0.1 URL
-                if response.status == 200:
-                    return
-        except OSError:  # refused while starting; URLError and HTTPError are OSErrors
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer 200 within 60 s:\n{tail(log_path)}")
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    """The last ``lines`` lines of a server log, for error messages."""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server (Gunicorn's master stops its workers); SIGKILL it if it hangs."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+    """Wait until ``url`` answers 200; fail fast, with the log, if the server cannot."""
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        wait_for_http(url, timeout=60, process=process)
+    except (ProcessExited, TimeoutError) as error:
+        raise RuntimeError(f"{error}:\n{log_tail(log_path, 30)}") from None
 
 
 def check_body(url: str, user_id: int) -> None:

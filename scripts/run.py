@@ -15,10 +15,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+
+from flotilla.processes import ProcessExited, log_tail, stop_process, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"
@@ -84,42 +85,26 @@ def start(service: Service, log: Path) -> subprocess.Popen[bytes]:
 
 
 def wait_until_ready(service: Service, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll ``/healthz/ready`` until it answers 200; stop if the process dies first."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            fail(f"{service.name} exited with code {process.returncode}", log)
-        try:
-            probe = f"{service.url}/healthz/ready"
-            with urllib.request.urlopen(probe, timeout=2) as response:  # noqa: S310 - http only
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    fail(f"{service.name} was not ready within {READY_TIMEOUT:.0f}s", log)
+    """Wait until ``/healthz/ready`` answers 200; stop with the log if the service cannot."""
+    try:
+        wait_for_http(f"{service.url}/healthz/ready", timeout=READY_TIMEOUT, process=process)
+    except (ProcessExited, TimeoutError) as error:
+        fail(f"{service.name} did not become ready: {error}", log)
 
 
 def fail(message: str, log: Path) -> None:
     """Print what went wrong and the end of the service's log, then exit 1."""
-    tail = log.read_text(errors="replace").splitlines()[-20:] if log.exists() else []
     print(f"\nflotilla: {message}; last lines of {log.relative_to(ROOT)}:", file=sys.stderr)
-    print("\n".join(tail), file=sys.stderr)
+    print(log_tail(log), file=sys.stderr)
     raise SystemExit(1)
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> int:
     """SIGTERM every service (graceful), wait for all, return the worst exit code."""
-    for process in processes:
+    for process in processes:  # all drain at once rather than one after another
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-    codes = []
-    for process in processes:
-        try:
-            codes.append(process.wait(timeout=40))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            codes.append(process.wait())
+    codes = [stop_process(process, timeout=40) for process in processes]
     return max((abs(code) for code in codes), default=0)
 
 

@@ -56,20 +56,22 @@ def _guard_body() -> None:
 
 
 def _refuse_oversized(limit: int) -> None:
-    too_large = PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
     if request.content_length is not None:
-        if request.content_length > limit:
-            raise too_large
+        oversized = request.content_length > limit
+    elif _is_chunked():
+        oversized = _chunked_body_exceeds_limit()
+    else:
         return
-    if not _is_chunked():
-        return
+    if oversized:
+        raise PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes.")
+
+
+def _chunked_body_exceeds_limit() -> bool:
     try:
         request.get_data(cache=True)
-        overflow = request.stream.read(1)
+        return bool(request.stream.read(1))
     except RequestEntityTooLarge:
-        raise too_large from None
-    if overflow:
-        raise too_large
+        return True
 
 
 def _is_chunked() -> bool:

@@ -2,6 +2,7 @@
 
 * :func:`capture_logs` collects the JSON log records of a block, so tests assert on logs.
 * :func:`postgres_database` creates a throw-away PostgreSQL database and drops it afterwards.
+* :func:`wait_for_http` (from :mod:`flotilla.processes`) polls a URL until it answers.
 * :class:`GunicornServer` starts a real Gunicorn with the chassis config on a free port,
   waits until ``/healthz/ready`` answers, and stops it by PID.
 """
@@ -10,13 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +24,7 @@ import orjson
 from sqlalchemy import Engine, MetaData, create_engine, make_url, text
 
 from flotilla.logging import JsonFormatter
+from flotilla.processes import ProcessExited, stop_process, wait_for_http
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 POSTGRES_URL_ENV = "FLOTILLA_TEST_POSTGRES_URL"
@@ -97,24 +95,6 @@ def free_port() -> int:
         return port
 
 
-def wait_for_http(url: str, *, timeout: float = 30.0, status: int = 200) -> None:
-    """Poll ``url`` until it answers ``status``; raise ``TimeoutError`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
-                if response.status == status:
-                    return
-                last = response.status
-        except urllib.error.HTTPError as error:
-            last = error.code
-        except OSError as error:
-            last = error
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer {status} within {timeout}s (last: {last})")
-
-
 class GunicornServer:
     """A real Gunicorn running ``app_uri`` with ``-c python:flotilla.gunicorn``.
 
@@ -159,8 +139,8 @@ class GunicornServer:
                 [*command, self.app_uri], env=self.env, cwd=self.cwd, stdout=log, stderr=log
             )
         try:
-            wait_for_http(f"{self.url}/healthz/ready", timeout=ready_timeout)
-        except TimeoutError:
+            wait_for_http(f"{self.url}/healthz/ready", timeout=ready_timeout, process=self.process)
+        except (TimeoutError, ProcessExited):
             self.stop()
             raise
 
@@ -172,13 +152,7 @@ class GunicornServer:
         """SIGTERM the master, wait for it, SIGKILL if it hangs; return its exit code."""
         if self.process is None:
             return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return stop_process(self.process, timeout=timeout)
 
     def log_records(self) -> list[dict[str, Any]]:
         """The JSON lines the server wrote so far (non-JSON lines are skipped)."""

@@ -8,7 +8,6 @@ from argon2 import PasswordHasher
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from flotilla import Conflict, NotFound
 from flotilla.pagination import Page, decode_cursor, encode_cursor
@@ -45,8 +44,7 @@ def register_user(
 ) -> User:
     """Create an account; raises :class:`UsernameTaken` or :class:`EmailTaken`."""
     email = normalize_email(email)
-    with db.reading() as reader:  # no transaction held open while the password hashes
-        _refuse_taken(reader, username, email)
+    _refuse_taken(username, email)
     session = db.session()
     user = User(
         username=username,
@@ -60,17 +58,18 @@ def register_user(
     except IntegrityError:
         # Another request registered the same name between our check and our insert.
         session.rollback()
-        with db.reading() as reader:
-            _refuse_taken(reader, username, email)
+        _refuse_taken(username, email)
         raise
     log.info("user registered", extra={"user_id": user.id})
     return user
 
 
-def _refuse_taken(session: Session, username: str, email: str) -> None:
-    taken = session.execute(
-        select(User.username, User.email).where((User.username == username) | (User.email == email))
-    ).all()
+def _refuse_taken(username: str, email: str) -> None:
+    query = select(User.username, User.email).where(
+        (User.username == username) | (User.email == email)
+    )
+    with db.reading() as session:  # autocommit: no transaction open while the password hashes
+        taken = session.execute(query).all()
     if any(row.username == username for row in taken):
         raise UsernameTaken(f"The username {username!r} is taken.")
     if taken:
