@@ -25,6 +25,7 @@ from flotilla.errors import (
 )
 from flotilla.guards import BodyGuards, accepts_any_body
 from flotilla.health import Health, begin_shutdown
+from flotilla.limits import Limits, RateLimitString, client_address, rate_limit
 from flotilla.metrics import Metrics
 from flotilla.security import SecurityHeaders
 
@@ -41,11 +42,13 @@ __all__ = [
     "Forbidden",
     "GatewayTimeout",
     "Health",
+    "Limits",
     "MethodNotAllowed",
     "Metrics",
     "NotFound",
     "PayloadTooLarge",
     "Problem",
+    "RateLimitString",
     "SecurityHeaders",
     "ServiceApi",
     "ServiceSettings",
@@ -57,8 +60,10 @@ __all__ = [
     "__version__",
     "accepts_any_body",
     "begin_shutdown",
+    "client_address",
     "create_service",
     "load_settings",
+    "rate_limit",
     "register_blueprints",
     "set_user_id",
 ]

@@ -6,7 +6,9 @@ Views declare their contract with flask-smorest decorators (``@blp.arguments``,
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import marshmallow as ma
 from flask import Flask, Response, current_app
@@ -14,6 +16,10 @@ from flask_smorest import Api, Blueprint
 from werkzeug.exceptions import HTTPException
 
 from flotilla.errors import problem_from_http_exception, problem_response
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.18.2/"
 
@@ -66,3 +72,19 @@ def current_api() -> ServiceApi:
     """The API of the current app."""
     api: ServiceApi = current_app.extensions["flotilla.api"]
     return api
+
+
+def document_operation(view: F, *, problems: Mapping[int, str], **fields: Any) -> F:
+    """Add problem responses and other OpenAPI operation fields to ``view``'s document.
+
+    For decorators that change what an operation may answer (``require_auth``: 401/403,
+    ``rate_limit``: 429) so the document says so wherever they are used.
+    """
+    apidoc = copy.deepcopy(getattr(view, "_apidoc", {}))  # never alter the wrapped view's
+    manual = apidoc.setdefault("manual_doc", {})
+    responses = manual.setdefault("responses", {})
+    for status, description in problems.items():
+        responses[str(status)] = {"description": description, "content": PROBLEM_CONTENT}
+    manual.update(fields)
+    view._apidoc = apidoc  # type: ignore[attr-defined]
+    return view

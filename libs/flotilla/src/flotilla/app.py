@@ -14,6 +14,7 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 
 from flotilla.api import ServiceApi, api_config
+from flotilla.auth import Auth
 from flotilla.checks import broker_check, redis_check
 from flotilla.config import ServiceSettings
 from flotilla.errors import MalformedJson, Problem, problem_response
@@ -21,6 +22,7 @@ from flotilla.guards import BodyGuards
 from flotilla.health import Health
 from flotilla.jsonprovider import OrjsonProvider
 from flotilla.lifecycle import RequestLifecycle
+from flotilla.limits import Limits
 from flotilla.logging import configure_logging
 from flotilla.metrics import Metrics
 from flotilla.security import SecurityHeaders, trust_proxies
@@ -66,9 +68,11 @@ def create_service(import_name: str, settings: ServiceSettings, *, version: str 
     Metrics(app, version=version)  # before the guards, so refused requests are counted
     BodyGuards(app)
     app.register_error_handler(Problem, problem_response)
+    Limits(app, settings)
     SecurityHeaders(app, hsts_max_age=settings.HSTS_MAX_AGE)
     _add_dependency_checks(Health(app, timeout=settings.HEALTH_CHECK_TIMEOUT), settings)
     app.extensions["flotilla.api"] = ServiceApi(app)
+    Auth(app, settings)  # after the API: it declares the bearer scheme in the spec
     trust_proxies(app, settings.PROXY_HOPS)
     return app
 

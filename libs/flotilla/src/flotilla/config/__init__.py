@@ -7,6 +7,7 @@ consistency checks in the test suite, so documentation cannot drift from code.
 Services subclass :class:`ServiceSettings` to add their own settings.
 """
 
+from flotilla.config.auth import AuthSettings
 from flotilla.config.gunicorn import GunicornSettings, available_cpus
 from flotilla.config.loading import (
     EXIT_CONFIGURATION,
@@ -28,6 +29,7 @@ __all__ = [
     "DEVELOPMENT_SECRET_KEY",
     "EXIT_CONFIGURATION",
     "PLACEHOLDER_SECRETS",
+    "AuthSettings",
     "ConfigurationError",
     "Environment",
     "GunicornSettings",

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from flotilla.config.auth import AuthSettings
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
@@ -33,7 +35,7 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(AuthSettings):
     """Settings every Flotilla service shares. Names match the environment variables."""
 
     model_config = SettingsConfigDict(
@@ -86,6 +88,9 @@ class ServiceSettings(BaseSettings):
     )
     DATABASE_ECHO: bool = Field(False, description="Log every SQL statement (development only).")
     REDIS_URL: str = Field("", description="Redis URL for cache and limits; empty: in-process.")
+    RATE_LIMITS_ENABLED: bool = Field(
+        True, description="Enforce views' rate limits (per worker process without REDIS_URL)."
+    )
     BROKER_URL: str = Field("", description="Message broker URL; empty: a local file transport.")
     LOG_LEVEL: LogLevel = Field("INFO", description="Minimum level of records written to stdout.")
     MAX_CONTENT_LENGTH: int = Field(

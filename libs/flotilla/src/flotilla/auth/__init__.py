@@ -1,0 +1,62 @@
+"""Identity for services: access tokens every service verifies locally, and ``require_auth``.
+
+The users service issues short-lived EdDSA-signed JWTs and publishes its public keys as a JWK
+Set; every other service verifies tokens with those keys, cached, without calling users on
+each request. See ``docs/auth.md`` for the token model and key rotation.
+"""
+
+from flotilla.auth.extension import (
+    Auth,
+    InsufficientRole,
+    InvalidCredentials,
+    VerificationUnavailable,
+    current_principal,
+    require_auth,
+    token_rejected,
+)
+from flotilla.auth.jwks import JwksCache
+from flotilla.auth.keys import (
+    SIGNING_ALGORITHM,
+    InvalidKey,
+    SigningKey,
+    jwks_document,
+    load_public_keys,
+    public_jwk,
+    public_pem,
+    verification_keys,
+)
+from flotilla.auth.tokens import (
+    InvalidToken,
+    KeySource,
+    KeysUnavailable,
+    Principal,
+    StaticKeys,
+    TokenVerifier,
+    issue_access_token,
+)
+
+__all__ = [
+    "SIGNING_ALGORITHM",
+    "Auth",
+    "InsufficientRole",
+    "InvalidCredentials",
+    "InvalidKey",
+    "InvalidToken",
+    "JwksCache",
+    "KeySource",
+    "KeysUnavailable",
+    "Principal",
+    "SigningKey",
+    "StaticKeys",
+    "TokenVerifier",
+    "VerificationUnavailable",
+    "current_principal",
+    "issue_access_token",
+    "jwks_document",
+    "load_public_keys",
+    "public_jwk",
+    "public_pem",
+    "require_auth",
+    "token_rejected",
+    "verification_keys",
+]
