@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: run test lint fmt bench sync docs clean
+.PHONY: run test lint fmt bench sync docs signing-key clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -35,6 +35,9 @@ fmt: sync ## format and fix what ruff can
 
 bench: sync ## load benchmarks; figures go to bench/RESULTS.md
 	$(RUN) python bench/run.py
+
+signing-key: sync ## print a new Ed25519 token signing key (PEM) for AUTH_SIGNING_KEY
+	@$(RUN) python -m flotilla.auth generate-key
 
 docs: sync ## regenerate the configuration table in README.md
 	$(RUN) python scripts/settings_doc.py --write

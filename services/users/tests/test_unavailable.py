@@ -7,7 +7,7 @@ from pathlib import Path
 from flotilla.testing import free_port
 from users import create_app
 
-from .conftest import make_settings
+from .conftest import access_token, bearer, make_settings
 
 
 def test_requests_get_503_when_postgres_is_unreachable(tmp_path: Path) -> None:
@@ -15,7 +15,7 @@ def test_requests_get_503_when_postgres_is_unreachable(tmp_path: Path) -> None:
     app = create_app(make_settings(closed, tmp_path, DATABASE_CONNECT_TIMEOUT=1))
     client = app.test_client()
 
-    response = client.get("/api/v1/users/1")
+    response = client.get("/api/v1/users/1", headers=bearer(access_token(app, 1, ("customer",))))
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"
     assert response.headers["Retry-After"] == "1"
@@ -26,6 +26,9 @@ def test_requests_get_503_when_postgres_is_unreachable(tmp_path: Path) -> None:
         json={"username": "dora", "email": "dora@example.com", "password": "long enough"},
     )
     assert registration.status_code == 503
+
+    login = client.post("/api/v1/tokens", json={"login": "dora", "password": "long enough"})
+    assert login.status_code == 503
 
     ready = client.get("/healthz/ready")
     assert ready.status_code == 503

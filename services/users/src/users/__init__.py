@@ -1,14 +1,17 @@
-"""The users service: registration and public profiles."""
+"""The users service: accounts, logins and the keys that verify their tokens."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from flotilla import create_service, load_settings, register_blueprints
-from users.api import blp
+from flotilla.auth import Auth
+from users.api import tokens, users, well_known
+from users.cli import users_cli
 from users.config import UsersSettings
+from users.keys import load_key_ring
 from users.models import db
-from users.passwords import make_hasher
+from users.passwords import Passwords
 
 __version__ = "0.1.0"
 
@@ -18,6 +21,10 @@ def create_app(settings: UsersSettings | None = None) -> Flask:
     settings = settings or load_settings(UsersSettings)
     app = create_service(__name__, settings, version=__version__)
     db.init_app(app, settings)
-    app.extensions["users.password_hasher"] = make_hasher(settings)
-    register_blueprints(app, blp)
+    key_ring = load_key_ring(settings)
+    app.extensions["users.key_ring"] = key_ring
+    app.extensions["users.passwords"] = Passwords(settings)
+    Auth(app, settings, keys=key_ring.key_source())  # the issuer verifies with its own keys
+    register_blueprints(app, users, tokens, well_known)
+    app.cli.add_command(users_cli)
     return app

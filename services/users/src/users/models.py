@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, MetaData, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flotilla import NAMING_CONVENTION, Database
@@ -19,6 +19,11 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 def utc_now() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
+
+
+def normalize_email(email: str) -> str:
+    """The form an address is stored and compared in: trimmed and lower-cased."""
+    return email.strip().lower()
 
 
 class Base(DeclarativeBase):
@@ -53,3 +58,25 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
     password_changed_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class RefreshToken(Base):
+    """One refresh token of a login session ("family"), stored only as its SHA-256 digest.
+
+    Each use marks the token ``used_at`` and issues its successor in the same family; a token
+    presented again after its use means two parties hold it, so the whole family is revoked.
+    ``session_expires_at`` is copied along the family: a login ends then, however often it
+    refreshed.
+    """
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Id, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    family_id: Mapped[str] = mapped_column(String(32), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(default=utc_now)
+    expires_at: Mapped[datetime]
+    session_expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -1,19 +1,23 @@
-"""Business logic of the users service; views call these functions and nothing else."""
+"""Accounts: registration, profiles, password changes; views call these and nothing else."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from argon2 import PasswordHasher
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from flotilla import Conflict, NotFound
+from flotilla import Conflict, Forbidden, NotFound
+from flotilla.auth import current_principal, token_rejected
 from flotilla.pagination import Page, decode_cursor, encode_cursor
-from users.models import User, db
+from users.models import User, db, normalize_email, utc_now
+from users.passwords import passwords
+from users.sessions import revoke_all_sessions
 
 log = logging.getLogger(__name__)
+
+CUSTOMER, ADMIN = "customer", "admin"
 
 
 class UsernameTaken(Conflict):
@@ -34,23 +38,30 @@ class UserNotFound(NotFound):
     code, title = "user-not-found", "User Not Found"
 
 
-def normalize_email(email: str) -> str:
-    """The form an address is stored and compared in: trimmed and lower-cased."""
-    return email.strip().lower()
+class WrongPassword(Forbidden):
+    """The current password given to change it is wrong (403)."""
+
+    code, title = "wrong-password", "Wrong Password"
 
 
 def register_user(
-    *, username: str, email: str, password: str, display_name: str | None = None
+    *,
+    username: str,
+    email: str,
+    password: str,
+    display_name: str | None = None,
+    roles: tuple[str, ...] = (CUSTOMER,),
 ) -> User:
     """Create an account; raises :class:`UsernameTaken` or :class:`EmailTaken`."""
     email = normalize_email(email)
-    _refuse_taken(username, email)
+    _refuse_taken(username=username, email=email)
     session = db.session()
     user = User(
         username=username,
         email=email,
-        password_hash=_hasher().hash(password),
+        password_hash=passwords().hash(password),
         display_name=display_name,
+        roles=list(roles),
     )
     session.add(user)
     try:
@@ -58,13 +69,13 @@ def register_user(
     except IntegrityError:
         # Another request registered the same name between our check and our insert.
         session.rollback()
-        _refuse_taken(username, email)
+        _refuse_taken(username=username, email=email)
         raise
     log.info("user registered", extra={"user_id": user.id})
     return user
 
 
-def _refuse_taken(username: str, email: str) -> None:
+def _refuse_taken(*, username: str | None = None, email: str | None = None) -> None:
     query = select(User.username, User.email).where(
         (User.username == username) | (User.email == email)
     )
@@ -74,11 +85,6 @@ def _refuse_taken(username: str, email: str) -> None:
         raise UsernameTaken(f"The username {username!r} is taken.")
     if taken:
         raise EmailTaken("An account with this e-mail address exists.")
-
-
-def _hasher() -> PasswordHasher:
-    hasher: PasswordHasher = current_app.extensions["users.password_hasher"]
-    return hasher
 
 
 def get_user(user_id: int) -> User:
@@ -100,3 +106,67 @@ def list_users(*, limit: int, cursor: str | None = None) -> Page[User]:
     has_more = len(users) > limit
     users = users[:limit]
     return Page(users, encode_cursor(users[-1].id) if has_more else None)
+
+
+def current_user() -> User:
+    """The account the request's token speaks for, if it may still act.
+
+    Other services trust a token until it expires; this service has the account at hand, so
+    it also refuses tokens of deleted or deactivated accounts and tokens issued before the
+    last password change.
+    """
+    principal = current_principal()
+    with db.reading() as session:
+        user = session.get(User, int(principal.user_id))
+    if user is None or not user.is_active:
+        raise token_rejected("The account is not active.")
+    if principal.issued_at < user.password_changed_at.replace(microsecond=0):
+        raise token_rejected("The token was issued before the last password change.")
+    return user
+
+
+def update_me(changes: dict[str, Any]) -> User:
+    """Apply ``changes`` (display name, e-mail) to the current account."""
+    user = current_user()
+    if "email" in changes:
+        changes["email"] = normalize_email(changes["email"])
+        if changes["email"] != user.email:
+            _refuse_taken(email=changes["email"])
+    session = db.session()
+    user = session.merge(user, load=False)
+    for name, value in changes.items():
+        setattr(user, name, value)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise EmailTaken("An account with this e-mail address exists.") from None
+    return user
+
+
+def change_password(*, current_password: str, new_password: str) -> None:
+    """Replace the current account's password and end every one of its sessions."""
+    user = current_user()
+    if not passwords().verify(user.password_hash, current_password):
+        raise WrongPassword("The current password is wrong.")
+    session = db.session()
+    now = utc_now()
+    user = session.merge(user, load=False)
+    user.password_hash = passwords().hash(new_password)
+    user.password_changed_at = now
+    revoke_all_sessions(session, user.id, now)
+    session.commit()
+    log.info("password changed; sessions revoked", extra={"user_id": user.id})
+
+
+def grant_role(username: str, role: str) -> User:
+    """Add ``role`` to the account named ``username``; its next token carries it."""
+    session = db.session()
+    user = session.scalar(select(User).where(User.username == username).with_for_update())
+    if user is None:
+        raise UserNotFound(f"No account is named {username!r}.")
+    if role not in user.roles:
+        user.roles = [*user.roles, role]
+    session.commit()
+    log.info("role granted", extra={"user_id": user.id, "role": role})
+    return user

@@ -1,0 +1,100 @@
+"""The issuer's key ring: the key that signs access tokens and the retired keys still honoured.
+
+Rotation without downtime: generate a key (``make signing-key``), move the current key's
+public half to ``AUTH_RETIRED_KEYS`` and the new private key to ``AUTH_SIGNING_KEY``, and
+roll the users pods. Tokens signed by the old key keep verifying everywhere (it is still in
+the JWKS) until they expire; after ``ACCESS_TOKEN_LIFETIME`` the retired key can be dropped.
+
+Without ``AUTH_SIGNING_KEY`` (development only; production refuses to start) a key is made
+once and kept under ``VAR_DIR``, so every Gunicorn worker and every restart signs with the
+same key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from flask import current_app
+
+from flotilla.auth import (
+    InvalidKey,
+    SigningKey,
+    StaticKeys,
+    jwks_document,
+    load_public_keys,
+    verification_keys,
+)
+from flotilla.config import ConfigurationError
+from users.config import UsersSettings
+
+log = logging.getLogger(__name__)
+
+DEVELOPMENT_KEY_FILE = "keys/users-signing-key.pem"
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The active signing key and the public keys of retired ones."""
+
+    signing: SigningKey
+    retired: tuple[Ed25519PublicKey, ...] = ()
+
+    @property
+    def public_keys(self) -> list[Ed25519PublicKey]:
+        """Every key a token may be verified with, the active one first."""
+        retired = [key for key in self.retired if key != self.signing.public_key]
+        return [self.signing.public_key, *retired]
+
+    def jwks(self) -> dict[str, Any]:
+        """The JWK Set published at ``/.well-known/jwks.json``."""
+        return jwks_document(self.public_keys)
+
+    def key_source(self) -> StaticKeys:
+        """The keys the issuer verifies its own tokens with: no fetch from itself."""
+        return StaticKeys(verification_keys(self.public_keys))
+
+
+def load_key_ring(settings: UsersSettings) -> KeyRing:
+    """The key ring the settings describe; a bad key stops start-up naming the variable."""
+    try:
+        retired = tuple(load_public_keys(settings.AUTH_RETIRED_KEYS))
+    except InvalidKey as error:
+        raise ConfigurationError(f"AUTH_RETIRED_KEYS: {error}") from None
+    if not settings.AUTH_SIGNING_KEY.strip():
+        return KeyRing(_development_key(settings.VAR_DIR / DEVELOPMENT_KEY_FILE), retired)
+    try:
+        return KeyRing(SigningKey.from_pem(settings.AUTH_SIGNING_KEY), retired)
+    except InvalidKey as error:
+        raise ConfigurationError(f"AUTH_SIGNING_KEY: {error}") from None
+
+
+def _development_key(path: Path) -> SigningKey:
+    """The key kept at ``path``, created on first use; concurrent workers agree on one."""
+    with contextlib.suppress(FileNotFoundError):
+        return SigningKey.from_pem(path.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = SigningKey.generate()
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".signing-")
+    try:
+        with os.fdopen(descriptor, "w") as file:  # mkstemp creates it readable by us only
+            file.write(key.private_pem())
+        os.link(temporary, path)  # fails if another process linked its key first
+        log.warning("development signing key created", extra={"path": str(path)})
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(temporary)
+    return SigningKey.from_pem(path.read_text())
+
+
+def current_key_ring() -> KeyRing:
+    """The key ring of the current app."""
+    ring: KeyRing = current_app.extensions["users.key_ring"]
+    return ring
