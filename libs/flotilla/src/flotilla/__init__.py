@@ -1,6 +1,7 @@
 """Flotilla: one call makes a Flask app a production-grade service.
 
 The public API is re-exported here; everything else is an implementation detail.
+``flotilla.tasks`` is imported on its own, so web workers do not pay for importing Celery.
 """
 
 from flotilla.api import ServiceApi, register_blueprints
@@ -27,6 +28,7 @@ from flotilla.guards import BodyGuards, accepts_any_body
 from flotilla.health import Health, begin_shutdown
 from flotilla.limits import Limits, RateLimitString, client_address, rate_limit
 from flotilla.metrics import Metrics
+from flotilla.outbox import Event, Outbox, ProcessedEvents  # flotilla.tasks: see the docstring
 from flotilla.security import SecurityHeaders
 
 __version__ = "0.1.0"
@@ -39,6 +41,7 @@ __all__ = [
     "Conflict",
     "Database",
     "Environment",
+    "Event",
     "Forbidden",
     "GatewayTimeout",
     "Health",
@@ -46,8 +49,10 @@ __all__ = [
     "MethodNotAllowed",
     "Metrics",
     "NotFound",
+    "Outbox",
     "PayloadTooLarge",
     "Problem",
+    "ProcessedEvents",
     "RateLimitString",
     "SecurityHeaders",
     "ServiceApi",

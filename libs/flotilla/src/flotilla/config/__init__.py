@@ -15,6 +15,7 @@ from flotilla.config.loading import (
     load_settings,
     settings_table,
 )
+from flotilla.config.messaging import MessagingSettings
 from flotilla.config.service import (
     DATABASE_SCHEMES,
     DEVELOPMENT_SECRET_KEY,
@@ -34,6 +35,7 @@ __all__ = [
     "Environment",
     "GunicornSettings",
     "LogLevel",
+    "MessagingSettings",
     "ServiceSettings",
     "available_cpus",
     "load_settings",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -52,10 +53,14 @@ def _describe(error: ValidationError) -> str:
 
 
 def settings_table(
-    settings_class: type[BaseSettings], *, besides: type[BaseSettings] | None = None
+    settings_class: type[BaseSettings], *, besides: Iterable[type[BaseSettings]] = ()
 ) -> str:
-    """The settings of ``settings_class`` (minus those of ``besides``) as a Markdown table."""
-    inherited = besides.model_fields if besides else {}
+    """The settings of ``settings_class`` as a Markdown table, minus those of ``besides``.
+
+    A setting of ``besides`` is listed again only if ``settings_class`` changes its default or
+    meaning.
+    """
+    inherited = {name: field for base in besides for name, field in base.model_fields.items()}
     rows = ["| setting | default | meaning |", "|---|---|---|"]
     for name, field in settings_class.model_fields.items():
         base = inherited.get(name)

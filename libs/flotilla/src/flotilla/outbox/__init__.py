@@ -1,0 +1,47 @@
+"""The transactional outbox: events written with the business change, published by a relay.
+
+A service adds the tables to its metadata (``Outbox(metadata)``, ``ProcessedEvents(metadata)``)
+so its migrations create them, writes events with :meth:`Outbox.add_event` in the request's
+transaction, and runs ``flask outbox relay`` as its own process. Consumers bind handlers with
+:meth:`flotilla.tasks.Tasks.on_event` and apply each event once with
+:meth:`ProcessedEvents.once`.
+"""
+
+from flotilla.outbox.envelope import EVENT_TASK, Event, event_message
+from flotilla.outbox.idempotency import ProcessedEvents
+from flotilla.outbox.metrics import PendingStats, pending_stats, refresh_gauges
+from flotilla.outbox.relay import (
+    BrokerPublisher,
+    PendingEvent,
+    Publisher,
+    prune_published,
+    relay_batch,
+    relay_pending,
+    run_relay,
+)
+from flotilla.outbox.state import OutboxState, outbox_state
+from flotilla.outbox.tables import outbox_table, processed_events_table
+from flotilla.outbox.writer import Outbox, new_event
+
+__all__ = [
+    "EVENT_TASK",
+    "BrokerPublisher",
+    "Event",
+    "Outbox",
+    "OutboxState",
+    "PendingEvent",
+    "PendingStats",
+    "ProcessedEvents",
+    "Publisher",
+    "event_message",
+    "new_event",
+    "outbox_state",
+    "outbox_table",
+    "pending_stats",
+    "processed_events_table",
+    "prune_published",
+    "refresh_gauges",
+    "relay_batch",
+    "relay_pending",
+    "run_relay",
+]

@@ -1,0 +1,93 @@
+"""``Outbox``: write events in the caller's transaction; serve their metrics; add the CLI.
+
+An event written with :meth:`Outbox.add_event` exists exactly when the business change it
+describes was committed: a rolled-back request leaves neither. Publishing is the relay's
+job (:mod:`flotilla.outbox.relay`), in its own process, so a broker outage never fails or
+slows a request.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from flask import Flask, request
+from sqlalchemy import MetaData, insert
+from sqlalchemy.orm import Session, scoped_session
+
+from flotilla.config import ServiceSettings
+from flotilla.outbox.cli import cli
+from flotilla.outbox.envelope import Event
+from flotilla.outbox.metrics import refresh_gauges
+from flotilla.outbox.state import OutboxState, outbox_state
+from flotilla.outbox.tables import outbox_table
+from flotilla.propagation import outgoing_headers
+
+_EVENT_TYPE = re.compile(r"[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+")
+"""``noun.verb`` and deeper, lower case: a literal topic routing key, no wildcards."""
+
+SessionLike = Session | scoped_session[Session]
+
+
+class Outbox:
+    """The outbox of one service: declare it next to the models, bind it with ``init_app``."""
+
+    def __init__(self, metadata: MetaData, *, table_name: str = "outbox_events") -> None:
+        self.table = outbox_table(metadata, table_name)
+
+    def init_app(self, app: Flask, settings: ServiceSettings) -> None:
+        """Add ``flask outbox relay`` and the pending-events gauges; needs the Database first."""
+        if "flotilla.db" not in app.extensions:
+            raise RuntimeError("call Database.init_app before Outbox.init_app")
+        app.extensions["flotilla.outbox"] = OutboxState(self.table, settings)
+        app.cli.add_command(cli)
+        app.before_request(_refresh_before_scrape)
+
+    def add_event(
+        self,
+        session: SessionLike,
+        event_type: str,
+        payload: Mapping[str, Any],
+        *,
+        version: int = 1,
+    ) -> Event:
+        """Write an event in ``session``'s transaction; it is published after the commit.
+
+        Raises ``ValueError`` for a malformed type or version and ``TypeError`` for a payload
+        that is not JSON, at the call, so a bad event never reaches the table.
+        """
+        event = new_event(event_type, payload, version=version)
+        session.execute(
+            insert(self.table).values(
+                event_id=event.id,
+                type=event.type,
+                version=event.version,
+                payload=event.payload,
+                headers=outgoing_headers(),
+                created_at=event.occurred_at,
+            )
+        )
+        return event
+
+
+def new_event(event_type: str, payload: Mapping[str, Any], *, version: int = 1) -> Event:
+    """A validated event with a fresh id, occurring now."""
+    if not _EVENT_TYPE.fullmatch(event_type) or len(event_type) > 200:
+        raise ValueError(f"event type {event_type!r} is not of the form 'noun.verb'")
+    if version < 1:
+        raise ValueError("an event version starts at 1")
+    try:
+        data = orjson.loads(orjson.dumps(payload))
+    except TypeError as error:
+        raise TypeError(f"the payload of {event_type!r} is not JSON: {error}") from error
+    return Event(uuid.uuid4(), event_type, version, datetime.now(UTC), data)
+
+
+def _refresh_before_scrape() -> None:
+    if request.endpoint == "flotilla_metrics.metrics":
+        state = outbox_state()
+        refresh_gauges(state.engine, state.table)

@@ -1,0 +1,245 @@
+"""Test helpers for messaging against a real RabbitMQ: a cuttable proxy, queues, workers.
+
+* :class:`TcpProxy` stands between a client and RabbitMQ; ``cut()`` makes the broker
+  unreachable (existing connections drop, new ones are refused) and ``restore()`` brings it
+  back, without stopping the RabbitMQ server other test runs share.
+* :class:`Rabbit` declares throw-away queues, reads them and deletes what a test declared.
+* :class:`WorkerProcess` runs ``flask tasks worker`` as a child process and stops it by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+
+from flotilla.processes import stop_process
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+AMQP_URL_ENV = "FLOTILLA_TEST_AMQP_URL"
+
+
+def amqp_server_url() -> str:
+    """The RabbitMQ tests use: ``FLOTILLA_TEST_AMQP_URL`` or the local one."""
+    return os.environ.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float = 20.0, what: str = "") -> None:
+    """Poll ``predicate`` every 50 ms until it is true; ``TimeoutError`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not true within {timeout:.0f}s: {what or predicate}")
+        time.sleep(0.05)
+
+
+class TcpProxy:
+    """A TCP forwarder on a free local port to ``target``, which tests can cut and restore."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._cut = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, user: str = "guest", password: str = "guest") -> str:  # noqa: S107 - test default
+        """An AMQP URL that goes through the proxy."""
+        return f"amqp://{user}:{password}@127.0.0.1:{self.port}//"
+
+    def cut(self) -> None:
+        """Drop every connection and refuse new ones until :meth:`restore`."""
+        self._cut.set()
+        with self._lock:
+            for sock in self._sockets:
+                _close(sock)
+            self._sockets.clear()
+
+    def restore(self) -> None:
+        """Accept and forward connections again."""
+        self._cut.clear()
+
+    def close(self) -> None:
+        """Stop listening and drop everything."""
+        self.cut()
+        _close(self._listener)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _address = self._listener.accept()
+            except OSError:
+                return  # closed
+            if self._cut.is_set():
+                _close(client)  # a reset: the client sees "connection refused/reset"
+                continue
+            self._connect(client)
+
+    def _connect(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            _close(client)
+            return
+        upstream.settimeout(None)
+        with self._lock:
+            self._sockets.update((client, upstream))
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        _close(source)
+        _close(sink)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+class Rabbit:
+    """Declare, read and delete queues and exchanges on the test RabbitMQ."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.connection = Connection(url or amqp_server_url(), connect_timeout=5)
+        self.channel = self.connection.channel()
+        self._queues: set[str] = set()
+        self._exchanges: set[str] = set()
+
+    def forget_later(
+        self, *, queues: tuple[str, ...] = (), exchanges: tuple[str, ...] = ()
+    ) -> None:
+        """Delete these (declared by someone else) when the test ends."""
+        self._queues.update(queues)
+        self._exchanges.update(exchanges)
+
+    def bind_queue(
+        self,
+        name: str,
+        exchange: str,
+        routing_key: str = "#",
+        arguments: Mapping[str, Any] | None = None,
+    ) -> Queue:
+        """Declare queue ``name`` bound to the topic exchange ``exchange``."""
+        topic = Exchange(exchange, "topic", durable=True)
+        queue = Queue(
+            name,
+            topic,
+            routing_key=routing_key,
+            durable=True,
+            queue_arguments=dict(arguments or {}),
+        )
+        queue(self.channel).declare()
+        self.forget_later(queues=(name,), exchanges=(exchange,))
+        return queue
+
+    def take_all(self, name: str) -> list[Any]:
+        """Every message now in queue ``name``, acknowledged, in queue order."""
+        queue = Queue(name, durable=True)(self.channel)
+        messages = []
+        while (message := queue.get(no_ack=False)) is not None:
+            message.ack()
+            messages.append(message)
+        return messages
+
+    def count(self, name: str) -> int:
+        """Messages ready in the durable queue ``name``, which is declared if missing."""
+        self.forget_later(queues=(name,))
+        _name, count, _consumers = self.channel.queue_declare(name, durable=True, auto_delete=False)
+        return int(count)
+
+    def close(self) -> None:
+        """Delete what was declared or handed over, then disconnect."""
+        for name in self._queues:
+            self.channel.queue_delete(name)
+        for name in self._exchanges:
+            self.channel.exchange_delete(name)
+        self.connection.release()
+
+
+def event_bodies(messages: list[Any]) -> list[dict[str, Any]]:
+    """The event envelopes carried by ``flotilla.event`` task messages."""
+    return [orjson.loads(message.body)[0][0] for message in messages]
+
+
+class WorkerProcess:
+    """``flask --app <app> tasks worker`` in its own process group, output to ``log_path``."""
+
+    def __init__(self, app_uri: str, *, env: Mapping[str, str], log_path: Path, cwd: Path) -> None:
+        self.command = [sys.executable, "-m", "flask", "--app", app_uri, "tasks", "worker"]
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> WorkerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the worker and wait until it consumes (its ``ready`` log line)."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - fixed command line
+                self.command,
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        wait_until(self._ready, timeout=30, what=f"worker ready, see {self.log_path}")
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the worker exited with {self.process.returncode}")
+        return any(" ready" in str(line.get("message", "")) for line in self.log_records())
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes at once, as an OOM kill would."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        """SIGTERM (warm shutdown), then SIGKILL whatever of the group is left."""
+        if self.process is None:
+            return
+        stop_process(self.process, timeout=15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON lines the worker wrote so far."""
+        records = []
+        for line in self.log_path.read_bytes().splitlines():
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                continue
+        return records
