@@ -7,19 +7,18 @@ never answers, to check the timeout and the stale-on-error fallback over a real 
 
 from __future__ import annotations
 
-import http.server
-import socket
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import orjson
 import pytest
 import requests
 
 from flotilla.auth import JwksCache, KeysUnavailable, SigningKey, jwks_document
 from flotilla.auth.jwks import fetch_jwks, parse_jwks
 from flotilla.testing import capture_logs
+
+from .jwks_server import JwksServer, serving
 
 URL = "https://users.internal/.well-known/jwks.json"
 MAX_AGE = 300.0
@@ -262,66 +261,11 @@ def test_a_key_set_without_keys_holds_none() -> None:
 # A real HTTP server on 127.0.0.1
 
 
-class JwksServer(http.server.ThreadingHTTPServer):
-    """Serves ``document`` at any path, or answers 500, or never answers, as tests set."""
-
-    daemon_threads = True
-
-    def __init__(self, document: Mapping[str, Any]) -> None:
-        super().__init__(("127.0.0.1", 0), _JwksHandler)
-        self.document = document
-        self.status = 200
-        self.hang = False
-        self.requests = 0
-        self.release = threading.Event()  # lets hanging handlers finish at teardown
-
-    @property
-    def url(self) -> str:
-        """Where the key set is served."""
-        return f"http://127.0.0.1:{self.server_address[1]}/.well-known/jwks.json"
-
-
-class _JwksHandler(http.server.BaseHTTPRequestHandler):
-    server: JwksServer
-
-    def do_GET(self) -> None:
-        self.server.requests += 1
-        if self.server.hang:
-            self.server.release.wait(timeout=60)
-            return
-        body = orjson.dumps(self.server.document)
-        self.send_response(self.server.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read the server's counters, not its log."""
-
-
 @pytest.fixture
 def jwks_server(old_key: SigningKey) -> Iterator[JwksServer]:
     """A real HTTP server publishing ``old_key``, running in a thread."""
-    server = JwksServer(jwks_document([old_key.public_key]))
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    yield server
-    server.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=30)
-
-
-@pytest.fixture
-def silent_url() -> Iterator[str]:
-    """A URL whose server accepts connections and never answers."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/.well-known/jwks.json"
+    with serving(jwks_document([old_key.public_key])) as server:
+        yield server
 
 
 def test_keys_are_fetched_over_http(jwks_server: JwksServer, old_key: SigningKey) -> None:

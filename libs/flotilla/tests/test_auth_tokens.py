@@ -1,15 +1,12 @@
 """Access tokens and keys, without IO: what is issued, what verifies, and what is refused.
 
-Forged tokens are assembled by hand (:func:`craft_token`) rather than with PyJWT's encoder,
-so a test can build exactly the header and signature an attacker would send.
+Forged tokens are assembled by hand with :func:`forgery.craft_token` rather than with PyJWT's
+encoder, so a test can build exactly the header and signature an attacker would send.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +33,8 @@ from flotilla.auth import (
     verification_keys,
 )
 
+from .forgery import ago, b64url, craft_token, hmac_signer
+
 ISSUER = "urn:flotilla:users"
 AUDIENCE = "flotilla"
 LIFETIME = timedelta(minutes=15)
@@ -44,24 +43,6 @@ LIFETIME = timedelta(minutes=15)
 RFC_8037_PRIVATE_KEY = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
 RFC_8037_PUBLIC_X = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
 RFC_8037_THUMBPRINT = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
-
-
-def b64url(data: bytes) -> str:
-    """Base64url without padding, as JWS uses it."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def craft_token(
-    header: dict[str, Any], claims: dict[str, Any], sign: Callable[[bytes], bytes]
-) -> str:
-    """A compact JWS with exactly ``header`` and ``claims``, signed by ``sign``."""
-    signing_input = f"{b64url(orjson.dumps(header))}.{b64url(orjson.dumps(claims))}"
-    return f"{signing_input}.{b64url(sign(signing_input.encode('ascii')))}"
-
-
-def hmac_signer(secret: bytes) -> Callable[[bytes], bytes]:
-    """Signs like HS256 with ``secret``."""
-    return lambda data: hmac.digest(secret, data, hashlib.sha256)
 
 
 def valid_claims(**overrides: Any) -> dict[str, Any]:
@@ -345,11 +326,6 @@ def claims_rejection(signing_key: SigningKey, verifier: TokenVerifier, **overrid
     return rejection(
         verifier, craft_token(header_for(signing_key), claims, signing_key.private_key.sign)
     )
-
-
-def ago(seconds: int) -> int:
-    """The POSIX time ``seconds`` ago (negative: in the future)."""
-    return int(datetime.now(UTC).timestamp()) - seconds
 
 
 @pytest.mark.parametrize(

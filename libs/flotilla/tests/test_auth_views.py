@@ -7,14 +7,8 @@ that generates signing keys is run as a subprocess at the end.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import http.server
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +36,9 @@ from flotilla.auth import (
 from flotilla.config import ConfigurationError
 from flotilla.errors import PROBLEM_MEDIA_TYPE
 from flotilla.testing import capture_logs
+
+from .forgery import ago, craft_token, hmac_signer
+from .jwks_server import JwksServer, serving
 
 ISSUER = "urn:flotilla:users"  # the AUTH_ISSUER and AUTH_AUDIENCE defaults
 AUDIENCE = "flotilla"
@@ -127,19 +124,6 @@ def assert_problem(response: TestResponse, status: int, code: str) -> dict[str, 
 # Forged and faulty tokens, assembled by hand as an attacker would
 
 
-def b64url(data: bytes) -> str:
-    """Base64url without padding."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def craft_token(
-    header: dict[str, Any], claims: dict[str, Any], sign: Callable[[bytes], bytes]
-) -> str:
-    """A compact JWS with exactly ``header`` and ``claims``, signed by ``sign``."""
-    signing_input = f"{b64url(orjson.dumps(header))}.{b64url(orjson.dumps(claims))}"
-    return f"{signing_input}.{b64url(sign(signing_input.encode('ascii')))}"
-
-
 def forge(
     key: SigningKey,
     *,
@@ -168,16 +152,7 @@ def forge(
 def hs256_with_public_key(key: SigningKey) -> str:
     """Algorithm confusion: HS256 keyed with the public PEM the verifier trusts."""
     secret = public_pem(key.public_key).encode("ascii")
-    return forge(
-        key,
-        header={"alg": "HS256"},
-        sign=lambda data: hmac.digest(secret, data, hashlib.sha256),
-    )
-
-
-def ago(seconds: int) -> int:
-    """The POSIX time ``seconds`` ago (negative: in the future)."""
-    return int(datetime.now(UTC).timestamp()) - seconds
+    return forge(key, header={"alg": "HS256"}, sign=hmac_signer(secret))
 
 
 TokenFactory = Callable[[SigningKey], str]
@@ -373,63 +348,11 @@ def test_unreadable_public_keys_stop_start_up(tmp_path: Path) -> None:
         build_auth_app(tmp_path, AUTH_PUBLIC_KEYS="not a key")
 
 
-class JwksServer(http.server.ThreadingHTTPServer):
-    """A real issuer's JWKS endpoint: serves ``document``, counts requests."""
-
-    daemon_threads = True
-
-    def __init__(self, document: Mapping[str, Any]) -> None:
-        super().__init__(("127.0.0.1", 0), _JwksHandler)
-        self.document = document
-        self.requests = 0
-
-    @property
-    def url(self) -> str:
-        """Where the key set is served."""
-        return f"http://127.0.0.1:{self.server_address[1]}/.well-known/jwks.json"
-
-    def publish(self, *keys: SigningKey) -> None:
-        """Serve these keys from now on."""
-        self.document = jwks_document(key.public_key for key in keys)
-
-
-class _JwksHandler(http.server.BaseHTTPRequestHandler):
-    server: JwksServer
-
-    def do_GET(self) -> None:
-        self.server.requests += 1
-        body = orjson.dumps(self.server.document)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read the server's counter, not its log."""
-
-
 @pytest.fixture
 def jwks_server(signing_key: SigningKey) -> Iterator[JwksServer]:
     """A real HTTP server publishing ``signing_key``, running in a thread."""
-    server = JwksServer(jwks_document([signing_key.public_key]))
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=30)
-
-
-@pytest.fixture
-def silent_url() -> Iterator[str]:
-    """A URL whose server accepts connections and never answers."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/.well-known/jwks.json"
+    with serving(jwks_document([signing_key.public_key])) as server:
+        yield server
 
 
 def test_an_unreachable_jwks_at_first_use_is_a_503_not_a_401(
