@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jwt
 import pytest
 from flask import Flask
 
@@ -96,3 +97,17 @@ def test_escaped_newlines_in_the_key_setting_are_accepted(tmp_path: Path) -> Non
     app = sqlite_app(tmp_path, AUTH_SIGNING_KEY=escaped)
     [published] = json_of(app.test_client().get("/.well-known/jwks.json"))["keys"]
     assert published["kid"] == key.kid
+
+
+def test_next_keys_are_published_before_they_sign(tmp_path: Path) -> None:
+    current, upcoming, retired = (SigningKey.generate() for _ in range(3))
+    app = sqlite_app(
+        tmp_path,
+        AUTH_SIGNING_KEY=current.private_pem(),
+        AUTH_NEXT_KEYS=public_pem(upcoming.public_key),
+        AUTH_RETIRED_KEYS=public_pem(retired.public_key),
+    )
+    kids = [key["kid"] for key in json_of(app.test_client().get("/.well-known/jwks.json"))["keys"]]
+    assert kids == [current.kid, upcoming.kid, retired.kid]
+    header = jwt.get_unverified_header(access_token(app, 1, ("customer",)))
+    assert header["kid"] == current.kid

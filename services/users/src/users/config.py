@@ -28,6 +28,10 @@ class UsersSettings(ServiceSettings):
         "",
         description="PEM public keys of previous signing keys, still published and accepted.",
     )
+    AUTH_NEXT_KEYS: str = Field(
+        "",
+        description="PEM public keys published ahead of signing, so verifiers have them first.",
+    )
     ACCESS_TOKEN_LIFETIME: int = Field(
         900, ge=60, le=3600, description="Seconds an access token is valid."
     )

@@ -1,9 +1,9 @@
 """The issuer's key ring: the key that signs access tokens and the retired keys still honoured.
 
-Rotation without downtime: generate a key (``make signing-key``), move the current key's
-public half to ``AUTH_RETIRED_KEYS`` and the new private key to ``AUTH_SIGNING_KEY``, and
-roll the users pods. Tokens signed by the old key keep verifying everywhere (it is still in
-the JWKS) until they expire; after ``ACCESS_TOKEN_LIFETIME`` the retired key can be dropped.
+Rotation without downtime (docs/auth.md): publish the new key's public half in
+``AUTH_NEXT_KEYS`` and wait until every verifier's cached JWKS has it; then sign with it
+(``AUTH_SIGNING_KEY``) and keep the old key's public half in ``AUTH_RETIRED_KEYS`` until the
+last token it signed has expired.
 
 Without ``AUTH_SIGNING_KEY`` (development only; production refuses to start) a key is made
 once and kept under ``VAR_DIR``, so every Gunicorn worker and every restart signs with the
@@ -41,16 +41,20 @@ DEVELOPMENT_KEY_FILE = "keys/users-signing-key.pem"
 
 @dataclass(frozen=True)
 class KeyRing:
-    """The active signing key and the public keys of retired ones."""
+    """The active signing key, the keys that will sign next and those that signed before."""
 
     signing: SigningKey
     retired: tuple[Ed25519PublicKey, ...] = ()
+    upcoming: tuple[Ed25519PublicKey, ...] = ()
 
     @property
     def public_keys(self) -> list[Ed25519PublicKey]:
-        """Every key a token may be verified with, the active one first."""
-        retired = [key for key in self.retired if key != self.signing.public_key]
-        return [self.signing.public_key, *retired]
+        """Every key a token may be verified with: the active one, then upcoming, then retired."""
+        keys = [self.signing.public_key]
+        for key in (*self.upcoming, *self.retired):
+            if key not in keys:
+                keys.append(key)
+        return keys
 
     def jwks(self) -> dict[str, Any]:
         """The JWK Set published at ``/.well-known/jwks.json``."""
@@ -63,16 +67,22 @@ class KeyRing:
 
 def load_key_ring(settings: UsersSettings) -> KeyRing:
     """The key ring the settings describe; a bad key stops start-up naming the variable."""
-    try:
-        retired = tuple(load_public_keys(settings.AUTH_RETIRED_KEYS))
-    except InvalidKey as error:
-        raise ConfigurationError(f"AUTH_RETIRED_KEYS: {error}") from None
+    retired = _public_keys(settings, "AUTH_RETIRED_KEYS")
+    upcoming = _public_keys(settings, "AUTH_NEXT_KEYS")
     if not settings.AUTH_SIGNING_KEY.strip():
-        return KeyRing(_development_key(settings.VAR_DIR / DEVELOPMENT_KEY_FILE), retired)
+        signing = _development_key(settings.VAR_DIR / DEVELOPMENT_KEY_FILE)
+        return KeyRing(signing, retired, upcoming)
     try:
-        return KeyRing(SigningKey.from_pem(settings.AUTH_SIGNING_KEY), retired)
+        return KeyRing(SigningKey.from_pem(settings.AUTH_SIGNING_KEY), retired, upcoming)
     except InvalidKey as error:
         raise ConfigurationError(f"AUTH_SIGNING_KEY: {error}") from None
+
+
+def _public_keys(settings: UsersSettings, name: str) -> tuple[Ed25519PublicKey, ...]:
+    try:
+        return tuple(load_public_keys(getattr(settings, name)))
+    except InvalidKey as error:
+        raise ConfigurationError(f"{name}: {error}") from None
 
 
 def _development_key(path: Path) -> SigningKey:

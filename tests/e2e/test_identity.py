@@ -1,0 +1,238 @@
+"""Identity across real processes: users and another service, each under Gunicorn.
+
+users runs on PostgreSQL with its limits in Redis and two workers; the other service knows
+only users' JWKS URL. The tests talk HTTP to both, restart users with a rotated key while the
+other service keeps running, and check the rate limit is shared by users' workers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from flotilla.auth import SigningKey, public_pem
+from flotilla.migrations import upgrade
+from flotilla.testing import GunicornServer, free_port, postgres_database
+from users import create_app
+from users.config import UsersSettings
+from users.models import db
+
+E2E_DIR = Path(__file__).resolve().parent
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+PASSWORD = "correct horse battery"
+
+Body = dict[str, Any]
+
+
+def call(
+    method: str, url: str, body: Mapping[str, Any] | None = None, token: str | None = None
+) -> tuple[int, Body, Mapping[str, str]]:
+    """One HTTP request on a new connection: status, JSON body (or {}) and headers."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = orjson.dumps(body) if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            raw, status, answer_headers = response.read(), response.status, response.headers
+    except urllib.error.HTTPError as error:
+        with error:
+            raw, status, answer_headers = error.read(), error.code, error.headers
+    return status, orjson.loads(raw) if raw else {}, dict(answer_headers)
+
+
+@dataclass
+class Shop:
+    """The two running services and what users needs to be restarted."""
+
+    users: GunicornServer
+    protected: GunicornServer
+    users_env: dict[str, str]
+    tmp_path: Path
+
+    def restart_users(self, **env: str) -> None:
+        """Stop users and start it again on the same port with ``env`` changed."""
+        self.users.stop()
+        self.users_env.update(env)
+        self.users = users_server(self.users_env, self.tmp_path, port=self.users.port)
+
+
+def users_server(env: Mapping[str, str], tmp_path: Path, *, port: int) -> GunicornServer:
+    """users under Gunicorn with ``env``."""
+    server = GunicornServer(
+        "users.wsgi:app", env=env, log_path=tmp_path / "users.log", port=port, cwd=tmp_path
+    )
+    server.start()
+    return server
+
+
+def migrate(settings: UsersSettings) -> None:
+    """Bring users' database to the latest revision, as the deployment's pre-start step does."""
+    app = create_app(settings)
+    upgrade(app)
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[Shop]:
+    """users (PostgreSQL, Redis limits, 2 workers) and the protected service, started."""
+    service_name = f"users-e2e-{uuid.uuid4().hex[:8]}"
+    with postgres_database() as database_url:
+        env = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": REDIS_URL,
+            "SERVICE_NAME": service_name,
+            "VAR_DIR": str(tmp_path),
+            "AUTH_SIGNING_KEY": SigningKey.generate().private_pem(),
+            "LOGIN_RATE_LIMIT_PER_ACCOUNT": "3/minute",
+            "ARGON2_MEMORY_KIB": "1024",
+            "GUNICORN_WORKERS": "2",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "users-metrics"),
+        }
+        migrate(UsersSettings(**env))  # type: ignore[arg-type]
+        users = users_server(env, tmp_path, port=free_port())
+        protected_env = {
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(E2E_DIR), os.environ.get("PYTHONPATH")])
+            ),
+            "AUTH_JWKS_URL": f"{users.url}/.well-known/jwks.json",
+            "AUTH_JWKS_MAX_AGE": "1",  # production: 300 s; the rotation test waits this long
+            "GUNICORN_WORKERS": "1",  # one cache, so "the verifier has fetched" is one log line
+            "VAR_DIR": str(tmp_path),
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "protected-metrics"),
+        }
+        protected = GunicornServer(
+            "protected_app:app",
+            env=protected_env,
+            log_path=tmp_path / "protected.log",
+            cwd=tmp_path,
+        )
+        shop = Shop(users, protected, env, tmp_path)
+        try:
+            protected.start()
+            yield shop
+        finally:
+            protected.stop()
+            shop.users.stop()
+            with redis.Redis.from_url(REDIS_URL) as connection:
+                for key in connection.scan_iter(f"flotilla:{service_name}:*"):
+                    connection.delete(key)
+
+
+def register_and_log_in(shop: Shop, username: str) -> Body:
+    """Register ``username`` over HTTP and log in; the token pair."""
+    account = {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
+    status, _, _ = call("POST", f"{shop.users.url}/api/v1/users", account)
+    assert status == 201
+    status, tokens, headers = call(
+        "POST", f"{shop.users.url}/api/v1/tokens", {"login": username, "password": PASSWORD}
+    )
+    assert status == 200
+    assert headers["Cache-Control"] == "no-store"
+    return tokens
+
+
+def test_another_service_verifies_users_tokens_from_the_jwks(shop: Shop) -> None:
+    tokens = register_and_log_in(shop, "nina")
+    mine = f"{shop.protected.url}/api/v1/things/mine"
+
+    status, body, _ = call("GET", mine, token=tokens["access_token"])
+    assert (status, body["roles"]) == (200, ["customer"])
+    user_id = body["user_id"]
+    wait_for_log(shop.protected, lambda record: record.get("user_id") == user_id)
+
+    status, body, headers = call("GET", mine)
+    assert status == 401
+    assert headers["WWW-Authenticate"] == 'Bearer realm="protected_app"'
+    status, body, _ = call(
+        "GET", f"{shop.protected.url}/api/v1/things/all", token=tokens["access_token"]
+    )
+    assert (status, body["type"]) == (403, "urn:flotilla:problem:insufficient-role")
+
+    status, refreshed, _ = call(
+        "POST",
+        f"{shop.users.url}/api/v1/tokens/refresh",
+        {"refresh_token": tokens["refresh_token"]},
+    )
+    assert status == 200
+    assert call("GET", mine, token=refreshed["access_token"])[0] == 200
+
+
+def test_a_key_rotation_rejects_no_token_and_needs_no_verifier_restart(shop: Shop) -> None:
+    mine = f"{shop.protected.url}/api/v1/things/mine"
+    old_tokens = register_and_log_in(shop, "otto")
+    assert call("GET", mine, token=old_tokens["access_token"])[0] == 200
+    old_key, new_key = (
+        SigningKey.from_pem(shop.users_env["AUTH_SIGNING_KEY"]),
+        SigningKey.generate(),
+    )
+
+    shop.restart_users(AUTH_NEXT_KEYS=public_pem(new_key.public_key))  # step 2: publish
+    wait_until_fetched(shop, mine, old_tokens["access_token"], new_key.kid)
+
+    shop.restart_users(  # step 3: sign with the new key, keep the old one published
+        AUTH_SIGNING_KEY=new_key.private_pem(),
+        AUTH_RETIRED_KEYS=public_pem(old_key.public_key),
+        AUTH_NEXT_KEYS="",
+    )
+    status, new_tokens, _ = call(
+        "POST", f"{shop.users.url}/api/v1/tokens", {"login": "otto", "password": PASSWORD}
+    )
+    assert status == 200
+    assert call("GET", mine, token=new_tokens["access_token"])[0] == 200
+    assert call("GET", mine, token=old_tokens["access_token"])[0] == 200
+
+    shop.restart_users(AUTH_RETIRED_KEYS="")  # step 4: the old key is dropped
+    wait_until_fetched(shop, mine, new_tokens["access_token"], new_key.kid, without=old_key.kid)
+    status, body, _ = call("GET", mine, token=old_tokens["access_token"])
+    assert (status, body["detail"]) == (401, "The token is signed with an unknown key.")
+
+
+def wait_for_log(server: GunicornServer, matches: Callable[[Body], bool]) -> None:
+    """Wait until ``server`` has written a log line that ``matches``."""
+    deadline = time.monotonic() + 15
+    while not any(matches(record) for record in server.log_records()):
+        if time.monotonic() > deadline:
+            pytest.fail("the expected log line was never written")
+        time.sleep(0.1)
+
+
+def wait_until_fetched(
+    shop: Shop, url: str, token: str, kid: str, *, without: str | None = None
+) -> None:
+    """Call ``url`` until the verifier has fetched a JWKS with ``kid`` (and not ``without``)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        call("GET", url, token=token)  # each request may refresh the expired cache
+        for record in shop.protected.log_records():
+            kids = record.get("kids") or []
+            if record.get("message") == "jwks fetched" and kid in kids and without not in kids:
+                return
+        time.sleep(0.2)
+    pytest.fail(f"the verifier never fetched a JWKS with {kid}")
+
+
+def test_the_login_limit_is_shared_by_every_users_worker(shop: Shop) -> None:
+    register_and_log_in(shop, "pia")  # one attempt of three used
+    url = f"{shop.users.url}/api/v1/tokens"
+    wrong = {"login": "pia", "password": "not the password"}
+    assert [call("POST", url, wrong)[0] for _ in range(2)] == [401, 401]
+    status, body, headers = call("POST", url, {"login": "PIA", "password": PASSWORD})
+    assert (status, body["type"]) == (429, "urn:flotilla:problem:too-many-requests")
+    assert int(headers["Retry-After"]) >= 1
+    service = shop.users_env["SERVICE_NAME"]
+    with redis.Redis.from_url(REDIS_URL) as connection:  # counted where every worker counts
+        assert list(connection.scan_iter(f"flotilla:{service}:limits:*"))
