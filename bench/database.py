@@ -14,11 +14,14 @@ from typing import Any
 import psycopg
 from sqlalchemy import make_url
 
-from flotilla import load_settings
 from flotilla.migrations import upgrade
 from flotilla.testing import postgres_server_url
 from users import create_app
 from users.config import UsersSettings
+from users.passwords import passwords
+
+SEEDED_PASSWORD = "bench-password"
+"""Every seeded user's password (a throw-away database; S rules are off under bench/)."""
 
 
 @dataclass(frozen=True)
@@ -32,13 +35,18 @@ class TransactionCounts:
         return TransactionCounts(self.commits - other.commits, self.rollbacks - other.rollbacks)
 
 
-def prepare_database(database_url: str, users: int) -> tuple[int, int]:
-    """Migrate the users schema, seed ``users`` rows; return the lowest and highest id."""
-    app = create_app(load_settings(UsersSettings, DATABASE_URL=database_url, LOG_LEVEL="WARNING"))
+def prepare_database(settings: UsersSettings, users: int) -> tuple[int, int]:
+    """Migrate the users schema, seed ``users`` rows; return the lowest and highest id.
+
+    Every row gets the same password hash, made with the Argon2id cost in ``settings`` (the
+    servers' own), so a login verifies at that cost and never re-hashes.
+    """
+    app = create_app(settings)
     upgrade(app)
-    password_hash = app.extensions["users.password_hasher"].hash("bench-password")
+    with app.app_context():
+        password_hash = passwords().hash(SEEDED_PASSWORD)
     app.extensions["flotilla.db"].engine.dispose()
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
+    with psycopg.connect(libpq_url(settings.DATABASE_URL), autocommit=True) as connection:
         seed_users(connection, users, password_hash)
         connection.execute("VACUUM ANALYZE users")
         row = connection.execute("SELECT min(id), max(id) FROM users").fetchone()

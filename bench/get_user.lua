@@ -1,9 +1,13 @@
--- wrk script: GET <prefix><random id><suffix> and report the run as one JSON line.
+-- wrk script: GET <prefix><random id><suffix> with a bearer token; one JSON line of results.
 --
 -- Arguments (after `--` on wrk's command line): lowest id, highest id, path prefix and an
 -- optional path suffix, e.g. `-- 1 10000 /api/v1/users/` or
 -- `-- 1 10000 /bench/users/ /transactional`. Ids are drawn uniformly so every request is a
 -- primary-key lookup of a row that exists, not a cached answer for one hot id.
+--
+-- Every request carries `Authorization: Bearer $BENCH_ACCESS_TOKEN` (from the environment,
+-- so the token stays off the command line): the users service verifies it on each request,
+-- the baseline ignores it. Without the variable the script stops rather than measure 401s.
 --
 -- wrk's own error counters only count status >= 400 as errors; `response` counts every
 -- answer outside 2xx so redirects or 1xx would show as well. Each wrk thread has its own Lua
@@ -25,6 +29,11 @@ function init(args)
    suffix = args[4] or ""
    non_2xx = 0
    math.randomseed(os.time() * 1000 + seed)
+   local token = os.getenv("BENCH_ACCESS_TOKEN")
+   if token == nil or token == "" then
+      error("BENCH_ACCESS_TOKEN is not set")
+   end
+   wrk.headers["Authorization"] = "Bearer " .. token
 end
 
 function request()

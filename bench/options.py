@@ -21,6 +21,8 @@ class Options:
     connections: int
     threads: int
     users: int
+    login_duration: int
+    login_rounds: int
     results: Path | None
 
 
@@ -29,11 +31,15 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     parser = argparse.ArgumentParser(description="Load-test the users service; see bench/.")
     parser.add_argument("--duration", type=int, default=_env_int("BENCH_DURATION", 4))
     parser.add_argument("--warmup", type=int, default=_env_int("BENCH_WARMUP", 1))
-    parser.add_argument("--rounds", type=int, default=_env_int("BENCH_ROUNDS", 3))
+    parser.add_argument("--rounds", type=int, default=_env_int("BENCH_ROUNDS", 5))
     parser.add_argument("--connections", type=int, default=_env_int("BENCH_CONNECTIONS", 16))
     parser.add_argument("--threads", type=int, default=_env_int("BENCH_THREADS", 2))
     parser.add_argument("--users", type=int, default=_env_int("BENCH_USERS", 10_000))
-    parser.add_argument("--quick", action="store_true", help="1 round of 3 s, 1 s warm-up")
+    parser.add_argument("--login-duration", type=int, default=_env_int("BENCH_LOGIN_DURATION", 15))
+    parser.add_argument("--login-rounds", type=int, default=_env_int("BENCH_LOGIN_ROUNDS", 3))
+    parser.add_argument(
+        "--quick", action="store_true", help="1 round of 3 s, 1 s warm-up; the same for logins"
+    )
     parser.add_argument("--no-results", action="store_true", help="print only; keep RESULTS.md")
     args = parser.parse_args(argv)
     quick = args.quick or os.environ.get("BENCH_QUICK") == "1"
@@ -44,6 +50,8 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         connections=args.connections,
         threads=args.threads,
         users=args.users,
+        login_duration=3 if quick else args.login_duration,
+        login_rounds=1 if quick else args.login_rounds,
         results=None if args.no_results else RESULTS_PATH,
     )
 

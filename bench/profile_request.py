@@ -6,7 +6,8 @@ wrk tells how much slower the chassis is than the baseline; this tells why. The 
 called as a WSGI callable in one thread, with no server and no network client in between,
 so the figures are the app's own work plus one database round trip. The environment is set
 as under Gunicorn (``PROMETHEUS_MULTIPROC_DIR`` makes metrics file-backed), and the same
-apps as in ``run.py`` are loaded, so the profile is of the code that was load-tested.
+apps as in ``run.py`` are loaded with the same settings and an access token signed for this
+run, so the profile is of the code that was load-tested, token verification included.
 cProfile inflates code that makes many small calls; read it for shares, not for times.
 """
 
@@ -29,9 +30,11 @@ import psycopg
 from sqlalchemy import make_url
 from werkzeug.test import EnvironBuilder
 
+from credentials import generate_signing_key, issue_bench_token
 from flotilla import load_settings
 from flotilla.migrations import upgrade
 from flotilla.testing import postgres_database
+from targets import users_env
 from users import create_app
 from users.config import UsersSettings
 
@@ -56,9 +59,12 @@ def main() -> None:
     parser.add_argument("--sort", default="cumulative", help="pstats sort key")
     args = parser.parse_args()
     with postgres_database() as database_url, tempfile.TemporaryDirectory() as metrics_dir:
-        prepare_database(database_url)
-        app = load_app(args.app, database_url, metrics_dir)
-        environs = request_environs(PATHS[args.app], args.requests)
+        env = users_env(database_url, generate_signing_key())
+        settings = load_settings(UsersSettings, **env)
+        prepare_database(settings)
+        app = load_app(args.app, env, metrics_dir)
+        token = issue_bench_token(settings, 1)
+        environs = request_environs(PATHS[args.app], args.requests, token)
         serve(app, environs[:WARMUP_REQUESTS])
         started = time.perf_counter()
         serve(app, environs)
@@ -70,12 +76,12 @@ def main() -> None:
         dispose(app)
 
 
-def prepare_database(database_url: str) -> None:
+def prepare_database(settings: UsersSettings) -> None:
     """Migrate the users schema and insert ``SEEDED_USERS`` rows in one statement."""
-    app = create_app(load_settings(UsersSettings, DATABASE_URL=database_url, LOG_LEVEL="WARNING"))
+    app = create_app(settings)
     upgrade(app)
     dispose(app)
-    conninfo = make_url(database_url).set(drivername="postgresql")
+    conninfo = make_url(settings.DATABASE_URL).set(drivername="postgresql")
     with psycopg.connect(conninfo.render_as_string(hide_password=False)) as connection:
         connection.execute(
             """
@@ -89,12 +95,11 @@ def prepare_database(database_url: str) -> None:
         )
 
 
-def load_app(name: str, database_url: str, metrics_dir: str) -> WsgiApp:
+def load_app(name: str, env: dict[str, str], metrics_dir: str) -> WsgiApp:
     """Import the app the way Gunicorn would, with the environment the benchmark gives it."""
-    conninfo = make_url(database_url).set(drivername="postgresql")
+    conninfo = make_url(env["DATABASE_URL"]).set(drivername="postgresql")
     os.environ.update(
-        DATABASE_URL=database_url,
-        LOG_LEVEL="WARNING",
+        env,
         BASELINE_CONNINFO=conninfo.render_as_string(hide_password=False),
         PROMETHEUS_MULTIPROC_DIR=metrics_dir,
     )
@@ -109,10 +114,14 @@ def load_app(name: str, database_url: str, metrics_dir: str) -> WsgiApp:
     return module.app  # type: ignore[no-any-return]
 
 
-def request_environs(template: str, count: int) -> list[dict[str, Any]]:
+def request_environs(template: str, count: int, token: str) -> list[dict[str, Any]]:
     """WSGI environs for ``count`` GETs of random seeded ids, built before timing starts."""
     ids = (random.randint(1, SEEDED_USERS) for _ in range(count))
-    return [EnvironBuilder(path=template.format(id=user_id)).get_environ() for user_id in ids]
+    headers = [("Authorization", f"Bearer {token}")]
+    return [
+        EnvironBuilder(path=template.format(id=user_id), headers=headers).get_environ()
+        for user_id in ids
+    ]
 
 
 def serve(app: WsgiApp, environs: list[dict[str, Any]]) -> None:

@@ -1,4 +1,4 @@
-"""What one run measured: a sample per target and round, gathered per target."""
+"""What one run measured: a sample per target and round, gathered per target; logins; hashes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from database import TransactionCounts
+from in_process import HashTiming
+from logins import LoginMeasurement
 from options import Options
 from targets import PROBE_REQUESTS, Target
 from wrk import WrkRun
@@ -77,6 +79,10 @@ class Report:
     machine: dict[str, str]
     order: list[str] = field(default_factory=list)
     results: dict[str, Result] = field(default_factory=dict)
+    password_hash: HashTiming | None = None
+    token_verification: str | None = None
+    """What ``bench/token_verification.py`` printed, when it exists."""
+    logins: LoginMeasurement | None = None
 
     def add(self, target: Target, sample: Sample) -> None:
         """Record one round of ``target``, in the order measured."""

@@ -1,4 +1,4 @@
-"""``make bench``: load one read endpoint on six servers in one run; write bench/RESULTS.md.
+"""``make bench``: load one read endpoint on six servers, then logins, in one run; write RESULTS.md.
 
 Why this shape:
 
@@ -14,9 +14,15 @@ Why this shape:
   so one round slowed by other work does not decide a ratio.
 * PostgreSQL's own transaction counters (``pg_stat_database``) show what each server sends,
   whatever the client code claims.
+* The endpoint requires a signed-in user, so every request carries one access token signed
+  with a key made for this run (``credentials``): the chassis verifies it on each request,
+  as in production. What that costs, and what a login costs, are measured apart, while no
+  other server runs: token verification in process before the reads; one password hash in
+  process, then logins over HTTP at low concurrency, after them (``in_process``, ``logins``).
 
 This module only orchestrates: ``options`` (flags), ``database`` (seed, counters),
-``targets`` (servers), ``wrk`` (load), ``results`` and ``report`` (table, RESULTS.md).
+``credentials`` (key, token), ``targets`` (servers), ``wrk`` (load), ``in_process`` and
+``logins`` (the other measurements), ``results`` and ``report`` (tables, RESULTS.md).
 Nothing here asserts on time: the script measures and reports; readers judge.
 """
 
@@ -28,12 +34,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from credentials import generate_signing_key, issue_bench_token
 from database import prepare_database, transaction_counts
+from flotilla import load_settings
 from flotilla.testing import postgres_database
+from in_process import run_token_verification, time_password_hash
+from logins import measure_logins
 from options import Options, parse_options
 from report import describe_command, describe_machine, render_section, render_table, write_results
 from results import Report, Sample
-from targets import Target, build_targets, check_body, count_worker_boots, running
+from targets import (
+    Target,
+    build_targets,
+    chassis_env,
+    check_body,
+    count_worker_boots,
+    running,
+    users_env,
+    users_under_gunicorn,
+)
+from users.config import UsersSettings
 from wrk import WrkRun, ensure_wrk, run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,19 +68,34 @@ class Bench:
     database_url: str
     id_range: tuple[int, int]
     logs: Path
+    access_token: str
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Set up the database, measure every target, print and write the results."""
+    """Seed the database; measure tokens, every target, a hash and logins; write the results."""
     options = parse_options(argv)
     started = datetime.now(UTC)
     wrk = ensure_wrk()
     with postgres_database() as database_url:
-        id_range = prepare_database(database_url, options.users)
+        env = users_env(database_url, generate_signing_key())
+        settings = load_settings(UsersSettings, **env)
+        id_range = prepare_database(settings, options.users)
         report = Report(options, describe_command(argv), started, describe_machine(wrk))
+        print("timing token verification in process", flush=True)
+        report.token_verification = run_token_verification()
         with tempfile.TemporaryDirectory(prefix="flotilla-bench-") as logs:
-            bench = Bench(options, wrk, database_url, id_range, Path(logs))
-            measure_all(bench, build_targets(database_url), report)
+            token = issue_bench_token(settings, id_range[0])
+            bench = Bench(options, wrk, database_url, id_range, Path(logs), token)
+            measure_all(bench, build_targets(env), report)
+            print("timing Argon2id hashes in process", flush=True)
+            report.password_hash = time_password_hash(settings)
+            report.logins = measure_logins(
+                users_under_gunicorn(chassis_env(env)),
+                wrk=wrk,
+                options=options,
+                id_range=id_range,
+                logs=Path(logs),
+            )
     table = render_table(report)
     print(f"\n{table}")
     if options.results is not None:
@@ -83,7 +118,7 @@ def measure(target: Target, bench: Bench, round_number: int) -> Sample:
     print(f"[round {round_number}] {target.key}. {target.label}: ", end="", flush=True)
     before = transaction_counts(bench.database_url)
     with running(target, log_path, first_id) as base_url:
-        check_body(base_url + target.path(first_id), first_id)
+        check_body(base_url + target.path(first_id), first_id, bench.access_token)
         warmup = load(bench, target, base_url, bench.options.warmup)
         measured = load(bench, target, base_url, bench.options.duration)
     sample = Sample(
@@ -97,7 +132,7 @@ def measure(target: Target, bench: Bench, round_number: int) -> Sample:
 
 
 def load(bench: Bench, target: Target, base_url: str, seconds: int) -> WrkRun:
-    """Load ``target`` for ``seconds`` with random ids of the seeded range."""
+    """Load ``target`` for ``seconds`` with random ids of the seeded range and the token."""
     low, high = bench.id_range
     return run_wrk(
         bench.wrk,
@@ -106,6 +141,7 @@ def load(bench: Bench, target: Target, base_url: str, seconds: int) -> WrkRun:
         threads=bench.options.threads,
         connections=bench.options.connections,
         script_args=(str(low), str(high), target.path_prefix, target.path_suffix),
+        env={"BENCH_ACCESS_TOKEN": bench.access_token},
     )
 
 

@@ -2,12 +2,13 @@
 
 ``gunicorn -c python:flotilla.gunicorn --pythonpath bench transactional_app:app``.
 
-``GET /bench/users/<id>/transactional`` does what ``GET /api/v1/users/<id>`` does, through
-the same flask-smorest response schema and the same 404 problem, except that it reads with
-``db.session`` (``BEGIN``, ``SELECT``, then ``ROLLBACK`` when the app context ends) instead
-of the autocommit ``db.reading()`` path. Served by the same chassis in the same way, the two
-routes differ only in that, so their throughput difference is the cost of the transaction.
-Nothing here ships: it exists so the saving claimed in ``flotilla/db.py`` is measured.
+``GET /bench/users/<id>/transactional`` does what ``GET /api/v1/users/<id>`` does, behind
+the same ``require_auth()``, through the same flask-smorest response schema and the same 404
+problem, except that it reads with ``db.session`` (``BEGIN``, ``SELECT``, then ``ROLLBACK``
+when the app context ends) instead of the autocommit ``db.reading()`` path. Served by the
+same chassis in the same way, the two routes differ only in that, so their throughput
+difference is the cost of the transaction. Nothing here ships: it exists so the saving
+claimed in ``flotilla/db.py`` is measured.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 
 from flotilla import register_blueprints
+from flotilla.auth import require_auth
 from users import create_app
 from users.models import User, db
 from users.schemas import UserPublic
@@ -33,7 +35,9 @@ def get_user_transactional(user_id: int) -> User:
 
 # Decorated by call rather than with ``@``: flask-smorest has no type hints, and this keeps
 # the view itself typed under ``mypy --strict`` without a blanket ignore.
-blp.get("/users/<int:user_id>/transactional")(blp.response(200, UserPublic)(get_user_transactional))
+blp.get("/users/<int:user_id>/transactional")(
+    require_auth()(blp.response(200, UserPublic)(get_user_transactional))
+)
 
 app = create_app()
 register_blueprints(app, blp)

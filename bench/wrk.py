@@ -1,4 +1,4 @@
-"""wrk: find or install it, run it with get_user.lua, parse what the script's ``done()`` prints."""
+"""wrk: find or install it, run it with a Lua script, parse what the script's ``done()`` prints."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 LUA_SCRIPT = BENCH_DIR / "get_user.lua"
-RESULT_LINE = re.compile(r"^BENCH_RESULT (\{.*\})$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -62,19 +62,50 @@ def run_wrk(
     threads: int,
     connections: int,
     script_args: Sequence[str],
+    env: Mapping[str, str] | None = None,
 ) -> WrkRun:
     """Run wrk with get_user.lua for ``seconds``; parse the JSON line its ``done()`` wrote."""
+    output = run_script(
+        wrk,
+        script=LUA_SCRIPT,
+        base_url=base_url,
+        seconds=seconds,
+        threads=threads,
+        connections=connections,
+        script_args=script_args,
+        env=env,
+    )
+    return parse_wrk(output)
+
+
+def run_script(
+    wrk: str,
+    *,
+    script: Path,
+    base_url: str,
+    seconds: int,
+    threads: int,
+    connections: int,
+    script_args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """wrk's standard output for ``script``; ``env`` joins wrk's environment (for secrets)."""
     command = [
-        *wrk_command(wrk, seconds=seconds, threads=threads, connections=connections),
+        *wrk_command(wrk, seconds=seconds, threads=threads, connections=connections, script=script),
         base_url,
         "--",
         *script_args,
     ]
-    completed = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
-    return parse_wrk(completed.stdout)
+    environment = {**os.environ, **(env or {})}
+    completed = subprocess.run(
+        command, capture_output=True, text=True, check=True, cwd=ROOT, env=environment
+    )
+    return completed.stdout
 
 
-def wrk_command(wrk: str, *, seconds: int, threads: int, connections: int) -> list[str]:
+def wrk_command(
+    wrk: str, *, seconds: int, threads: int, connections: int, script: Path = LUA_SCRIPT
+) -> list[str]:
     """wrk and its flags, up to the URL; the same for every target."""
     return [
         wrk,
@@ -82,16 +113,22 @@ def wrk_command(wrk: str, *, seconds: int, threads: int, connections: int) -> li
         f"-c{connections}",
         f"-d{seconds}s",
         "--timeout=2s",
-        f"--script={LUA_SCRIPT.relative_to(ROOT)}",
+        f"--script={script.relative_to(ROOT)}",
     ]
+
+
+def script_result(output: str, name: str) -> dict[str, Any]:
+    """The JSON object of the ``<name> {...}`` line a script's ``done()`` printed."""
+    match = re.search(rf"^{name} (\{{.*\}})$", output, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"wrk printed no {name} line:\n{output}")
+    data: dict[str, Any] = json.loads(match.group(1))
+    return data
 
 
 def parse_wrk(output: str) -> WrkRun:
     """The ``BENCH_RESULT {...}`` line of wrk's output as a :class:`WrkRun`."""
-    match = RESULT_LINE.search(output)
-    if match is None:
-        raise RuntimeError(f"wrk printed no BENCH_RESULT line:\n{output}")
-    data = json.loads(match.group(1))
+    data = script_result(output, "BENCH_RESULT")
     return WrkRun(
         requests=data["requests"],
         duration_s=data["duration_us"] / 1e6,
