@@ -94,7 +94,9 @@ def test_redis_and_broker_are_checked_when_configured(tmp_path: Path) -> None:
     assert set(response.json["checks"]) == {"redis", "broker"}
 
 
-def test_unreachable_redis_and_broker_fail_readiness(tmp_path: Path) -> None:
+def test_unreachable_redis_and_broker_degrade_readiness_without_failing_it(
+    tmp_path: Path,
+) -> None:
     app = build_app(
         tmp_path,
         REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
@@ -102,10 +104,21 @@ def test_unreachable_redis_and_broker_fail_readiness(tmp_path: Path) -> None:
         HEALTH_CHECK_TIMEOUT=1.0,
     )
     response = app.test_client().get("/healthz/ready")
-    assert response.status_code == 503
+    assert response.status_code == 200
     assert response.json is not None
+    assert response.json["status"] == "degraded"
     checks = response.json["checks"]
     assert checks["redis"]["status"] == checks["broker"]["status"] == "fail"
+    assert checks["redis"]["critical"] is checks["broker"]["critical"] is False
+
+
+def test_a_failed_critical_check_fails_readiness_whatever_else_is_degraded(app: Flask) -> None:
+    health_of(app).add_check("database", failing_check)
+    health_of(app).add_check("cache", failing_check, critical=False)
+    response = app.test_client().get("/healthz/ready")
+    assert response.status_code == 503
+    assert response.json is not None
+    assert response.json["status"] == "fail"
 
 
 def test_no_dependency_checks_without_urls(client: FlaskClient) -> None:

@@ -78,12 +78,17 @@ def create_service(import_name: str, settings: ServiceSettings, *, version: str 
 
 
 def _add_dependency_checks(health: Health, settings: ServiceSettings) -> None:
-    """Readiness covers Redis and the broker when the service is configured with them."""
+    """Readiness reports Redis and the broker when the service is configured with them.
+
+    Neither fails readiness: rate limits fall back to memory, caches to the database, and
+    events wait in the outbox, so a web service keeps answering while they are down. A
+    service that cannot work without one (a worker and its broker) adds it as critical.
+    """
     timeout = settings.HEALTH_CHECK_TIMEOUT
     if settings.REDIS_URL:
-        health.add_check("redis", redis_check(settings.REDIS_URL, timeout))
+        health.add_check("redis", redis_check(settings.REDIS_URL, timeout), critical=False)
     if settings.BROKER_URL:
-        health.add_check("broker", broker_check(settings.BROKER_URL, timeout))
+        health.add_check("broker", broker_check(settings.BROKER_URL, timeout), critical=False)
 
 
 def flask_config(settings: ServiceSettings, version: str) -> dict[str, Any]:

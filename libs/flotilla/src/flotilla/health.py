@@ -7,6 +7,11 @@ hanging the probe. Checks run on a small per-process thread pool because a socke
 cannot be interrupted from the request thread; a check still stuck from an earlier probe is
 reported failed rather than started again, so stuck threads never pile up.
 
+A check is critical (the default) or not. A failed critical check makes readiness 503; a failed
+non-critical one is reported, with the overall status ``degraded``, but the answer stays 200:
+a dependency the service can work without (a cache, a rate-limit store, a broker behind an
+outbox) must not take every replica out of the load balancer at once when it fails.
+
 Readiness also turns 503 the moment shutdown begins (:func:`begin_shutdown`, called by the
 Gunicorn hooks on SIGTERM), so load balancers stop sending work before the worker drains.
 """
@@ -59,6 +64,7 @@ class CheckResult:
     ok: bool
     duration_ms: float
     error: str | None = None
+    critical: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, without internals: only the exception's class name on failure."""
@@ -66,6 +72,8 @@ class CheckResult:
         body["duration_ms"] = round(self.duration_ms, 2)
         if self.error:
             body["error"] = self.error
+        if not self.critical:
+            body["critical"] = False
         return body
 
 
@@ -75,6 +83,7 @@ class Health:
     def __init__(self, app: Flask | None = None, *, timeout: float = 2.0) -> None:
         self.timeout = timeout
         self._checks: dict[str, HealthCheck] = {}
+        self._critical: dict[str, bool] = {}
         self._running: dict[str, Future[object]] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._executor_pid = 0
@@ -87,9 +96,13 @@ class Health:
         app.extensions["flotilla.health"] = self
         app.register_blueprint(_blueprint)
 
-    def add_check(self, name: str, check: HealthCheck) -> None:
-        """Register a readiness check; ``check`` raises when the dependency is unusable."""
+    def add_check(self, name: str, check: HealthCheck, *, critical: bool = True) -> None:
+        """Register a readiness check; ``check`` raises when the dependency is unusable.
+
+        A non-critical check is reported but does not fail readiness (see the module doc).
+        """
         self._checks[name] = check
+        self._critical[name] = critical
 
     def run_checks(self) -> list[CheckResult]:
         """Run every check at once and wait at most ``timeout`` seconds for all of them."""
@@ -117,8 +130,9 @@ class Health:
     def _collect(
         self, name: str, future: Future[object] | None, started: float, deadline: float
     ) -> CheckResult:
+        critical = self._critical[name]
         if future is None:
-            return CheckResult(name, False, 0.0, "StillRunning")
+            return CheckResult(name, False, 0.0, "StillRunning", critical)
         try:
             future.result(timeout=max(0.0, deadline - time.perf_counter()))
         except FutureTimeout:
@@ -129,7 +143,7 @@ class Health:
         else:
             error = None
         elapsed = (time.perf_counter() - started) * 1000
-        return CheckResult(name, error is None, elapsed, error)
+        return CheckResult(name, error is None, elapsed, error, critical)
 
 
 _blueprint = Blueprint("flotilla_health", __name__)
@@ -150,11 +164,13 @@ def live() -> Response:
 @_blueprint.get("/healthz/ready")
 @_blueprint.get("/healthz")
 def ready() -> Response:
-    """Every registered dependency answers and the process is not shutting down."""
+    """Every critical dependency answers and the process is not shutting down."""
     health: Health = current_app.extensions["flotilla.health"]
     if is_shutting_down():
         return _json({"status": "shutting-down", "checks": {}}, 503)
     results = health.run_checks()
-    ok = all(result.ok for result in results)
     checks = {result.name: result.to_dict() for result in results}
-    return _json({"status": "ok" if ok else "fail", "checks": checks}, 200 if ok else 503)
+    if any(not result.ok and result.critical for result in results):
+        return _json({"status": "fail", "checks": checks}, 503)
+    degraded = any(not result.ok for result in results)
+    return _json({"status": "degraded" if degraded else "ok", "checks": checks}, 200)
