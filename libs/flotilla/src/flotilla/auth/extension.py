@@ -89,6 +89,7 @@ class Auth:
                 issuer=settings.AUTH_ISSUER,
                 audience=settings.AUTH_AUDIENCE,
                 leeway=timedelta(seconds=settings.AUTH_LEEWAY_SECONDS),
+                cache_size=settings.AUTH_TOKEN_CACHE_SIZE,
             )
         self.realm = app.import_name.partition(".")[0]
         app.extensions["flotilla.auth"] = self

@@ -7,19 +7,26 @@ A token is an RFC 9068 style access token: header ``{"alg": "EdDSA", "typ": "at+
 Verification trusts nothing in the token before its signature is checked: the algorithm must
 be on the allow list (so ``none`` and HMAC-with-a-public-key confusions are impossible), the
 ``kid`` must name a known key whose algorithm matches, and the issuer, audience and expiry
-must match what the verifier was configured with.
+must match what the verifier was configured with. A verifier may remember the tokens it has
+verified, so that a client reusing its token does not pay for the signature again; see
+:class:`TokenVerifier` for what a remembered token must still satisfy.
 """
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import jwt
+from jwt.utils import base64url_decode
 
+from flotilla.auth.cache import LruCache
 from flotilla.auth.keys import SIGNING_ALGORITHM, SigningKey
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
@@ -113,8 +120,44 @@ _FAILURES: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token that passed full verification, and what a later use of it must re-check."""
+
+    principal: Principal
+    kid: str
+    key: jwt.PyJWK  # the very object the signature was checked with
+    not_before: float  # POSIX seconds from which it is honoured, leeway included
+    expires: float  # POSIX seconds from which it no longer is, leeway included
+
+
 class TokenVerifier:
-    """Checks access tokens against keys from a :class:`KeySource`; no IO of its own."""
+    """Checks access tokens against keys from a :class:`KeySource`; no IO of its own.
+
+    With ``cache_size`` above 0 the verifier remembers up to that many verified tokens, least
+    recently used first out, so a client that sends the same token on every request until it
+    expires pays for the Ed25519 check and the claim checks once. What makes that safe:
+
+    * Only a token that passed every check is remembered, under its exact string, and the
+      answer for it is the :class:`Principal` full verification produced. A rejected token is
+      never remembered, so nobody can plant a failure that a good token would later meet, and
+      a string differing from a remembered one in a single character — another signature,
+      altered claims under the same header — is verified from scratch.
+    * Every use re-checks what can change after verification. Time: ``exp`` with the same
+      leeway as full verification (``iat`` and ``nbf`` too, in case the clock is set back).
+      Key: the key source must still give, for the token's ``kid``, the very key object that
+      verified it, so a key dropped from the source (say after a leak) stops its tokens on
+      their next use, remembered or not. A token failing either check is forgotten and
+      verified from scratch: refused if it expired or lost its key, remembered again if its
+      key was merely refetched (a new object for the same key costs one full verification).
+    * Nothing else about a token can change: its claims are covered by the signature, and the
+      issuer, audience, algorithms and leeway are fixed when the verifier is made.
+
+    The lock around the cache covers a few dictionary operations, never a verification, so
+    Gunicorn's gthread workers do not queue behind each other. A token may be verified by two
+    threads at once the first time it is seen; both get the same answer. ``clock`` gives the
+    POSIX time for the re-checks (PyJWT reads the system clock for full verification).
+    """
 
     def __init__(
         self,
@@ -124,6 +167,8 @@ class TokenVerifier:
         audience: str,
         algorithms: Collection[str] = (SIGNING_ALGORITHM,),
         leeway: timedelta = timedelta(seconds=10),
+        cache_size: int = 0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
@@ -131,9 +176,37 @@ class TokenVerifier:
         self.algorithms = frozenset(algorithms)
         self.leeway = leeway
         self._jwt = jwt.PyJWT(options={"require": list(REQUIRED_CLAIMS)})
+        self._verified: LruCache[str, _Verified] = LruCache(cache_size)
+        self._clock = clock
+
+    @property
+    def cache_size(self) -> int:
+        """How many verified tokens it remembers at most; 0 when it remembers none."""
+        return self._verified.max_size
 
     def verify(self, token: str) -> Principal:
         """The principal ``token`` speaks for; raises :class:`InvalidToken` or KeysUnavailable."""
+        principal = self._remembered(token)
+        if principal is not None:
+            return principal
+        verified = self._verify_fully(token)
+        self._verified.put(token, verified)
+        return verified.principal
+
+    def _remembered(self, token: str) -> Principal | None:
+        """The principal of a token verified before whose time and key still hold, or None."""
+        verified = self._verified.get(token)
+        if verified is None:
+            return None
+        if (
+            verified.not_before <= self._clock() < verified.expires
+            and self.keys.key_for(verified.kid) is verified.key
+        ):
+            return verified.principal
+        self._verified.discard(token, verified)
+        return None
+
+    def _verify_fully(self, token: str) -> _Verified:
         algorithm, kid = self._check_header(token)
         key = self.keys.key_for(kid)
         if key is None:
@@ -141,13 +214,20 @@ class TokenVerifier:
         if key.algorithm_name != algorithm:  # older PyJWT would verify with the key's own
             raise InvalidToken("The token is signed with an unexpected algorithm.")
         claims = self._decode(token, key, algorithm)
-        return _principal_from(claims)
+        principal = _principal_from(claims)
+        # PyJWT has checked that these are numbers and truncates them the same way.
+        leeway = self.leeway.total_seconds()
+        issued, not_before = int(claims["iat"]), int(claims.get("nbf", claims["iat"]))
+        return _Verified(
+            principal,
+            kid,
+            key,
+            not_before=max(issued, not_before) - leeway,
+            expires=int(claims["exp"]) + leeway,
+        )
 
     def _check_header(self, token: str) -> tuple[str, str]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidToken("The token is malformed.") from None
+        header = _read_header(token)
         algorithm, kid = header.get("alg"), header.get("kid")
         if not isinstance(algorithm, str) or algorithm not in self.algorithms:
             raise InvalidToken("The token is signed with an unexpected algorithm.")
@@ -172,6 +252,27 @@ class TokenVerifier:
         return claims
 
 
+def _read_header(token: str) -> dict[str, Any]:
+    """The token's JOSE header, decoded only far enough to choose the key.
+
+    ``jwt.get_unverified_header`` would decode the payload and signature as well, which PyJWT
+    does again when it verifies. Reading the header here is not trusting it: PyJWT decodes the
+    same bytes strictly while verifying and rejects the token if they are not canonical
+    base64url, checks ``alg`` against the key, and nothing here is believed unless the
+    signature then holds.
+    """
+    segments = token.split(".")
+    if len(segments) != 3:
+        raise InvalidToken("The token is malformed.")
+    try:
+        header = json.loads(base64url_decode(segments[0]))
+    except (ValueError, RecursionError):  # binascii.Error and UnicodeError are ValueErrors
+        raise InvalidToken("The token is malformed.") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("The token is malformed.")
+    return header
+
+
 def _describe(error: jwt.PyJWTError) -> str:
     for kind, description in _FAILURES:
         if isinstance(error, kind):
@@ -192,7 +293,7 @@ def _principal_from(claims: Mapping[str, Any]) -> Principal:
         session_id=_optional_str(claims.get("sid")),
         issued_at=datetime.fromtimestamp(claims["iat"], UTC),
         expires_at=datetime.fromtimestamp(claims["exp"], UTC),
-        claims=claims,
+        claims=MappingProxyType(claims),  # read-only: a remembered principal serves many requests
     )
 
 

@@ -33,3 +33,8 @@ class AuthSettings(BaseSettings):
     AUTH_JWKS_REFETCH_INTERVAL: float = Field(
         10.0, ge=0, description="Least seconds between fetches caused by an unknown `kid`."
     )
+    AUTH_TOKEN_CACHE_SIZE: int = Field(
+        4096,
+        ge=0,
+        description="Verified tokens each worker keeps (LRU) so reuse skips the signature; 0: off.",
+    )
