@@ -18,6 +18,7 @@ from flotilla.config import (
     ServiceSettings,
     settings_table,
 )
+from notifications.config import NotificationsSettings
 from users.config import UsersSettings
 
 MIXINS = (AuthSettings, MessagingSettings)  # each has a table of its own
@@ -38,6 +39,11 @@ def generated() -> str:
             (),
         ),
         ("users service: its own and changed defaults", UsersSettings, (ServiceSettings,)),
+        (
+            "notifications service: its own and changed defaults",
+            NotificationsSettings,
+            (ServiceSettings,),
+        ),
         ("Gunicorn (`flotilla.gunicorn`), as `GUNICORN_<NAME>`", GunicornSettings, ()),
     ]
     parts = [

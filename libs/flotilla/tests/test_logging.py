@@ -8,7 +8,8 @@ import logging
 import orjson
 from flask.testing import FlaskClient
 
-from flotilla.context import accept_request_id
+from flotilla import context
+from flotilla.context import RequestContext, accept_request_id
 from flotilla.logging import JsonFormatter
 from flotilla.testing import capture_logs
 
@@ -30,6 +31,22 @@ def test_a_record_is_one_json_object_with_the_standard_fields() -> None:
     assert record["service"] == "users"
     assert record["user_id"] == 7
     assert record["ts"].endswith("+00:00")
+
+
+def test_the_context_extra_fields_are_in_every_line_and_the_record_wins() -> None:
+    task = RequestContext("req-9", "TASK", "t.run", extra={"task_id": "abc", "trace_id": "f" * 32})
+    token = context.begin(task)
+    try:
+        with capture_logs() as logs:
+            logging.getLogger("test.logging.extra").info("ran", extra={"task_id": "own"})
+            logging.getLogger("test.logging.extra").info("again")
+    finally:
+        context.end(token)
+    assert [(line["request_id"], line["trace_id"]) for line in logs] == [("req-9", "f" * 32)] * 2
+    assert [line["task_id"] for line in logs] == ["own", "abc"]
+    with capture_logs() as outside:
+        logging.getLogger("test.logging.extra").info("outside")
+    assert "trace_id" not in outside[0]
 
 
 def test_each_request_logs_one_line_with_its_context(client: FlaskClient) -> None:

@@ -1,8 +1,9 @@
 """JSON logs: one object per line on stdout, with the request context added to every record.
 
 Modules log with ``logging.getLogger(__name__)`` and an event name plus fields in ``extra``;
-only :func:`configure_logging` touches handlers. The request id, method, path and user id
-come from :mod:`flotilla.context`, so nobody passes them by hand.
+only :func:`configure_logging` touches handlers. The request id, method, path, user id and
+the context's extra fields (a task's id and trace) come from :mod:`flotilla.context`, so
+nobody passes them by hand.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ class JsonFormatter(OrjsonFormatter):
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
-        """Add the current request's id, method, path and user to the record's fields."""
+        """Add the current context's id, method, path, user and extra fields to the record's.
+
+        The record's own fields (``extra=`` of the logging call) win over the context's.
+        Reading the context here, rather than copying it onto every record in a record
+        factory, keeps process-wide logging untouched: only Flotilla's own lines carry it.
+        """
         super().add_fields(log_data, record, message_dict)
         request = context.current()
         if request is None:
@@ -43,6 +49,8 @@ class JsonFormatter(OrjsonFormatter):
         log_data.setdefault("path", request.path)
         if request.user_id is not None:
             log_data.setdefault("user_id", request.user_id)
+        for name, value in request.extra.items():
+            log_data.setdefault(name, value)
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

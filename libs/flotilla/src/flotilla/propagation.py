@@ -8,7 +8,6 @@ W3C Trace Context specification asks of each hop.
 
 from __future__ import annotations
 
-import logging
 import re
 import secrets
 from collections.abc import Mapping
@@ -73,30 +72,3 @@ def task_context(
         path=task_name,
         extra={"task_id": task_id, "traceparent": traceparent, "trace_id": trace_id},
     )
-
-
-_factory_installed = False
-
-
-def install_log_fields() -> None:
-    """Make every log record carry the current context's ``extra`` fields (task id, trace id).
-
-    The JSON formatter writes a record's own attributes, so a record factory that copies
-    the fields onto each record puts them in every line, whichever logger or handler is
-    used; the same technique OpenTelemetry's logging instrumentation uses. Idempotent.
-    """
-    global _factory_installed  # noqa: PLW0603 - one factory per process
-    if _factory_installed:
-        return
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        request_context = context.current()
-        if request_context is not None:
-            for key, value in request_context.extra.items():
-                record.__dict__.setdefault(key, value)
-        return record
-
-    logging.setLogRecordFactory(factory)
-    _factory_installed = True

@@ -4,7 +4,8 @@
   unreachable (existing connections drop, new ones are refused) and ``restore()`` brings it
   back, without stopping the RabbitMQ server other test runs share.
 * :class:`Rabbit` declares throw-away queues, reads them and deletes what a test declared.
-* :class:`WorkerProcess` runs ``flask tasks worker`` as a child process and stops it by PID.
+* :class:`WorkerProcess` runs ``flask tasks worker`` as a child process and stops it by PID;
+  :class:`RelayProcess` does the same for ``flask outbox relay``.
 """
 
 from __future__ import annotations
@@ -243,3 +244,17 @@ class WorkerProcess:
             except orjson.JSONDecodeError:
                 continue
         return records
+
+
+class RelayProcess(WorkerProcess):
+    """``flask --app <app> outbox relay`` in its own process group, output to ``log_path``."""
+
+    def __init__(self, app_uri: str, *, env: Mapping[str, str], log_path: Path, cwd: Path) -> None:
+        super().__init__(app_uri, env=env, log_path=log_path, cwd=cwd)
+        self.command = [sys.executable, "-m", "flask", "--app", app_uri, "outbox", "relay"]
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the relay exited with {self.process.returncode}")
+        return any(line.get("message") == "outbox relay started" for line in self.log_records())

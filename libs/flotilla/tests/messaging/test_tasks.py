@@ -71,6 +71,22 @@ def test_celery_is_configured_to_lose_nothing(app: Flask, names: Names) -> None:
     assert conf.task_default_queue == names.work_queue
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_declared_queues_keep_events_published_before_any_worker_starts(
+    app: Flask, names: Names, rabbit: Rabbit
+) -> None:
+    result = app.test_cli_runner().invoke(args=["tasks", "declare-queues"])
+    assert result.exit_code == 0, result.output
+    assert names.work_queue in result.output
+    with app.app_context():
+        outbox.add_event(db.session, "sample.happened", {})
+        outbox.add_event(db.session, "sample.unbound", {})  # no queue is bound for it
+        db.session.commit()
+    assert relay_pending(app) == 2
+    assert rabbit.count(names.work_queue) == 1
+    assert rabbit.count(names.dead_queue) == 0
+
+
 @pytest.mark.process
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_task_runs_in_app_context_with_the_request_id_in_its_logs(
@@ -123,6 +139,34 @@ def test_a_poison_task_is_dead_lettered_and_the_worker_goes_on(
     assert dead.headers[DEAD_LETTER_ERROR_HEADER] == "RuntimeError: poison bad"
     assert orjson.loads(dead.body)[0] == ["bad"]
     assert rabbit.count(names.work_queue) == 0
+
+
+@pytest.mark.process
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_dead_letters_are_listed_unchanged_and_replayed_to_a_worker(
+    app: Flask, tmp_path: Path, names: Names, rabbit: Rabbit
+) -> None:
+    state = tasks_state(app)
+    dead = {DEAD_LETTER_ERROR_HEADER: "RuntimeError: the cause, since fixed"}
+    with app.app_context():
+        task = state.celery.tasks["sample.record"]
+        task_id = task.apply_async(("replayed",), queue=state.dead_letter_queue, headers=dead).id
+    runner = app.test_cli_runner()
+    for _ in range(2):  # listing twice shows the same: nothing was taken
+        listed = runner.invoke(args=["tasks", "dead-letters"])
+        assert listed.exit_code == 0, listed.output
+        assert f"{task_id}  sample.record" in listed.output
+        assert "RuntimeError: the cause, since fixed" in listed.output
+    assert rabbit.count(names.dead_queue) == 1
+    replayed = runner.invoke(args=["tasks", "replay-dead-letters"])
+    assert replayed.output.splitlines() == [
+        f"replayed {task_id}  sample.record",
+        "1 dead letter(s) replayed",
+    ]
+    assert rabbit.count(names.dead_queue) == 0
+    assert rabbit.count(names.work_queue) == 1
+    with worker(app, tmp_path):
+        wait_until(lambda: lines(tmp_path / "done.txt") == ["replayed"], what="replayed task ran")
 
 
 @pytest.mark.process

@@ -10,7 +10,7 @@ from users.api import tokens, users, well_known
 from users.cli import users_cli
 from users.config import UsersSettings
 from users.keys import load_key_ring
-from users.models import db
+from users.models import db, outbox
 from users.passwords import Passwords
 
 __version__ = "0.1.0"
@@ -21,6 +21,7 @@ def create_app(settings: UsersSettings | None = None) -> Flask:
     settings = settings or load_settings(UsersSettings)
     app = create_service(__name__, settings, version=__version__)
     db.init_app(app, settings)
+    outbox.init_app(app, settings)  # `flask outbox relay` publishes what it holds
     key_ring = load_key_ring(settings)
     app.extensions["users.key_ring"] = key_ring
     app.extensions["users.passwords"] = Passwords(settings)

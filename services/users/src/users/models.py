@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from flotilla import NAMING_CONVENTION, Database
+from flotilla import NAMING_CONVENTION, Database, Outbox
 from flotilla.columns import UtcDateTime
 
 # BIGINT on PostgreSQL; SQLite only auto-increments a column declared exactly INTEGER.
@@ -36,6 +36,7 @@ class Base(DeclarativeBase):
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 db = Database(Base.metadata, migrations=MIGRATIONS)
+outbox = Outbox(Base.metadata)  # user.registered, written with the account (docs/events.md)
 
 
 class User(Base):

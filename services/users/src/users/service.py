@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from flotilla import Conflict, Forbidden, NotFound
 from flotilla.auth import current_principal, token_rejected
 from flotilla.pagination import Page, decode_cursor, encode_cursor
-from users.models import User, db, normalize_email, utc_now
+from users.models import User, db, normalize_email, outbox, utc_now
 from users.passwords import passwords
 from users.sessions import revoke_all_sessions
 
@@ -52,7 +52,10 @@ def register_user(
     display_name: str | None = None,
     roles: tuple[str, ...] = (CUSTOMER,),
 ) -> User:
-    """Create an account; raises :class:`UsernameTaken` or :class:`EmailTaken`."""
+    """Create an account and its ``user.registered`` event (docs/events.md).
+
+    Raises :class:`UsernameTaken` or :class:`EmailTaken`.
+    """
     email = normalize_email(email)
     _refuse_taken(username=username, email=email)
     session = db.session()
@@ -65,6 +68,21 @@ def register_user(
     )
     session.add(user)
     try:
+        session.flush()  # assigns the id and registration time the event carries
+        # In the same transaction: the event exists exactly when the account does, and a
+        # broker outage cannot fail the request (the relay publishes after the commit).
+        outbox.add_event(
+            session,
+            "user.registered",
+            {
+                "user_id": user.id,
+                "username": user.username,
+                "email": user.email,
+                "display_name": user.display_name,
+                "registered_at": user.created_at.isoformat(),
+            },
+            version=1,
+        )
         session.commit()
     except IntegrityError:
         # Another request registered the same name between our check and our insert.

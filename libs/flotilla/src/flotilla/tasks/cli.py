@@ -1,4 +1,4 @@
-"""``flask tasks worker``: the service's Celery worker, configured by the chassis."""
+"""``flask tasks ...``: the worker, queue declaration and the dead-letter queue."""
 
 from __future__ import annotations
 
@@ -33,3 +33,43 @@ def worker_command(concurrency: int | None) -> None:
     )
     worker.start()
     raise SystemExit(worker.exitcode)
+
+
+@cli.command("declare-queues")
+def declare_queues_command() -> None:
+    """Create this service's queue, its event bindings and its dead-letter queue, then exit.
+
+    Run it when deploying, before any producer's relay starts: RabbitMQ confirms an event
+    that no queue is bound for yet and drops it, so the bindings must exist first.
+    """
+    from flotilla.tasks.extension import tasks_state  # noqa: PLC0415 - cli is imported by it
+
+    state = tasks_state(current_app)
+    state.declare_queues()
+    click.echo(f"declared {state.queue.name} and {state.dead_letter_queue.name}")
+
+
+@cli.command("dead-letters")
+@click.option("--limit", type=int, default=100, show_default=True, help="Show at most this many.")
+def dead_letters_command(limit: int) -> None:
+    """List the dead-letter queue, oldest first, without changing it."""
+    from flotilla.tasks.dead_letters import list_dead_letters  # noqa: PLC0415 - see above
+    from flotilla.tasks.extension import tasks_state  # noqa: PLC0415 - cli is imported by it
+
+    letters = list_dead_letters(tasks_state(current_app), limit=limit)
+    for letter in letters:
+        click.echo(f"{letter.task_id}  {letter.task}  {letter.arguments}  {letter.error}")
+    click.echo(f"{len(letters)} dead letter(s) shown")
+
+
+@cli.command("replay-dead-letters")
+@click.option("--limit", type=int, default=None, help="Replay at most this many (default: all).")
+def replay_dead_letters_command(limit: int | None) -> None:
+    """Move dead letters back to the work queue, oldest first, once their cause is fixed."""
+    from flotilla.tasks.dead_letters import replay_dead_letters  # noqa: PLC0415 - see above
+    from flotilla.tasks.extension import tasks_state  # noqa: PLC0415 - cli is imported by it
+
+    moved = replay_dead_letters(tasks_state(current_app), limit=limit)
+    for letter in moved:
+        click.echo(f"replayed {letter.task_id}  {letter.task}")
+    click.echo(f"{len(moved)} dead letter(s) replayed")

@@ -19,7 +19,6 @@ from kombu.entity import Queue
 
 from flotilla.config import ServiceSettings
 from flotilla.outbox.envelope import EVENT_TASK, Event
-from flotilla.propagation import install_log_fields
 from flotilla.tasks.base import bind_task_class
 from flotilla.tasks.cli import cli
 from flotilla.tasks.config import celery_config, dead_letter_queue, work_queue
@@ -140,7 +139,6 @@ class Tasks:
             celery, queue, dead_letter_queue(settings), settings
         )
         app.cli.add_command(cli)
-        install_log_fields()
 
     @staticmethod
     def _register(

@@ -1,0 +1,148 @@
+"""Fixtures: the notifications app on SQLite and PostgreSQL, a real SMTP server, events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy.exc import OperationalError
+
+from flotilla.migrations import upgrade
+from flotilla.outbox import Event
+from flotilla.testing import empty_tables, postgres_database, postgres_server_url
+from notifications import create_app
+from notifications.config import NotificationsSettings
+from notifications.models import db
+from notifications.sender import SmtpSender
+from notifications.testing import MailServer
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def make_settings(database_url: str, var_dir: Path, **overrides: Any) -> NotificationsSettings:
+    """Test settings for a notifications app on ``database_url``."""
+    values: dict[str, Any] = {"ENVIRONMENT": "test", **overrides}
+    return NotificationsSettings(DATABASE_URL=database_url, VAR_DIR=var_dir, **values)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session; a missing server fails the run."""
+    try:
+        with postgres_database() as url:
+            yield url
+    except OperationalError as error:
+        pytest.fail(f"PostgreSQL is required at {postgres_server_url()}: {error}")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def migrated_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flask]:
+    """One notifications app per backend for the session, migrated to head."""
+    directory = tmp_path_factory.mktemp(request.param)
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{directory / 'notifications.db'}"
+    app = create_app(make_settings(url, directory))
+    upgrade(app)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(migrated_app: Flask) -> Iterator[Flask]:
+    """The notifications app with empty tables (and its embedded .eml writer)."""
+    sender = migrated_app.extensions["notifications.sender"]
+    yield migrated_app
+    migrated_app.extensions["notifications.sender"] = sender
+    with migrated_app.app_context():
+        empty_tables(db.engine, db.metadata)
+
+
+@pytest.fixture
+def mail_server() -> Iterator[MailServer]:
+    """A real SMTP server on 127.0.0.1 that keeps what it receives."""
+    with MailServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_app(app: Flask, mail_server: MailServer) -> Flask:
+    """The app sending over SMTP (no TLS) to ``mail_server``."""
+    settings = app.extensions["flotilla.settings"]
+    smtp = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": mail_server.port, "SMTP_STARTTLS": False}
+    app.extensions["notifications.sender"] = SmtpSender(settings.model_copy(update=smtp))
+    return app
+
+
+EventFactory = Callable[..., Event]
+
+
+def user_registered_payload(**changes: Any) -> dict[str, Any]:
+    """A valid ``user.registered`` v1 payload."""
+    payload = {
+        "user_id": 42,
+        "username": "alice",
+        "email": "alice@example.com",
+        "display_name": "Alice A.",
+        "registered_at": "2026-11-21T10:00:00+00:00",
+    }
+    return {**payload, **changes}
+
+
+def order_payload(**changes: Any) -> dict[str, Any]:
+    """A valid ``order.placed`` v1 payload; ``order.cancelled`` takes a subset."""
+    payload = {
+        "order_id": 1001,
+        "user_id": 42,
+        "email": "alice@example.com",
+        "display_name": "Alice A.",
+        "placed_at": "2026-11-21T10:00:00+00:00",
+        "currency": "EUR",
+        "lines": [
+            {
+                "product_id": 7,
+                "name": "Mug",
+                "quantity": 2,
+                "unit_price": "10.25",
+                "line_total": "20.50",
+            },
+            {
+                "product_id": 9,
+                "name": "Tea <Earl Grey>",
+                "quantity": 1,
+                "unit_price": "11.00",
+                "line_total": "11.00",
+            },
+        ],
+        "total": "31.50",
+    }
+    return {**payload, **changes}
+
+
+def cancelled_payload(**changes: Any) -> dict[str, Any]:
+    """A valid ``order.cancelled`` v1 payload."""
+    payload = {
+        "order_id": 1001,
+        "user_id": 42,
+        "email": "alice@example.com",
+        "display_name": None,
+        "cancelled_at": "2026-11-22T09:30:00+00:00",
+        "reason": "Out of stock",
+        "currency": "EUR",
+        "total": "31.50",
+    }
+    return {**payload, **changes}
+
+
+def make_event(event_type: str, payload: dict[str, Any], version: int = 1) -> Event:
+    """An event as a consumer receives it, with a fresh id."""
+    return Event(uuid.uuid4(), event_type, version, datetime.now(UTC), payload)

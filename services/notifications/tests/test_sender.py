@@ -1,0 +1,122 @@
+"""Sending for real: SMTP with and without STARTTLS and a login, and the .eml writer."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flotilla.testing import capture_logs
+from notifications.config import NotificationsSettings
+from notifications.events import UserRegistered, parse_payload
+from notifications.mail import welcome_email
+from notifications.sender import EmlWriter, SmtpSender
+from notifications.testing import MailServer
+
+from .conftest import make_event, user_registered_payload
+from .tls import Certificate, self_signed
+
+CREDENTIALS = ("shop", "correct horse battery")
+
+
+def a_welcome(settings: NotificationsSettings, **changes: Any) -> Any:
+    """A welcome e-mail to be sent."""
+    event = make_event("user.registered", user_registered_payload(**changes))
+    return welcome_email(parse_payload(event, UserRegistered), event_id=event.id, settings=settings)
+
+
+def smtp_settings(port: int, **overrides: Any) -> NotificationsSettings:
+    """Settings sending to 127.0.0.1:``port``."""
+    values: dict[str, Any] = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port, "SMTP_TIMEOUT": 5}
+    return NotificationsSettings(**{**values, **overrides})
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A self-signed certificate for the TLS server."""
+    return self_signed(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def tls_server(certificate: Certificate) -> Iterator[MailServer]:
+    """An SMTP server that requires STARTTLS and a login."""
+    with MailServer(tls_context=certificate.server_context(), credentials=CREDENTIALS) as server:
+        yield server
+
+
+def test_an_email_is_delivered_over_plain_smtp(mail_server: MailServer) -> None:
+    settings = smtp_settings(mail_server.port, SMTP_STARTTLS=False)
+    message = a_welcome(settings)
+    assert SmtpSender(settings).send(message) == f"smtp://127.0.0.1:{mail_server.port}"
+    (received,) = mail_server.to("alice@example.com")
+    assert received.message["Message-ID"] == message["Message-ID"]
+    assert received.sender == "no-reply@shop.example"
+    assert received.message.get_body(("html",)) is not None
+
+
+def test_starttls_and_a_login_are_used_when_configured(
+    tls_server: MailServer, certificate: Certificate
+) -> None:
+    settings = smtp_settings(
+        tls_server.port,
+        SMTP_USERNAME=CREDENTIALS[0],
+        SMTP_PASSWORD=CREDENTIALS[1],
+        SMTP_CA_FILE=str(certificate.cert_file),
+    )
+    SmtpSender(settings).send(a_welcome(settings))
+    assert len(tls_server.to("alice@example.com")) == 1
+
+
+def test_a_wrong_password_fails_the_send(tls_server: MailServer, certificate: Certificate) -> None:
+    settings = smtp_settings(
+        tls_server.port,
+        SMTP_USERNAME=CREDENTIALS[0],
+        SMTP_PASSWORD="wrong",
+        SMTP_CA_FILE=str(certificate.cert_file),
+    )
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        SmtpSender(settings).send(a_welcome(settings))
+    assert tls_server.received() == []
+
+
+def test_an_untrusted_certificate_fails_the_send(tls_server: MailServer) -> None:
+    settings = smtp_settings(tls_server.port, SMTP_USERNAME="shop", SMTP_PASSWORD="x")
+    with pytest.raises(smtplib.ssl.SSLCertVerificationError):  # type: ignore[attr-defined]
+        SmtpSender(settings).send(a_welcome(settings))
+    assert tls_server.received() == []
+
+
+def test_a_server_without_starttls_gets_nothing_in_clear(mail_server: MailServer) -> None:
+    settings = smtp_settings(mail_server.port)  # STARTTLS required by default
+    with pytest.raises(smtplib.SMTPNotSupportedError):
+        SmtpSender(settings).send(a_welcome(settings))
+    assert mail_server.received() == []
+
+
+def test_a_server_that_is_down_fails_the_send_at_once(mail_server: MailServer) -> None:
+    settings = smtp_settings(mail_server.port, SMTP_STARTTLS=False)
+    mail_server.down()
+    with pytest.raises(ConnectionRefusedError):
+        SmtpSender(settings).send(a_welcome(settings))
+    mail_server.up()
+    SmtpSender(settings).send(a_welcome(settings))
+    assert len(mail_server.received()) == 1
+
+
+def test_the_eml_writer_writes_one_file_per_message_id_and_logs_where(tmp_path: Path) -> None:
+    writer = EmlWriter(tmp_path / "mail")
+    message = a_welcome(NotificationsSettings())
+    with capture_logs() as logs:
+        first = writer.send(message)
+        again = writer.send(message)  # a redelivered event: the same file, not a second one
+    assert first == again
+    assert [path.name for path in (tmp_path / "mail").iterdir()] == [Path(first).name]
+    assert Path(first).suffix == ".eml"
+    stored = message_from_bytes(Path(first).read_bytes(), policy=policy.default)
+    assert stored["Message-ID"] == message["Message-ID"]
+    written = [line for line in logs if line["message"] == "e-mail written to a file"]
+    assert [line["path"] for line in written] == [str(Path(first).resolve())] * 2
