@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
+from sqlalchemy import Column, Integer, MetaData, Table, Text, insert, select, text
 
 from flotilla import Database, ServiceSettings, create_service
 from flotilla.columns import UtcDateTime
 from flotilla.db import create_engine_from_settings
-from flotilla.testing import postgres_database
+from flotilla.testing import capture_logs, postgres_database
 
 metadata = MetaData()
 events = Table(
@@ -116,3 +116,31 @@ def test_bare_postgres_urls_use_psycopg_3(tmp_path: Path) -> None:
         engine = create_engine_from_settings(settings)
         assert engine.url.drivername == "postgresql+psycopg"
         engine.dispose()
+
+
+def test_a_value_postgresql_refuses_is_a_422_problem_and_changes_nothing(tmp_path: Path) -> None:
+    notes = Table(
+        "notes", MetaData(), Column("id", Integer, primary_key=True), Column("text", Text)
+    )
+    with postgres_database() as url:
+        app = make_app(url, tmp_path)
+
+        @app.post("/notes")
+        def add_note() -> dict[str, str]:
+            database.session.execute(insert(notes).values(id=1, text="a\x00b"))
+            database.session.commit()
+            return {}
+
+        with app.app_context():
+            notes.create(database.engine)
+        with capture_logs() as logs:
+            response = app.test_client().post("/notes")
+        assert response.status_code == 422
+        assert response.json is not None
+        assert response.json["type"] == "urn:flotilla:problem:unstorable-value"
+        assert [record["message"] for record in logs if record["level"] == "WARNING"] == [
+            "database refused a value"
+        ]
+        with app.app_context(), database.reading() as session:
+            assert session.execute(select(notes.c.id)).all() == []
+            database.engine.dispose()

@@ -190,3 +190,13 @@ def test_grant_admin_promotes_an_existing_account(app: Flask, customer: Account)
     assert stored(app, customer.id).roles == ["customer", "admin"]
     missing = app.test_cli_runner().invoke(args=["users", "grant-admin", "nobody"])
     assert missing.exit_code == 1
+
+
+def test_a_nul_character_in_a_display_name_is_a_422_that_changes_nothing(
+    app: Flask, client: FlaskClient, customer: Account
+) -> None:
+    response = client.patch(
+        "/api/v1/users/me", json={"display_name": "a\x00"}, headers=customer.headers
+    )
+    assert response.status_code == 422
+    assert stored(app, customer.id).display_name is None

@@ -394,3 +394,11 @@ def test_the_openapi_document_declares_429_on_the_rate_limited_operations_only(
     assert set(operations) >= RATE_LIMITED_OPERATIONS
     limited = {key for key, operation in operations.items() if "429" in operation["responses"]}
     assert limited == RATE_LIMITED_OPERATIONS
+
+
+def test_a_login_with_a_nul_character_is_limited_and_refused_cleanly(
+    limited: FlaskClient,
+) -> None:
+    response = log_in(limited, "a\x00b@example.com", WRONG_PASSWORD)
+    assert response.status_code == 422
+    assert json_of(response)["type"] == "urn:flotilla:problem:validation-error"

@@ -270,3 +270,8 @@ def test_a_hash_made_with_older_costs_is_upgraded_at_login(
         upgraded = db.session().scalar(select(User.password_hash))
     assert upgraded is not None
     assert "m=64," in upgraded
+
+
+def test_a_nul_character_in_a_login_is_a_422_on_every_database(client: FlaskClient) -> None:
+    response = client.post("/api/v1/tokens", json={"login": "a\x00b@x", "password": "x"})
+    assert response.status_code == 422

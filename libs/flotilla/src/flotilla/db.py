@@ -30,13 +30,13 @@ from typing import Any
 from flask import Flask, current_app
 from flask.globals import app_ctx
 from sqlalchemy import Engine, MetaData, create_engine, event, make_url, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from flotilla.config import ServiceSettings
 from flotilla.dbcli import cli
-from flotilla.errors import Problem, ServiceUnavailable, problem_response
+from flotilla.errors import Problem, ServiceUnavailable, ValidationFailed, problem_response
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,7 @@ class Database:
         app.teardown_appcontext(self._remove_session)
         app.register_error_handler(OperationalError, _unavailable)
         app.register_error_handler(PoolTimeoutError, _unavailable)
+        app.register_error_handler(DataError, _unstorable)
         health = app.extensions.get("flotilla.health")
         if health is not None:
             health.add_check("database", lambda: _ping(state.engine))
@@ -208,4 +209,19 @@ def _unavailable(error: Exception) -> Any:
     problem: Problem = ServiceUnavailable(
         "The database is unavailable; retry shortly.", headers={"Retry-After": "1"}
     )
+    return problem_response(problem)
+
+
+class UnstorableValue(ValidationFailed):
+    """The database refused a value validation let through, e.g. a NUL character (422)."""
+
+    code, title = "unstorable-value", "Unstorable Value"
+
+
+def _unstorable(error: DataError) -> Any:
+    # SQLSTATE class 22 (data exception): the value came from the request, which changes
+    # nothing, rather than from a broken server; logged in full, since a schema should have
+    # refused it first.
+    log.warning("database refused a value", exc_info=error)
+    problem: Problem = UnstorableValue("The request holds a value that cannot be stored.")
     return problem_response(problem)

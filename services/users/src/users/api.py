@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request, url_for
-from flask_smorest import Blueprint
 
-from flotilla.api import ProblemSchema
+from flotilla.api import Blueprint, ProblemSchema
 from flotilla.auth import current_principal, require_auth
 from flotilla.limits import rate_limit
 from flotilla.pagination import Page, PageQuery

@@ -84,7 +84,7 @@ def account_key(login: str) -> str:
     double the attempts; the key is a digest, so Redis holds no addresses.
     """
     login = login.strip().lower()
-    if "@" in login:
+    if "@" in login and len(login) <= 254 and "\x00" not in login:  # else never an account's
         with db.reading() as session:
             login = session.scalar(select(User.username).where(User.email == login)) or login
     return hashlib.sha256(login.encode()).hexdigest()
