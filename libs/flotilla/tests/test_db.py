@@ -141,6 +141,7 @@ def test_a_value_postgresql_refuses_is_a_422_problem_and_changes_nothing(tmp_pat
         assert [record["message"] for record in logs if record["level"] == "WARNING"] == [
             "database refused a value"
         ]
-        with app.app_context(), database.reading() as session:
-            assert session.execute(select(notes.c.id)).all() == []
+        with app.app_context():
+            with database.reading() as session:
+                assert session.execute(select(notes.c.id)).all() == []
             database.engine.dispose()

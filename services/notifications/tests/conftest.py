@@ -98,8 +98,14 @@ def user_registered_payload(**changes: Any) -> dict[str, Any]:
     return {**payload, **changes}
 
 
+def order_line(**changes: Any) -> dict[str, Any]:
+    """A line of an ``order.placed`` payload: two mugs at 10.25 (in the order's currency)."""
+    line = {"product_id": 7, "name": "Mug", "quantity": 2, "unit_price": 1025, "line_total": 2050}
+    return {**line, **changes}
+
+
 def order_payload(**changes: Any) -> dict[str, Any]:
-    """A valid ``order.placed`` v1 payload; ``order.cancelled`` takes a subset."""
+    """A valid ``order.placed`` v1 payload: 31.50 EUR, its amounts in cents."""
     payload = {
         "order_id": 1001,
         "user_id": 42,
@@ -108,22 +114,12 @@ def order_payload(**changes: Any) -> dict[str, Any]:
         "placed_at": "2026-11-21T10:00:00+00:00",
         "currency": "EUR",
         "lines": [
-            {
-                "product_id": 7,
-                "name": "Mug",
-                "quantity": 2,
-                "unit_price": "10.25",
-                "line_total": "20.50",
-            },
-            {
-                "product_id": 9,
-                "name": "Tea <Earl Grey>",
-                "quantity": 1,
-                "unit_price": "11.00",
-                "line_total": "11.00",
-            },
+            order_line(),
+            order_line(
+                product_id=9, name="Tea <Earl Grey>", quantity=1, unit_price=1100, line_total=1100
+            ),
         ],
-        "total": "31.50",
+        "total": 3150,
     }
     return {**payload, **changes}
 
@@ -138,7 +134,7 @@ def cancelled_payload(**changes: Any) -> dict[str, Any]:
         "cancelled_at": "2026-11-22T09:30:00+00:00",
         "reason": "Out of stock",
         "currency": "EUR",
-        "total": "31.50",
+        "total": 3150,
     }
     return {**payload, **changes}
 

@@ -22,6 +22,7 @@ from notifications.mail import cancellation_notice, order_confirmation, welcome_
 from .conftest import (
     cancelled_payload,
     make_event,
+    order_line,
     order_payload,
     user_registered_payload,
 )
@@ -139,10 +140,61 @@ def test_a_malformed_payload_is_refused_before_anything_is_composed(
         parse_payload(make_event("user.registered", payload), UserRegistered)
 
 
-def test_an_order_without_lines_or_with_a_bad_currency_is_refused() -> None:
-    for payload in (order_payload(lines=[]), order_payload(currency="euro")):
-        with pytest.raises(ValidationError):
-            parse_payload(make_event("order.placed", payload), OrderPlaced)
+@pytest.mark.parametrize(
+    ("currency", "unit_price", "expected"),
+    [
+        ("EUR", 1050, "3 \u00d7 Mug at 10.50 EUR: 31.50 EUR"),
+        ("JPY", 1050, "3 \u00d7 Mug at 1,050 JPY: 3,150 JPY"),
+        ("KWD", 1050, "3 \u00d7 Mug at 1.050 KWD: 3.150 KWD"),
+    ],
+)
+def test_amounts_are_shown_with_as_many_decimals_as_the_currency_has(
+    currency: str, unit_price: int, expected: str
+) -> None:
+    line = order_line(quantity=3, unit_price=unit_price, line_total=3 * unit_price)
+    payload = order_payload(currency=currency, lines=[line], total=3 * unit_price)
+    event = make_event("order.placed", payload)
+    message = order_confirmation(
+        parse_payload(event, OrderPlaced), event_id=event.id, settings=SETTINGS
+    )
+    text, html = parts(message)
+    assert expected in text
+    assert expected.rsplit(": ", 1)[1] in html
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        order_payload(lines=[]),
+        order_payload(currency="euro"),
+        order_payload(total="31.50"),  # a decimal string, as before amounts were minor units
+        order_payload(total="3150"),
+        order_payload(total=3150.0),
+        order_payload(lines=[order_line(unit_price=-1025, line_total=-2050)], total=-2050),
+        order_payload(lines=[order_line(quantity=0, line_total=0)], total=0),
+        order_payload(lines=[order_line(line_total=2049)], total=2049),  # 2 x 1025 is 2050
+        order_payload(total=3151),  # the lines add up to 3150
+    ],
+)
+def test_an_order_whose_lines_currency_or_amounts_are_wrong_is_refused(
+    payload: dict[str, object],
+) -> None:
+    with pytest.raises(ValidationError):
+        parse_payload(make_event("order.placed", payload), OrderPlaced)
+
+
+@pytest.mark.parametrize("total", [-1, "31.50", 31.5, None])
+def test_a_cancellation_with_a_bad_total_is_refused(total: object) -> None:
+    with pytest.raises(ValidationError):
+        parse_payload(make_event("order.cancelled", cancelled_payload(total=total)), OrderCancelled)
+
+
+def test_free_lines_are_accepted() -> None:
+    free = order_line(name="Sample", quantity=1, unit_price=0, line_total=0)
+    payload = order_payload(lines=[*order_payload()["lines"], free])
+    order = parse_payload(make_event("order.placed", payload), OrderPlaced)
+    assert [line.line_total for line in order.lines] == [2050, 1100, 0]
+    assert order.total == 3150
 
 
 def test_unknown_versions_are_refused_and_unknown_fields_ignored() -> None:

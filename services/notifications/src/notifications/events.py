@@ -5,17 +5,29 @@ the message waits in the dead-letter queue for a fix and a replay: a malformed e
 never half-handled. Unknown fields are ignored, so a producer may add optional fields
 without a new version; renaming or removing one needs a new version, which this module
 learns by adding a model beside the old one.
+
+Money is an integer amount of the currency's minor unit beside an ISO 4217 ``currency``
+(``3150`` and ``"EUR"`` for 31.50 EUR; see :mod:`notifications.money`). An order's amounts
+must add up — each line's total is its quantity times its unit price, the order's total the
+sum of its lines — and a payload whose arithmetic disagrees is refused like any malformed
+one: the e-mail would otherwise show the customer figures that contradict each other.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from email.errors import HeaderParseError
 from email.headerregistry import Address
-from typing import Annotated, TypeVar
+from typing import Annotated, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from flotilla.outbox import Event
 
@@ -33,7 +45,8 @@ def _mailbox(value: str) -> str:
 
 EmailAddress = Annotated[str, StringConstraints(max_length=254), AfterValidator(_mailbox)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)]
+MinorUnits = Annotated[int, Field(strict=True, ge=0)]
+"""An amount of money in the currency's minor unit; strict: ``"31.50"`` or ``31.5`` is refused."""
 
 
 class UnsupportedEvent(ValueError):
@@ -62,8 +75,17 @@ class OrderLine(Payload):
     product_id: int
     name: str
     quantity: int = Field(ge=1)
-    unit_price: Money
-    line_total: Money
+    unit_price: MinorUnits
+    line_total: MinorUnits
+
+    @model_validator(mode="after")
+    def _line_total_is_quantity_times_unit_price(self) -> Self:
+        if self.line_total != self.quantity * self.unit_price:
+            raise ValueError(
+                f"line_total {self.line_total} is not quantity {self.quantity}"
+                f" times unit_price {self.unit_price}"
+            )
+        return self
 
 
 class OrderPlaced(Payload):
@@ -76,7 +98,14 @@ class OrderPlaced(Payload):
     placed_at: datetime
     currency: CurrencyCode
     lines: list[OrderLine] = Field(min_length=1)
-    total: Money
+    total: MinorUnits
+
+    @model_validator(mode="after")
+    def _total_is_the_sum_of_the_lines(self) -> Self:
+        lines_sum = sum(line.line_total for line in self.lines)
+        if self.total != lines_sum:
+            raise ValueError(f"total {self.total} is not the sum of the line totals {lines_sum}")
+        return self
 
 
 class OrderCancelled(Payload):
@@ -89,7 +118,7 @@ class OrderCancelled(Payload):
     cancelled_at: datetime
     reason: str | None = None
     currency: CurrencyCode
-    total: Money
+    total: MinorUnits
 
 
 PayloadT = TypeVar("PayloadT", bound=Payload)

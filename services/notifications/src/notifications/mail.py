@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -27,6 +26,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from notifications.config import NotificationsSettings
 from notifications.events import OrderCancelled, OrderPlaced, UserRegistered
+from notifications.money import format_money
 
 WELCOME, ORDER_PLACED, ORDER_CANCELLED = "welcome", "order_placed", "order_cancelled"
 
@@ -41,11 +41,6 @@ class Recipient:
     def header(self) -> Address:
         """The To: header value: the name on one line, encoded by ``email`` as needed."""
         return Address(display_name=" ".join(self.name.split()), addr_spec=self.email)
-
-
-def money(amount: Decimal, currency: str) -> str:
-    """``59.90 EUR``: two decimals and the ISO 4217 code."""
-    return f"{amount:,.2f} {currency}"
 
 
 def when(moment: datetime) -> str:
@@ -65,7 +60,7 @@ def templates() -> Environment:
         keep_trailing_newline=True,
     )
     environment.filters["when"] = when
-    environment.globals["money"] = money
+    environment.globals["money"] = format_money
     return environment
 
 
