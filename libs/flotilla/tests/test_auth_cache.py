@@ -22,7 +22,6 @@ from jwt.algorithms import AllowedOKPKeys, OKPAlgorithm
 
 from flotilla import ServiceSettings, create_service
 from flotilla.auth import (
-    SIGNING_ALGORITHM,
     Auth,
     InvalidToken,
     JwksCache,
@@ -35,11 +34,10 @@ from flotilla.auth import (
     public_pem,
 )
 from flotilla.auth.cache import LruCache
+from flotilla.testing import ManualClock
 
-from .forgery import craft_token
+from .forgery import AUDIENCE, ISSUER, craft_token, header_for, valid_claims
 
-ISSUER = "urn:flotilla:users"
-AUDIENCE = "flotilla"
 LEEWAY = timedelta(seconds=10)
 
 
@@ -82,16 +80,6 @@ class CountingKeys:
         return self.keys.get(kid)
 
 
-class Clock:
-    """POSIX time that moves only when told; starts at the real time."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def signing_key() -> SigningKey:
     """The issuer's key."""
@@ -105,13 +93,13 @@ def keys(signing_key: SigningKey) -> CountingKeys:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    """Time for the verifier's re-checks."""
-    return Clock()
+def clock() -> ManualClock:
+    """POSIX time for the verifier's re-checks, starting at the real time."""
+    return ManualClock(time.time())
 
 
 @pytest.fixture
-def verifier(keys: CountingKeys, clock: Clock) -> TokenVerifier:
+def verifier(keys: CountingKeys, clock: ManualClock) -> TokenVerifier:
     """A verifier remembering up to 8 tokens, re-checking them against ``keys`` and ``clock``."""
     return TokenVerifier(
         keys, issuer=ISSUER, audience=AUDIENCE, leeway=LEEWAY, cache_size=8, clock=clock
@@ -119,19 +107,12 @@ def verifier(keys: CountingKeys, clock: Clock) -> TokenVerifier:
 
 
 def token_for(key: SigningKey, *, signed_by: SigningKey | None = None, **overrides: Any) -> str:
-    """A good access token naming ``key``, signed by it unless ``signed_by``, with ``overrides``."""
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "user-1",
-        "iat": now,
-        "exp": now + 900,
-        "roles": ["customer"],
-    }
-    claims.update(overrides)
-    header = {"alg": SIGNING_ALGORITHM, "typ": "at+jwt", "kid": key.kid}
-    return craft_token(header, claims, (signed_by or key).private_key.sign)
+    """A good access token naming ``key``, signed by it unless ``signed_by``, with ``overrides``.
+
+    Its claims are :func:`forgery.valid_claims` without the ``jti``, unless ``overrides`` give one.
+    """
+    claims = valid_claims(**{"jti": None, **overrides})
+    return craft_token(header_for(key), claims, (signed_by or key).private_key.sign)
 
 
 def rejection(verifier: TokenVerifier, token: str) -> str:
@@ -177,7 +158,7 @@ def test_a_cache_size_of_zero_checks_every_signature(
 
 
 def test_the_least_recently_used_token_is_forgotten_at_the_size_bound(
-    signing_key: SigningKey, keys: CountingKeys, clock: Clock
+    signing_key: SigningKey, keys: CountingKeys, clock: ManualClock
 ) -> None:
     verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, cache_size=2, clock=clock)
     first, second, third = (token_for(signing_key, sub=f"user-{n}") for n in (1, 2, 3))
@@ -230,7 +211,7 @@ def test_a_remembered_token_is_refused_once_it_has_expired(
 
 
 def test_a_remembered_token_is_verified_again_from_its_expiry_plus_the_leeway(
-    signing_key: SigningKey, keys: CountingKeys, clock: Clock, verifier: TokenVerifier
+    signing_key: SigningKey, keys: CountingKeys, clock: ManualClock, verifier: TokenVerifier
 ) -> None:
     expires = int(time.time()) + 900
     token = token_for(signing_key, exp=expires)
@@ -244,7 +225,7 @@ def test_a_remembered_token_is_verified_again_from_its_expiry_plus_the_leeway(
 
 
 def test_a_remembered_token_is_verified_again_when_the_clock_is_set_back(
-    signing_key: SigningKey, keys: CountingKeys, clock: Clock, verifier: TokenVerifier
+    signing_key: SigningKey, keys: CountingKeys, clock: ManualClock, verifier: TokenVerifier
 ) -> None:
     issued = int(time.time())
     token = token_for(signing_key, iat=issued, nbf=issued + 5)
@@ -292,7 +273,7 @@ def test_a_key_dropped_from_the_jwks_stops_remembered_tokens_at_the_next_fetch(
     signing_key: SigningKey,
 ) -> None:
     published = {"document": jwks_document([signing_key.public_key])}
-    monotonic = Clock()
+    monotonic = ManualClock(time.time())
     source = JwksCache(
         "https://users.internal/.well-known/jwks.json",
         max_age=300.0,
@@ -302,11 +283,11 @@ def test_a_key_dropped_from_the_jwks_stops_remembered_tokens_at_the_next_fetch(
     verifier = TokenVerifier(source, issuer=ISSUER, audience=AUDIENCE, cache_size=8)
     token = token_for(signing_key)
     first = verifier.verify(token)
-    monotonic.now += 300.0  # the key set is stale; the same key is fetched again
+    monotonic.advance(300.0)  # the key set is stale; the same key is fetched again
     assert verifier.verify(token) is not first  # a new key object: verified from scratch
     assert verifier.verify(token) is verifier.verify(token)
     published["document"] = jwks_document([SigningKey.generate().public_key])
-    monotonic.now += 300.0
+    monotonic.advance(300.0)
     assert rejection(verifier, token) == "The token is signed with an unknown key."
 
 

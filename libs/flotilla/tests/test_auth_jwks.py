@@ -16,27 +16,13 @@ import requests
 
 from flotilla.auth import JwksCache, KeysUnavailable, SigningKey, jwks_document
 from flotilla.auth.jwks import fetch_jwks, parse_jwks
-from flotilla.testing import capture_logs
+from flotilla.testing import ManualClock, capture_logs
 
 from .jwks_server import JwksServer, serving
 
 URL = "https://users.internal/.well-known/jwks.json"
 MAX_AGE = 300.0
 REFETCH_INTERVAL = 10.0
-
-
-class Clock:
-    """A monotonic clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
 
 
 class Issuer:
@@ -59,9 +45,9 @@ class Issuer:
 
 
 @pytest.fixture
-def clock() -> Clock:
+def clock() -> ManualClock:
     """Time for the cache."""
-    return Clock()
+    return ManualClock()
 
 
 @pytest.fixture
@@ -83,7 +69,7 @@ def issuer(old_key: SigningKey) -> Issuer:
 
 
 @pytest.fixture
-def cache(issuer: Issuer, clock: Clock) -> JwksCache:
+def cache(issuer: Issuer, clock: ManualClock) -> JwksCache:
     """A cache of ``issuer``'s keys on ``clock``."""
     return JwksCache(
         URL,
@@ -105,7 +91,7 @@ def kid_of(cache: JwksCache, kid: str) -> str | None:
 
 
 def test_keys_are_fetched_once_and_then_served_from_the_cache(
-    cache: JwksCache, issuer: Issuer, clock: Clock, old_key: SigningKey
+    cache: JwksCache, issuer: Issuer, clock: ManualClock, old_key: SigningKey
 ) -> None:
     for _ in range(5):
         assert kid_of(cache, old_key.kid) == old_key.kid
@@ -114,7 +100,7 @@ def test_keys_are_fetched_once_and_then_served_from_the_cache(
 
 
 def test_keys_are_fetched_again_once_they_are_max_age_old(
-    cache: JwksCache, issuer: Issuer, clock: Clock, old_key: SigningKey
+    cache: JwksCache, issuer: Issuer, clock: ManualClock, old_key: SigningKey
 ) -> None:
     cache.key_for(old_key.kid)
     clock.advance(MAX_AGE)
@@ -125,7 +111,7 @@ def test_keys_are_fetched_again_once_they_are_max_age_old(
 
 
 def test_an_unknown_kid_refetches_at_once_and_finds_a_rotated_key(
-    cache: JwksCache, issuer: Issuer, clock: Clock, old_key: SigningKey, new_key: SigningKey
+    cache: JwksCache, issuer: Issuer, clock: ManualClock, old_key: SigningKey, new_key: SigningKey
 ) -> None:
     cache.key_for(old_key.kid)
     clock.advance(REFETCH_INTERVAL)
@@ -136,7 +122,7 @@ def test_an_unknown_kid_refetches_at_once_and_finds_a_rotated_key(
 
 
 def test_unknown_kids_refetch_at_most_once_per_interval(
-    cache: JwksCache, issuer: Issuer, clock: Clock, old_key: SigningKey
+    cache: JwksCache, issuer: Issuer, clock: ManualClock, old_key: SigningKey
 ) -> None:
     cache.key_for(old_key.kid)
     clock.advance(REFETCH_INTERVAL)
@@ -150,7 +136,7 @@ def test_unknown_kids_refetch_at_most_once_per_interval(
 
 
 def test_a_key_the_issuer_no_longer_publishes_is_dropped_at_the_next_refresh(
-    cache: JwksCache, issuer: Issuer, clock: Clock, old_key: SigningKey, new_key: SigningKey
+    cache: JwksCache, issuer: Issuer, clock: ManualClock, old_key: SigningKey, new_key: SigningKey
 ) -> None:
     cache.key_for(old_key.kid)
     issuer.publish(new_key)
@@ -161,7 +147,7 @@ def test_a_key_the_issuer_no_longer_publishes_is_dropped_at_the_next_refresh(
 
 
 def test_stale_keys_keep_serving_while_the_issuer_fails(
-    cache: JwksCache, issuer: Issuer, clock: Clock, old_key: SigningKey
+    cache: JwksCache, issuer: Issuer, clock: ManualClock, old_key: SigningKey
 ) -> None:
     cache.key_for(old_key.kid)
     issuer.failure = requests.ConnectionError("connection refused")
@@ -178,7 +164,7 @@ def test_stale_keys_keep_serving_while_the_issuer_fails(
 
 
 def test_a_document_that_is_not_a_key_set_counts_as_a_failure(
-    cache: JwksCache, issuer: Issuer, clock: Clock, old_key: SigningKey
+    cache: JwksCache, issuer: Issuer, clock: ManualClock, old_key: SigningKey
 ) -> None:
     cache.key_for(old_key.kid)
     issuer.document = ["not", "a", "key", "set"]  # type: ignore[assignment]
@@ -188,7 +174,7 @@ def test_a_document_that_is_not_a_key_set_counts_as_a_failure(
 
 
 def test_a_cache_that_never_got_keys_reports_them_unavailable(
-    cache: JwksCache, issuer: Issuer, clock: Clock, old_key: SigningKey
+    cache: JwksCache, issuer: Issuer, clock: ManualClock, old_key: SigningKey
 ) -> None:
     issuer.failure = requests.ConnectionError("connection refused")
     with pytest.raises(KeysUnavailable, match=URL):
@@ -203,7 +189,7 @@ def test_a_cache_that_never_got_keys_reports_them_unavailable(
 
 
 def test_a_cached_key_is_served_while_another_thread_fetches(
-    issuer: Issuer, clock: Clock, old_key: SigningKey
+    issuer: Issuer, clock: ManualClock, old_key: SigningKey
 ) -> None:
     release = threading.Event()
     started = threading.Event()
@@ -295,7 +281,7 @@ def test_a_server_that_never_answers_times_out_as_unavailable(
 
 
 def test_stale_keys_serve_when_the_server_stops_answering(
-    jwks_server: JwksServer, clock: Clock, old_key: SigningKey
+    jwks_server: JwksServer, clock: ManualClock, old_key: SigningKey
 ) -> None:
     cache = JwksCache(jwks_server.url, timeout=0.2, max_age=MAX_AGE, clock=clock)
     assert kid_of(cache, old_key.kid) == old_key.kid
@@ -309,7 +295,7 @@ def test_stale_keys_serve_when_the_server_stops_answering(
     assert jwks_server.requests == 2
 
 
-def test_an_empty_key_set_counts_as_a_failed_fetch(clock: Clock, old_key: SigningKey) -> None:
+def test_an_empty_key_set_counts_as_a_failed_fetch(clock: ManualClock, old_key: SigningKey) -> None:
     issuer = Issuer(old_key)
     cache = JwksCache(URL, max_age=MAX_AGE, refetch_interval=0, fetch=issuer, clock=clock)
     assert cache.key_for(old_key.kid) is not None

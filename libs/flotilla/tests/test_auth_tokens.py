@@ -33,39 +33,23 @@ from flotilla.auth import (
     verification_keys,
 )
 
-from .forgery import ago, b64url, craft_token, hmac_signer
+from .forgery import (
+    AUDIENCE,
+    ISSUER,
+    ago,
+    b64url,
+    craft_token,
+    header_for,
+    hmac_signer,
+    valid_claims,
+)
 
-ISSUER = "urn:flotilla:users"
-AUDIENCE = "flotilla"
 LIFETIME = timedelta(minutes=15)
 
 # RFC 8037, appendix A.1 and A.3: an Ed25519 private key and the thumbprint of its public JWK.
 RFC_8037_PRIVATE_KEY = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
 RFC_8037_PUBLIC_X = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
 RFC_8037_THUMBPRINT = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
-
-
-def valid_claims(**overrides: Any) -> dict[str, Any]:
-    """The claims of a good token issued now, with ``overrides`` (None removes a claim)."""
-    now = int(datetime.now(UTC).timestamp())
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "user-1",
-        "iat": now,
-        "exp": now + 900,
-        "jti": "token-1",
-        "roles": ["customer"],
-    }
-    claims.update(overrides)
-    return {name: value for name, value in claims.items() if value is not None}
-
-
-def header_for(key: SigningKey, **overrides: Any) -> dict[str, Any]:
-    """The header of a good token signed with ``key``, with ``overrides`` (None removes)."""
-    header: dict[str, Any] = {"alg": SIGNING_ALGORITHM, "typ": "at+jwt", "kid": key.kid}
-    header.update(overrides)
-    return {name: value for name, value in header.items() if value is not None}
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import uuid
@@ -36,12 +35,10 @@ from flotilla import (
 )
 from flotilla.limits import REDIS_RETRY_INTERVAL
 from flotilla.processes import stop_process
-from flotilla.testing import capture_logs, free_port
+from flotilla.testing import ManualClock, capture_logs, free_port, service_redis
 
 from .test_errors import assert_problem
 from .test_metrics import sample
-
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class SampleSettings(ServiceSettings):
@@ -113,20 +110,6 @@ def _things_blueprint() -> Blueprint:
     return blueprint
 
 
-class FakeClock:
-    """A monotonic clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
-
-
 @pytest.fixture
 def service_name() -> str:
     """A name no other test or run uses, so Redis keys never leak between tests."""
@@ -161,11 +144,8 @@ def client(make_app: AppFactory) -> FlaskClient:
 @pytest.fixture
 def redis_url(service_name: str) -> Iterator[str]:
     """The test Redis; keys of services named after ``service_name`` are deleted afterwards."""
-    url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-    yield url
-    with redis.Redis.from_url(url) as connection:
-        for key in connection.scan_iter(match=f"flotilla:{service_name}*"):
-            connection.delete(key)
+    with service_redis(service_name) as url:
+        yield url
 
 
 def limit_keys(url: str, service_name: str) -> list[bytes]:
@@ -314,7 +294,7 @@ def test_limits_return_to_redis_once_it_answers(
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     app = make_app(REDIS_URL=url)
-    clock = FakeClock()
+    clock = ManualClock()
     Limits(app, app.extensions["flotilla.settings"], clock=clock)
     client = app.test_client()
     with capture_logs() as logs:

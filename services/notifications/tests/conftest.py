@@ -10,18 +10,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy.exc import OperationalError
 
-from flotilla.migrations import upgrade
 from flotilla.outbox import Event
-from flotilla.testing import empty_tables, postgres_database, postgres_server_url
+from flotilla.testing import app_fixture, empty_tables
 from notifications import create_app
 from notifications.config import NotificationsSettings
 from notifications.models import db
 from notifications.sender import SmtpSender
 from notifications.testing import MailServer
-
-BACKENDS = ["sqlite", "postgres"]
 
 
 def make_settings(database_url: str, var_dir: Path, **overrides: Any) -> NotificationsSettings:
@@ -30,31 +26,8 @@ def make_settings(database_url: str, var_dir: Path, **overrides: Any) -> Notific
     return NotificationsSettings(DATABASE_URL=database_url, VAR_DIR=var_dir, **values)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session; a missing server fails the run."""
-    try:
-        with postgres_database() as url:
-            yield url
-    except OperationalError as error:
-        pytest.fail(f"PostgreSQL is required at {postgres_server_url()}: {error}")
-
-
-@pytest.fixture(scope="session", params=BACKENDS)
-def migrated_app(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Flask]:
-    """One notifications app per backend for the session, migrated to head."""
-    directory = tmp_path_factory.mktemp(request.param)
-    if request.param == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-    else:
-        url = f"sqlite:///{directory / 'notifications.db'}"
-    app = create_app(make_settings(url, directory))
-    upgrade(app)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+migrated_app = app_fixture(create_app, make_settings, scope="session", migrate=True)
+"""One notifications app per backend for the session, migrated to head."""
 
 
 @pytest.fixture

@@ -11,18 +11,14 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.exc import OperationalError
 from werkzeug.test import TestResponse
 
 from flotilla.auth import issue_access_token
-from flotilla.migrations import upgrade
-from flotilla.testing import empty_tables, postgres_database, postgres_server_url
+from flotilla.testing import app_fixture, empty_tables
 from users import create_app, service
 from users.config import UsersSettings
 from users.keys import current_key_ring
 from users.models import db
-
-BACKENDS = ["sqlite", "postgres"]
 
 
 def make_settings(database_url: str, var_dir: Path, **overrides: Any) -> UsersSettings:
@@ -39,35 +35,8 @@ def make_settings(database_url: str, var_dir: Path, **overrides: Any) -> UsersSe
     return UsersSettings(DATABASE_URL=database_url, VAR_DIR=var_dir, **values)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session; a missing server fails the run."""
-    try:
-        with postgres_database() as url:
-            yield url
-    except OperationalError as error:
-        pytest.fail(f"PostgreSQL is required at {postgres_server_url()}: {error}")
-
-
-def database_url(backend: str, request: pytest.FixtureRequest, directory: Path) -> str:
-    """The URL of an empty database of ``backend``."""
-    if backend == "postgres":
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    return f"sqlite:///{directory / 'users.db'}"
-
-
-@pytest.fixture(scope="session", params=BACKENDS)
-def migrated_app(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Flask]:
-    """One users app per backend for the session, migrated to head."""
-    directory = tmp_path_factory.mktemp(request.param)
-    app = create_app(make_settings(database_url(request.param, request, directory), directory))
-    upgrade(app)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+migrated_app = app_fixture(create_app, make_settings, scope="session", migrate=True)
+"""One users app per backend for the session, migrated to head."""
 
 
 @pytest.fixture

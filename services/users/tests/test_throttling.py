@@ -9,7 +9,6 @@ counts never leak between tests.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from flotilla.limits import Limits
+from flotilla.testing import service_redis
 from users import create_app
 from users.config import UsersSettings
 from users.models import RefreshToken, User, db
@@ -31,7 +31,6 @@ from users.passwords import Passwords
 
 from .conftest import PASSWORD, Account, json_of, make_settings
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 WRONG_PASSWORD = "not the password"
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -86,11 +85,8 @@ def limited(make_limited_app: AppFactory) -> FlaskClient:
 @pytest.fixture
 def redis_url(service_name: str) -> Iterator[str]:
     """The test Redis; the keys of apps named ``service_name`` are deleted afterwards."""
-    url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-    yield url
-    with redis.Redis.from_url(url) as connection:
-        for key in connection.scan_iter(match=f"flotilla:{service_name}:*"):
-            connection.delete(key)
+    with service_redis(service_name) as url:
+        yield url
 
 
 def log_in(

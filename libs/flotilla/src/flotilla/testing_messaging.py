@@ -27,6 +27,7 @@ from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 
 from flotilla.processes import stop_process
+from flotilla.testing import read_json_lines
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 AMQP_URL_ENV = "FLOTILLA_TEST_AMQP_URL"
@@ -236,14 +237,8 @@ class WorkerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
 
     def log_records(self) -> list[dict[str, Any]]:
-        """The JSON lines the worker wrote so far."""
-        records = []
-        for line in self.log_path.read_bytes().splitlines():
-            try:
-                records.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                continue
-        return records
+        """The JSON lines the worker wrote so far (non-JSON lines are skipped)."""
+        return read_json_lines(self.log_path)
 
 
 class RelayProcess(WorkerProcess):

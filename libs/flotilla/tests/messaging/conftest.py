@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flotilla.testing import postgres_database
+from flotilla.testing import BACKENDS, fresh_database
 from flotilla.testing_messaging import Rabbit, TcpProxy, amqp_server_url
 
 HERE = Path(__file__).resolve().parent
@@ -53,13 +53,10 @@ def proxy() -> Iterator[TcpProxy]:
     forwarder.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty SQLite file or PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'sample.db'}"
-        return
-    with postgres_database() as url:
+    with fresh_database(request.param, tmp_path) as url:
         yield url
 
 
