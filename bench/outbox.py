@@ -51,7 +51,7 @@ from sqlalchemy import create_engine, text
 from flotilla.migrations import upgrade
 from flotilla.outbox import relay_pending
 from flotilla.testing import GunicornServer, postgres_database
-from flotilla.testing_messaging import Rabbit, RelayProcess, WorkerProcess, amqp_server_url
+from flotilla.testing.messaging import Rabbit, RelayProcess, WorkerProcess, amqp_server_url
 from notifications import create_app as create_notifications
 from notifications.config import NotificationsSettings
 from notifications.testing import MailServer

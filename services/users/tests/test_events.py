@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from flotilla.migrations import upgrade
 from flotilla.outbox import relay_pending
 from flotilla.testing import free_port
-from flotilla.testing_messaging import Rabbit, amqp_server_url, event_bodies
+from flotilla.testing.messaging import Rabbit, amqp_server_url, event_bodies
 from users import create_app
 from users.models import User, db, outbox
 

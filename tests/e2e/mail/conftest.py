@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from flotilla.migrations import upgrade
 from flotilla.tasks import tasks_state
 from flotilla.testing import GunicornServer, postgres_database
-from flotilla.testing_messaging import (
+from flotilla.testing.messaging import (
     Rabbit,
     RelayProcess,
     TcpProxy,

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from flotilla.config import ServiceSettings
 from flotilla.outbox import BrokerPublisher, Event, PendingEvent
 from flotilla.tasks import DEAD_LETTER_ERROR_HEADER
-from flotilla.testing_messaging import amqp_server_url, wait_until
+from flotilla.testing.messaging import amqp_server_url, wait_until
 
 from .conftest import MAX_RETRIES, Shop
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from flotilla.migrations import upgrade
-from flotilla.testing_messaging import WorkerProcess, wait_until
+from flotilla.testing.messaging import WorkerProcess, wait_until
 from notifications import create_app as create_notifications
 from notifications.config import NotificationsSettings
 from notifications.models import db as notifications_db

@@ -16,7 +16,7 @@ import pytest
 from flask import Flask
 
 from flotilla.testing import BACKENDS, fresh_database
-from flotilla.testing_messaging import Rabbit, TcpProxy, amqp_server_url
+from flotilla.testing.messaging import Rabbit, TcpProxy, amqp_server_url
 
 HERE = Path(__file__).resolve().parent
 # The sample app is imported by these tests and by the worker processes they start.

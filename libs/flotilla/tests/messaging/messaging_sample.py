@@ -21,7 +21,7 @@ from sqlalchemy import Column, MetaData, String, Table, Uuid, insert
 from flotilla import Database, ServiceSettings, create_service, load_settings
 from flotilla.outbox import Event, Outbox, ProcessedEvents
 from flotilla.tasks import Tasks
-from flotilla.testing_messaging import amqp_server_url
+from flotilla.testing.messaging import amqp_server_url
 
 log = logging.getLogger(__name__)
 

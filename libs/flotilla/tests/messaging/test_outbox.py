@@ -23,7 +23,7 @@ from flotilla.outbox import (
     relay_pending,
     run_relay,
 )
-from flotilla.testing_messaging import Rabbit, TcpProxy, event_bodies, wait_until
+from flotilla.testing.messaging import Rabbit, TcpProxy, event_bodies, wait_until
 
 table = outbox.table
 

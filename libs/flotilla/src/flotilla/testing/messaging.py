@@ -27,7 +27,7 @@ from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 
 from flotilla.processes import stop_process
-from flotilla.testing import read_json_lines
+from flotilla.testing.logs import read_json_lines
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 AMQP_URL_ENV = "FLOTILLA_TEST_AMQP_URL"

@@ -1,0 +1,71 @@
+"""Helpers for testing Flotilla services against real parts (with pytest, a dev dependency).
+
+One module per concern; the names below are re-exported here, so ``from flotilla.testing
+import X`` is the way to use them.
+
+* :func:`capture_logs` collects the JSON log records of a block, so tests assert on logs;
+  :func:`read_json_lines` reads the JSON logs child processes write (:mod:`.logs`).
+* :func:`postgres_database` creates a throw-away PostgreSQL database and drops it afterwards;
+  :func:`fresh_database` gives an empty database of either backend in :data:`BACKENDS`;
+  :func:`app_fixture` makes a pytest fixture of a service's app on one, and the ``check_*``
+  functions are the migration tests every service runs on it (:mod:`.databases`).
+* :func:`service_redis` hands out the test Redis and deletes a service's keys afterwards
+  (:mod:`.redis`).
+* :class:`ManualClock` is a clock tests move by hand, where code takes a ``clock``
+  (:mod:`.clock`).
+* :func:`wait_for_http` (from :mod:`flotilla.processes`) polls a URL until it answers.
+* :class:`GunicornServer` starts a real Gunicorn with the chassis config on a free port,
+  waits until ``/healthz/ready`` answers, and stops it by PID (:mod:`.servers`).
+
+RabbitMQ and worker helpers live in :mod:`flotilla.testing.messaging` and are imported from
+there: they are not re-exported, so kombu stays confined to that one module.
+"""
+
+from __future__ import annotations
+
+from flotilla.processes import wait_for_http
+from flotilla.testing.clock import ManualClock
+from flotilla.testing.databases import (
+    BACKENDS,
+    DEFAULT_POSTGRES_URL,
+    POSTGRES_URL_ENV,
+    PostgresUnavailable,
+    SettingsT,
+    app_fixture,
+    check_downgrade_to_base,
+    check_upgrade_from_empty,
+    check_upgrade_twice,
+    empty_tables,
+    fresh_database,
+    postgres_database,
+    postgres_server_url,
+    table_names,
+)
+from flotilla.testing.logs import capture_logs, read_json_lines
+from flotilla.testing.redis import DEFAULT_REDIS_URL, service_redis
+from flotilla.testing.servers import GunicornServer, free_port
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_POSTGRES_URL",
+    "DEFAULT_REDIS_URL",
+    "POSTGRES_URL_ENV",
+    "GunicornServer",
+    "ManualClock",
+    "PostgresUnavailable",
+    "SettingsT",
+    "app_fixture",
+    "capture_logs",
+    "check_downgrade_to_base",
+    "check_upgrade_from_empty",
+    "check_upgrade_twice",
+    "empty_tables",
+    "free_port",
+    "fresh_database",
+    "postgres_database",
+    "postgres_server_url",
+    "read_json_lines",
+    "service_redis",
+    "table_names",
+    "wait_for_http",
+]
