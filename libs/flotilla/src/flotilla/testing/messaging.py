@@ -214,7 +214,11 @@ class WorkerProcess:
                 stderr=log,
                 start_new_session=True,
             )
-        wait_until(self._ready, timeout=30, what=f"worker ready, see {self.log_path}")
+        try:
+            wait_until(self._ready, timeout=30, what=f"worker ready, see {self.log_path}")
+        except BaseException:  # a worker that never got ready must not outlive the test
+            self.stop()
+            raise
 
     def _ready(self) -> bool:
         assert self.process is not None
