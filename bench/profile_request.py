@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy import make_url
 from werkzeug.test import EnvironBuilder
 
 from credentials import generate_signing_key, issue_bench_token
+from database import libpq_url, seed_users
 from flotilla import load_settings
-from flotilla.migrations import upgrade
-from flotilla.testing import postgres_database
+from flotilla.testing import migrate, postgres_database
 from targets import users_env
 from users import create_app
 from users.config import UsersSettings
@@ -78,29 +77,16 @@ def main() -> None:
 
 def prepare_database(settings: UsersSettings) -> None:
     """Migrate the users schema and insert ``SEEDED_USERS`` rows in one statement."""
-    app = create_app(settings)
-    upgrade(app)
-    dispose(app)
-    conninfo = make_url(settings.DATABASE_URL).set(drivername="postgresql")
-    with psycopg.connect(conninfo.render_as_string(hide_password=False)) as connection:
-        connection.execute(
-            """
-            INSERT INTO users (username, email, password_hash, display_name, roles, is_active,
-                               created_at, updated_at, password_changed_at)
-            SELECT 'user' || n, 'user' || n || '@example.test', 'not-a-hash', 'User ' || n,
-                   '["customer"]'::json, true, now(), now(), now()
-            FROM generate_series(1, %s) AS n
-            """,
-            (SEEDED_USERS,),
-        )
+    migrate(create_app(settings))
+    with psycopg.connect(libpq_url(settings.DATABASE_URL)) as connection:
+        seed_users(connection, SEEDED_USERS, "not-a-hash")
 
 
 def load_app(name: str, env: dict[str, str], metrics_dir: str) -> WsgiApp:
     """Import the app the way Gunicorn would, with the environment the benchmark gives it."""
-    conninfo = make_url(env["DATABASE_URL"]).set(drivername="postgresql")
     os.environ.update(
         env,
-        BASELINE_CONNINFO=conninfo.render_as_string(hide_password=False),
+        BASELINE_CONNINFO=libpq_url(env["DATABASE_URL"]),
         PROMETHEUS_MULTIPROC_DIR=metrics_dir,
     )
     if name == "users":

@@ -8,7 +8,6 @@ other service keeps running, and check the rate limit is shared by users' worker
 from __future__ import annotations
 
 import os
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -22,14 +21,18 @@ import pytest
 import redis
 
 from flotilla.auth import SigningKey, public_pem
-from flotilla.migrations import upgrade
-from flotilla.testing import GunicornServer, free_port, postgres_database
+from flotilla.testing import (
+    GunicornServer,
+    free_port,
+    migrate,
+    postgres_database,
+    service_redis,
+    wait_until,
+)
 from users import create_app
 from users.config import UsersSettings
-from users.models import db
 
 E2E_DIR = Path(__file__).resolve().parent
-REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 PASSWORD = "correct horse battery"
 
 Body = dict[str, Any]
@@ -78,22 +81,14 @@ def users_server(env: Mapping[str, str], tmp_path: Path, *, port: int) -> Gunico
     return server
 
 
-def migrate(settings: UsersSettings) -> None:
-    """Bring users' database to the latest revision, as the deployment's pre-start step does."""
-    app = create_app(settings)
-    upgrade(app)
-    with app.app_context():
-        db.engine.dispose()
-
-
 @pytest.fixture
 def shop(tmp_path: Path) -> Iterator[Shop]:
     """users (PostgreSQL, Redis limits, 2 workers) and the protected service, started."""
     service_name = f"users-e2e-{uuid.uuid4().hex[:8]}"
-    with postgres_database() as database_url:
+    with postgres_database() as database_url, service_redis(service_name) as redis_url:
         env = {
             "DATABASE_URL": database_url,
-            "REDIS_URL": REDIS_URL,
+            "REDIS_URL": redis_url,
             "SERVICE_NAME": service_name,
             "VAR_DIR": str(tmp_path),
             "AUTH_SIGNING_KEY": SigningKey.generate().private_pem(),
@@ -102,7 +97,7 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
             "GUNICORN_WORKERS": "2",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "users-metrics"),
         }
-        migrate(UsersSettings(**env))  # type: ignore[arg-type]
+        migrate(create_app(UsersSettings(**env)))  # type: ignore[arg-type]
         users = users_server(env, tmp_path, port=free_port())
         protected_env = {
             "PYTHONPATH": os.pathsep.join(
@@ -127,9 +122,6 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
         finally:
             protected.stop()
             shop.users.stop()
-            with redis.Redis.from_url(REDIS_URL) as connection:
-                for key in connection.scan_iter(f"flotilla:{service_name}:*"):
-                    connection.delete(key)
 
 
 def register_and_log_in(shop: Shop, username: str) -> Body:
@@ -203,26 +195,28 @@ def test_a_key_rotation_rejects_no_token_and_needs_no_verifier_restart(shop: Sho
 
 def wait_for_log(server: GunicornServer, matches: Callable[[Body], bool]) -> None:
     """Wait until ``server`` has written a log line that ``matches``."""
-    deadline = time.monotonic() + 15
-    while not any(matches(record) for record in server.log_records()):
-        if time.monotonic() > deadline:
-            pytest.fail("the expected log line was never written")
-        time.sleep(0.1)
+    wait_until(
+        lambda: any(matches(record) for record in server.log_records()),
+        timeout=15,
+        what="the expected log line",
+    )
 
 
 def wait_until_fetched(
     shop: Shop, url: str, token: str, kid: str, *, without: str | None = None
 ) -> None:
     """Call ``url`` until the verifier has fetched a JWKS with ``kid`` (and not ``without``)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def fetched() -> bool:
         call("GET", url, token=token)  # each request may refresh the expired cache
-        for record in shop.protected.log_records():
-            kids = record.get("kids") or []
-            if record.get("message") == "jwks fetched" and kid in kids and without not in kids:
-                return
-        time.sleep(0.2)
-    pytest.fail(f"the verifier never fetched a JWKS with {kid}")
+        return any(
+            record.get("message") == "jwks fetched"
+            and kid in (kids := record.get("kids") or [])
+            and without not in kids
+            for record in shop.protected.log_records()
+        )
+
+    wait_until(fetched, timeout=30, what=f"a JWKS fetch with {kid}")
 
 
 def test_the_login_limit_is_shared_by_every_users_worker(shop: Shop) -> None:
@@ -234,5 +228,5 @@ def test_the_login_limit_is_shared_by_every_users_worker(shop: Shop) -> None:
     assert (status, body["type"]) == (429, "urn:flotilla:problem:too-many-requests")
     assert int(headers["Retry-After"]) >= 1
     service = shop.users_env["SERVICE_NAME"]
-    with redis.Redis.from_url(REDIS_URL) as connection:  # counted where every worker counts
+    with redis.Redis.from_url(shop.users_env["REDIS_URL"]) as connection:  # where all count
         assert list(connection.scan_iter(f"flotilla:{service}:limits:*"))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from flotilla.testing.messaging import TcpProxy, amqp_server_url, wait_until
+from flotilla.testing import wait_until
+from flotilla.testing.messaging import TcpProxy, amqp_server_url
 from notifications import create_app
 from notifications.models import db
 

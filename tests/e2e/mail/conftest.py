@@ -29,14 +29,13 @@ from sqlalchemy.engine import Engine
 
 from flotilla.migrations import upgrade
 from flotilla.tasks import tasks_state
-from flotilla.testing import GunicornServer, postgres_database
+from flotilla.testing import GunicornServer, postgres_database, read_json_lines, wait_until
 from flotilla.testing.messaging import (
     Rabbit,
     RelayProcess,
     TcpProxy,
     WorkerProcess,
     amqp_server_url,
-    wait_until,
 )
 from notifications import create_app as create_notifications
 from notifications.config import NotificationsSettings
@@ -137,11 +136,12 @@ class Shop:
 
     def worker_records(self, message: str) -> list[dict[str, Any]]:
         """The worker log lines (of every worker started) with ``message``."""
-        records = []
-        for path in sorted(self.var.glob("worker-*.log")):
-            worker = WorkerProcess("notifications", env={}, log_path=path, cwd=self.var)
-            records += [line for line in worker.log_records() if line.get("message") == message]
-        return records
+        return [
+            line
+            for path in sorted(self.var.glob("worker-*.log"))
+            for line in read_json_lines(path)
+            if line.get("message") == message
+        ]
 
 
 def _migrated(app_factory: Callable[[Any], Flask], settings: Any) -> Flask:

@@ -15,7 +15,8 @@ from sqlalchemy import text
 from flotilla.config import ServiceSettings
 from flotilla.outbox import BrokerPublisher, Event, PendingEvent
 from flotilla.tasks import DEAD_LETTER_ERROR_HEADER
-from flotilla.testing.messaging import amqp_server_url, wait_until
+from flotilla.testing import wait_until
+from flotilla.testing.messaging import amqp_server_url
 
 from .conftest import MAX_RETRIES, Shop
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from flotilla.migrations import upgrade
-from flotilla.testing.messaging import WorkerProcess, wait_until
+from flotilla.testing import wait_until
+from flotilla.testing.messaging import WorkerProcess
 from notifications import create_app as create_notifications
 from notifications.config import NotificationsSettings
 from notifications.models import db as notifications_db

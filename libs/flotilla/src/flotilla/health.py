@@ -82,8 +82,7 @@ class Health:
 
     def __init__(self, app: Flask | None = None, *, timeout: float = 2.0) -> None:
         self.timeout = timeout
-        self._checks: dict[str, HealthCheck] = {}
-        self._critical: dict[str, bool] = {}
+        self._checks: dict[str, tuple[HealthCheck, bool]] = {}  # name: (check, critical)
         self._running: dict[str, Future[object]] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._executor_pid = 0
@@ -101,13 +100,12 @@ class Health:
 
         A non-critical check is reported but does not fail readiness (see the module doc).
         """
-        self._checks[name] = check
-        self._critical[name] = critical
+        self._checks[name] = (check, critical)
 
     def run_checks(self) -> list[CheckResult]:
         """Run every check at once and wait at most ``timeout`` seconds for all of them."""
         started = time.perf_counter()
-        futures = {name: self._submit(name, check) for name, check in self._checks.items()}
+        futures = {name: self._submit(name, check) for name, (check, _) in self._checks.items()}
         deadline = started + self.timeout
         return [self._collect(name, future, started, deadline) for name, future in futures.items()]
 
@@ -130,7 +128,7 @@ class Health:
     def _collect(
         self, name: str, future: Future[object] | None, started: float, deadline: float
     ) -> CheckResult:
-        critical = self._critical[name]
+        critical = self._checks[name][1]
         if future is None:
             return CheckResult(name, False, 0.0, "StillRunning", critical)
         try:

@@ -142,7 +142,10 @@ def _leave(_error: BaseException | None) -> None:
         instruments().in_flight.dec()
 
 
-_blueprint = Blueprint("flotilla_metrics", __name__)
+METRICS_BLUEPRINT = "flotilla_metrics"
+"""The blueprint serving ``/metrics``; hooks that prepare a scrape attach to it."""
+
+_blueprint = Blueprint(METRICS_BLUEPRINT, __name__)
 
 
 @_blueprint.get("/metrics")

@@ -23,7 +23,8 @@ from flotilla.outbox import (
     relay_pending,
     run_relay,
 )
-from flotilla.testing.messaging import Rabbit, TcpProxy, event_bodies, wait_until
+from flotilla.testing import capture_logs, wait_until
+from flotilla.testing.messaging import Rabbit, TcpProxy, event_bodies
 
 table = outbox.table
 
@@ -211,6 +212,18 @@ def test_metrics_report_the_backlog_and_its_age(app: Flask) -> None:
     assert 300 <= age < 3600
     with app.app_context():
         assert pending_stats(db.engine, table).count == 2
+
+
+def test_metrics_still_answer_when_the_gauges_cannot_be_refreshed(app: Flask) -> None:
+    with app.app_context():
+        table.drop(db.engine)  # every query for the gauges now fails in the database
+    with capture_logs() as logs:
+        response = app.test_client().get("/metrics")
+    assert response.status_code == 200
+    assert "http_requests_total" in response.get_data(as_text=True)
+    assert [r["message"] for r in logs if r["level"] == "WARNING"] == [
+        "outbox gauges not refreshed"
+    ]
 
 
 def test_a_redelivered_event_has_no_second_effect(app: Flask) -> None:

@@ -17,7 +17,8 @@ from flotilla.backoff import backoff_delay
 from flotilla.outbox import BrokerPublisher, Event, PendingEvent, outbox_state, relay_pending
 from flotilla.propagation import child_traceparent, parse_traceparent
 from flotilla.tasks import DEAD_LETTER_ERROR_HEADER, tasks_state
-from flotilla.testing.messaging import Rabbit, WorkerProcess, wait_until
+from flotilla.testing import wait_until
+from flotilla.testing.messaging import Rabbit, WorkerProcess
 
 HERE = Path(__file__).resolve().parent
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

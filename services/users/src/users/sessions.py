@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
+from flask import current_app, g
 from sqlalchemy import ColumnElement, CursorResult, select, update
 from sqlalchemy.orm import Session
 
@@ -81,13 +81,12 @@ def account_key(login: str) -> str:
     """The rate-limit key of a login attempt: one per account, by whichever name it is given.
 
     An e-mail address of an account counts as its user name, so alternating the two does not
-    double the attempts; the key is a digest, so Redis holds no addresses.
+    double the attempts; the key is a digest, so Redis holds no addresses. The account found
+    here is kept for the request, so the login itself does not look it up again.
     """
-    login = login.strip().lower()
-    if "@" in login and len(login) <= 254 and "\x00" not in login:  # else never an account's
-        with db.reading() as session:
-            login = session.scalar(select(User.username).where(User.email == login)) or login
-    return hashlib.sha256(login.encode()).hexdigest()
+    user = _find_by_login(login)
+    name = user.username if user else login.strip().lower()
+    return hashlib.sha256(name.encode()).hexdigest()
 
 
 def refresh(*, refresh_token: str) -> IssuedTokens:
@@ -166,8 +165,21 @@ def _revoke(session: Session, which: ColumnElement[bool], now: datetime) -> None
 
 
 def _find_by_login(login: str) -> User | None:
-    """The account whose user name or (case-insensitive) e-mail is ``login``."""
+    """The account whose user name or (case-insensitive) e-mail is ``login``.
+
+    Looked up once per request: the rate limit's key and the login both need it.
+    """
     login = login.strip()
+    found: tuple[str, User | None] | None = g.get("users_login_lookup")
+    if found is None or found[0] != login:
+        found = (login, _query_login(login))
+        g.users_login_lookup = found
+    return found[1]
+
+
+def _query_login(login: str) -> User | None:
+    if len(login) > 254 or "\x00" in login:  # never an account's; PostgreSQL refuses NUL
+        return None
     column = User.email if "@" in login else User.username
     value = normalize_email(login) if "@" in login else login
     with db.reading() as session:

@@ -180,7 +180,7 @@ def require_auth(*, roles: Collection[str] = ()) -> Callable[[View], View]:
     return decorator
 
 
-def _authorize(required: frozenset[str]) -> Principal:
+def _authorize(required: frozenset[str]) -> None:
     auth: Auth = current_app.extensions["flotilla.auth"]
     principal = auth.authenticate(request.headers.get("Authorization"))
     g.principal, g.user_id = principal, principal.user_id
@@ -190,7 +190,6 @@ def _authorize(required: frozenset[str]) -> Principal:
         raise InsufficientRole(
             detail, headers={"WWW-Authenticate": auth.challenge("insufficient_scope", detail)}
         )
-    return principal
 
 
 def _document(view: Callable[..., Any], required: frozenset[str]) -> Callable[..., Any]:

@@ -8,6 +8,7 @@ slows a request.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Mapping
@@ -15,17 +16,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from flask import Flask, request
+from flask import Flask
 from sqlalchemy import MetaData, insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session
 
 from flotilla.config import ServiceSettings
+from flotilla.metrics import METRICS_BLUEPRINT
 from flotilla.outbox.cli import cli
 from flotilla.outbox.envelope import Event
 from flotilla.outbox.metrics import refresh_gauges
 from flotilla.outbox.state import OutboxState, outbox_state
 from flotilla.outbox.tables import outbox_table
 from flotilla.propagation import outgoing_headers
+
+log = logging.getLogger(__name__)
 
 _EVENT_TYPE = re.compile(r"[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+")
 """``noun.verb`` and deeper, lower case: a literal topic routing key, no wildcards."""
@@ -45,7 +50,8 @@ class Outbox:
             raise RuntimeError("call Database.init_app before Outbox.init_app")
         app.extensions["flotilla.outbox"] = OutboxState(self.table, settings)
         app.cli.add_command(cli)
-        app.before_request(_refresh_before_scrape)
+        # Only before a scrape of /metrics, not before every request of the service.
+        app.before_request_funcs.setdefault(METRICS_BLUEPRINT, []).append(_refresh_before_scrape)
 
     def add_event(
         self,
@@ -88,6 +94,8 @@ def new_event(event_type: str, payload: Mapping[str, Any], *, version: int = 1) 
 
 
 def _refresh_before_scrape() -> None:
-    if request.endpoint == "flotilla_metrics.metrics":
-        state = outbox_state()
+    state = outbox_state()
+    try:
         refresh_gauges(state.engine, state.table)
+    except SQLAlchemyError as error:  # the scrape still answers, with the last known values
+        log.warning("outbox gauges not refreshed", extra={"error": repr(error)[:500]})

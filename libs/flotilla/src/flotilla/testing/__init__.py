@@ -37,6 +37,7 @@ from flotilla.testing.databases import (
     check_upgrade_twice,
     empty_tables,
     fresh_database,
+    migrate,
     postgres_database,
     postgres_server_url,
     table_names,
@@ -44,6 +45,7 @@ from flotilla.testing.databases import (
 from flotilla.testing.logs import capture_logs, read_json_lines
 from flotilla.testing.redis import DEFAULT_REDIS_URL, service_redis
 from flotilla.testing.servers import GunicornServer, free_port
+from flotilla.testing.waiting import wait_until
 
 __all__ = [
     "BACKENDS",
@@ -62,10 +64,12 @@ __all__ = [
     "empty_tables",
     "free_port",
     "fresh_database",
+    "migrate",
     "postgres_database",
     "postgres_server_url",
     "read_json_lines",
     "service_redis",
     "table_names",
     "wait_for_http",
+    "wait_until",
 ]

@@ -157,3 +157,12 @@ def empty_tables(engine: Engine, metadata: MetaData) -> None:
             return
         for table in reversed(metadata.sorted_tables):
             connection.execute(table.delete())
+
+
+def migrate(app: Flask) -> None:
+    """Bring ``app``'s database to the latest revision, then close the connections it used.
+
+    What a deployment's pre-start step does before the servers start.
+    """
+    upgrade(app)
+    app.extensions["flotilla.db"].engine.dispose()

@@ -17,8 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from kombu.entity import Exchange, Queue
 
 from flotilla.processes import stop_process
 from flotilla.testing.logs import read_json_lines
+from flotilla.testing.waiting import wait_until
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 AMQP_URL_ENV = "FLOTILLA_TEST_AMQP_URL"
@@ -36,15 +36,6 @@ AMQP_URL_ENV = "FLOTILLA_TEST_AMQP_URL"
 def amqp_server_url() -> str:
     """The RabbitMQ tests use: ``FLOTILLA_TEST_AMQP_URL`` or the local one."""
     return os.environ.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL
-
-
-def wait_until(predicate: Callable[[], bool], *, timeout: float = 20.0, what: str = "") -> None:
-    """Poll ``predicate`` every 50 ms until it is true; ``TimeoutError`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not true within {timeout:.0f}s: {what or predicate}")
-        time.sleep(0.05)
 
 
 class TcpProxy:
