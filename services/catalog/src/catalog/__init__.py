@@ -1,0 +1,1 @@
+"""The catalog service: products, prices, stock and the reservations orders make."""

@@ -1,0 +1,1 @@
+"""The orders service: places, reads and cancels orders, calling users and catalog."""
