@@ -20,6 +20,7 @@ from flotilla.config import ServiceSettings
 from flotilla.errors import MalformedJson, Problem, problem_response
 from flotilla.guards import BodyGuards
 from flotilla.health import Health
+from flotilla.http.deadline import Deadlines
 from flotilla.jsonprovider import OrjsonProvider
 from flotilla.lifecycle import RequestLifecycle
 from flotilla.limits import Limits
@@ -65,6 +66,7 @@ def create_service(import_name: str, settings: ServiceSettings, *, version: str 
     app.config.update(flask_config(settings, version))
     app.extensions["flotilla.settings"] = settings
     RequestLifecycle(app)
+    Deadlines(app, settings)  # before any view works: a request may arrive already too late
     Metrics(app, version=version)  # before the guards, so refused requests are counted
     BodyGuards(app)
     app.register_error_handler(Problem, problem_response)

@@ -9,6 +9,7 @@ Services subclass :class:`ServiceSettings` to add their own settings.
 
 from flotilla.config.auth import AuthSettings
 from flotilla.config.gunicorn import GunicornSettings, available_cpus
+from flotilla.config.http import HttpClientSettings
 from flotilla.config.loading import (
     EXIT_CONFIGURATION,
     ConfigurationError,
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigurationError",
     "Environment",
     "GunicornSettings",
+    "HttpClientSettings",
     "LogLevel",
     "MessagingSettings",
     "ServiceSettings",

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from flotilla.config.auth import AuthSettings
+from flotilla.config.http import HttpClientSettings
 from flotilla.config.messaging import MessagingSettings
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -36,7 +37,7 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-class ServiceSettings(AuthSettings, MessagingSettings):
+class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings):
     """Settings every Flotilla service shares. Names match the environment variables."""
 
     model_config = SettingsConfigDict(

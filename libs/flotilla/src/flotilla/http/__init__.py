@@ -1,0 +1,63 @@
+"""Calls to other services that fail fast instead of hanging: ``flotilla.http``.
+
+* :class:`ServiceClient` — one per downstream service: timeouts cut to the request's
+  deadline, retries of safe requests with backoff and a budget, a circuit breaker, request id
+  and trace context sent along, metrics of every attempt (:mod:`.client`).
+* :class:`CircuitBreaker` — pure and thread-safe; its lock never spans a call
+  (:mod:`.breaker`); :class:`SharedBreaker` shares open verdicts through Redis (:mod:`.shared`).
+* :class:`RetryBudget` — retries as a share of calls (:mod:`.budget`).
+* :class:`Deadlines` — every request's deadline, adopted from ``X-Deadline-Ms``
+  (:mod:`.deadline`); :func:`remaining` tells what is left.
+* Failures are problems: :class:`DownstreamUnavailable` (503), :class:`DownstreamTimeout`
+  (504), :class:`BadGateway` (502) (:mod:`.errors`).
+
+Choices and numbers: docs/resilience.md.
+"""
+
+from flotilla.http.breaker import (
+    BreakerOpen,
+    BreakerPolicy,
+    BreakerState,
+    CircuitBreaker,
+    Transition,
+)
+from flotilla.http.budget import RetryBudget
+from flotilla.http.client import IDEMPOTENT_METHODS, Response, RetryPolicy, ServiceClient
+from flotilla.http.deadline import (
+    DEADLINE_HEADER,
+    DeadlineExceeded,
+    Deadlines,
+    caller_budget,
+    remaining,
+)
+from flotilla.http.errors import (
+    BadGateway,
+    DownstreamError,
+    DownstreamTimeout,
+    DownstreamUnavailable,
+)
+from flotilla.http.shared import RedisBreakerState, SharedBreaker
+
+__all__ = [
+    "DEADLINE_HEADER",
+    "IDEMPOTENT_METHODS",
+    "BadGateway",
+    "BreakerOpen",
+    "BreakerPolicy",
+    "BreakerState",
+    "CircuitBreaker",
+    "DeadlineExceeded",
+    "Deadlines",
+    "DownstreamError",
+    "DownstreamTimeout",
+    "DownstreamUnavailable",
+    "RedisBreakerState",
+    "Response",
+    "RetryBudget",
+    "RetryPolicy",
+    "ServiceClient",
+    "SharedBreaker",
+    "Transition",
+    "caller_budget",
+    "remaining",
+]

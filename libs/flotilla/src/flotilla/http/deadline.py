@@ -1,0 +1,69 @@
+"""The request deadline: how long the work of a request may still take, across services.
+
+A caller that waits two seconds gains nothing from a callee that works for ten: the answer
+arrives after the caller gave up, and the work (a reservation, a query) only adds load. So
+each request gets a deadline when it arrives — ``REQUEST_DEADLINE`` seconds, or less when the
+caller says so — and every call to another service sends what is left of it in
+``X-Deadline-Ms``; the callee adopts it as its own deadline and passes on what remains.
+
+The header carries a duration, not a time of day, so the services' clocks need not agree;
+the time a request spends on the wire is not subtracted, which errs on the generous side by
+one network hop. A request that arrives with no time left is refused at once with 504.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, g, has_request_context, request
+
+from flotilla.config import ServiceSettings
+from flotilla.errors import GatewayTimeout
+
+DEADLINE_HEADER = "X-Deadline-Ms"
+_MAX_HEADER_DIGITS = 9  # ~11 days: anything longer is not a deadline worth parsing
+
+
+class DeadlineExceeded(GatewayTimeout):
+    """The request's deadline passed before its work could be done (504)."""
+
+    code, title = "deadline-exceeded", "Deadline Exceeded"
+
+
+class Deadlines:
+    """Gives every request a deadline, from ``REQUEST_DEADLINE`` and the caller's header."""
+
+    def __init__(self, app: Flask | None = None, settings: ServiceSettings | None = None) -> None:
+        self.default = 10.0
+        if app is not None and settings is not None:
+            self.init_app(app, settings)
+
+    def init_app(self, app: Flask, settings: ServiceSettings) -> None:
+        """Start each request's clock in a ``before_request`` hook."""
+        self.default = settings.REQUEST_DEADLINE
+        app.extensions["flotilla.deadlines"] = self
+        app.before_request(self._start)
+
+    def _start(self) -> None:
+        budget = self.default
+        asked = caller_budget(request.headers.get(DEADLINE_HEADER))
+        if asked is not None:
+            if asked <= 0:
+                raise DeadlineExceeded("The caller's deadline had passed when the request arrived.")
+            budget = min(budget, asked)
+        g.flotilla_deadline = time.monotonic() + budget
+
+
+def caller_budget(value: str | None) -> float | None:
+    """Seconds a caller grants in ``X-Deadline-Ms``; ``None`` when absent or not a number."""
+    if value is None or not value.isdigit() or len(value) > _MAX_HEADER_DIGITS:
+        return None
+    return int(value) / 1000
+
+
+def remaining() -> float | None:
+    """Seconds left of the current request's deadline; ``None`` outside a request."""
+    if not has_request_context():
+        return None
+    deadline: float | None = g.get("flotilla_deadline")
+    return None if deadline is None else deadline - time.monotonic()

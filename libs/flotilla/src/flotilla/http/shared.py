@@ -1,0 +1,160 @@
+"""Open breakers shared through Redis, so every worker of a pod stops calling together.
+
+Each process keeps its own :class:`~flotilla.http.breaker.CircuitBreaker`; what is shared is
+the verdict. When one process opens its breaker it writes ``flotilla:breaker:<name>`` with
+the cool-down as its time to live; the others read that key at most every
+``sync_interval`` seconds and open theirs for what is left of it. Once the key expires, the
+first process to ``SET NX`` a trial key makes the one trial call of the pod; the others keep
+refusing until it closes the breaker (deleting the key) or opens it again.
+
+Counting stays local, so no call pays a Redis round trip; only the periodic read does.
+Redis is an optimisation here, never a dependency: when it fails, each process goes on
+with its own breaker and one warning is logged per outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import redis
+
+from flotilla.http.breaker import BreakerOpen, BreakerState, CircuitBreaker, Transition
+
+log = logging.getLogger(__name__)
+
+REDIS_TIMEOUT = 0.1
+"""Seconds a Redis command may take here: it is on the path of outbound calls."""
+OUTAGE_PAUSE = 5.0
+"""Seconds to leave Redis alone after it failed, so an outage costs one timeout, not many."""
+SHARED = "shared"
+T = TypeVar("T")
+
+
+class RedisBreakerState:
+    """The shared verdicts in Redis: which breakers are open, and who makes the trial."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "flotilla:breaker:") -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisBreakerState:
+        """A store on the Redis at ``url`` with short timeouts."""
+        client = redis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+        )
+        return cls(client)
+
+    def open_for(self, name: str) -> float:
+        """Seconds the breaker ``name`` stays open pod-wide; 0 when it is not open."""
+        milliseconds: int = self._redis.pttl(self._prefix + name)  # type: ignore[assignment]
+        return milliseconds / 1000 if milliseconds > 0 else 0.0
+
+    def publish_open(self, name: str, seconds: float) -> None:
+        """Tell the other processes that ``name`` is open for ``seconds``."""
+        self._redis.set(self._prefix + name, "open", px=max(1, int(seconds * 1000)))
+
+    def publish_closed(self, name: str) -> None:
+        """Tell the other processes that ``name`` closed again."""
+        self._redis.delete(self._prefix + name, self._prefix + name + ":trial")
+
+    def claim_trial(self, name: str, seconds: float) -> bool:
+        """``True`` for the one process that may make the trial call in the next ``seconds``."""
+        claimed = self._redis.set(
+            self._prefix + name + ":trial", "1", nx=True, px=max(1, int(seconds * 1000))
+        )
+        return bool(claimed)
+
+
+class SharedBreaker:
+    """A process's breaker that also honours, and publishes, the pod-wide verdict."""
+
+    def __init__(
+        self,
+        breaker: CircuitBreaker,
+        store: RedisBreakerState,
+        *,
+        sync_interval: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.breaker = breaker
+        self._store = store
+        self._sync_interval = sync_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next_sync = 0.0
+        self._paused_until = 0.0
+        self._failing = False
+        breaker.add_listener(self._publish)
+
+    @property
+    def name(self) -> str:
+        """The downstream service's name."""
+        return self.breaker.name
+
+    @property
+    def state(self) -> BreakerState:
+        """The local breaker's state."""
+        return self.breaker.state
+
+    def acquire(self) -> bool:
+        """As :meth:`CircuitBreaker.acquire`, after adopting an open verdict from Redis."""
+        if self._sync_due():
+            remaining = self._shared(lambda: self._store.open_for(self.name), fallback=0.0)
+            if remaining:
+                self.breaker.trip(remaining, SHARED)
+        trial = self.breaker.acquire()
+        if trial and not self._shared(self._claim_trial, fallback=True):
+            # Another process makes the trial; look again after one sync interval.
+            self.breaker.trip(self._sync_interval, SHARED)
+            raise BreakerOpen(self.name, self._sync_interval)
+        return trial
+
+    def record(self, *, success: bool, trial: bool = False) -> None:
+        """As :meth:`CircuitBreaker.record`."""
+        self.breaker.record(success=success, trial=trial)
+
+    def _claim_trial(self) -> bool:
+        return self._store.claim_trial(self.name, self.breaker.policy.cooldown)
+
+    def _sync_due(self) -> bool:
+        now = self._clock()
+        with self._lock:
+            if now < self._next_sync or now < self._paused_until:
+                return False
+            self._next_sync = now + self._sync_interval
+            return True
+
+    def _publish(self, transition: Transition) -> None:
+        if transition.reason == SHARED:
+            return
+        if transition.after is BreakerState.OPEN:
+            seconds = self.breaker.policy.cooldown
+            self._shared(lambda: self._store.publish_open(self.name, seconds), fallback=None)
+        elif transition.after is BreakerState.CLOSED:
+            self._shared(lambda: self._store.publish_closed(self.name), fallback=None)
+
+    def _shared(self, action: Callable[[], T], *, fallback: T) -> T:
+        """Run a Redis ``action``; when Redis fails, ``fallback``: as if it had no verdict."""
+        now = self._clock()
+        if now < self._paused_until:
+            return fallback
+        try:
+            result = action()
+        except redis.RedisError as error:
+            self._paused_until = now + OUTAGE_PAUSE
+            if not self._failing:
+                self._failing = True
+                log.warning(
+                    "breaker state not shared: Redis failed",
+                    extra={"target": self.name, "error": str(error)},
+                )
+            return fallback
+        if self._failing:
+            self._failing = False
+            log.info("breaker state shared again", extra={"target": self.name})
+        return result
