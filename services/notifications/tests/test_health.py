@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from flotilla.testing import wait_until
-from flotilla.testing.messaging import TcpProxy, amqp_server_url
+from flotilla.testing import TcpProxy, wait_until
+from flotilla.testing.messaging import amqp_server_url
 from notifications import create_app
 from notifications.models import db
 

@@ -29,11 +29,16 @@ from sqlalchemy.engine import Engine
 
 from flotilla.migrations import upgrade
 from flotilla.tasks import tasks_state
-from flotilla.testing import GunicornServer, postgres_database, read_json_lines, wait_until
+from flotilla.testing import (
+    GunicornServer,
+    TcpProxy,
+    postgres_database,
+    read_json_lines,
+    wait_until,
+)
 from flotilla.testing.messaging import (
     Rabbit,
     RelayProcess,
-    TcpProxy,
     WorkerProcess,
     amqp_server_url,
 )

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flotilla.testing import BACKENDS, fresh_database
-from flotilla.testing.messaging import Rabbit, TcpProxy, amqp_server_url
+from flotilla.testing import BACKENDS, TcpProxy, fresh_database
+from flotilla.testing.messaging import Rabbit, amqp_server_url
 
 HERE = Path(__file__).resolve().parent
 # The sample app is imported by these tests and by the worker processes they start.

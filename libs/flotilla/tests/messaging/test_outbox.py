@@ -23,8 +23,8 @@ from flotilla.outbox import (
     relay_pending,
     run_relay,
 )
-from flotilla.testing import capture_logs, wait_until
-from flotilla.testing.messaging import Rabbit, TcpProxy, event_bodies
+from flotilla.testing import TcpProxy, capture_logs, wait_until
+from flotilla.testing.messaging import Rabbit, event_bodies
 
 table = outbox.table
 

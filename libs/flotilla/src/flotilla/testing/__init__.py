@@ -11,13 +11,15 @@ import X`` is the way to use them.
   functions are the migration tests every service runs on it (:mod:`.databases`).
 * :func:`service_redis` hands out the test Redis and deletes a service's keys afterwards
   (:mod:`.redis`).
+* :class:`TcpProxy` sits between a client and a real server, to cut the link or delay
+  what the server sends (:mod:`.proxy`).
 * :class:`ManualClock` is a clock tests move by hand, where code takes a ``clock``
   (:mod:`.clock`).
 * :func:`wait_for_http` (from :mod:`flotilla.processes`) polls a URL until it answers.
 * :class:`GunicornServer` starts a real Gunicorn with the chassis config on a free port,
   waits until ``/healthz/ready`` answers, and stops it by PID (:mod:`.servers`).
 
-RabbitMQ and worker helpers live in :mod:`flotilla.testing.messaging` and are imported from
+RabbitMQ queue and worker helpers live in :mod:`flotilla.testing.messaging` and are imported from
 there: they are not re-exported, so kombu stays confined to that one module.
 """
 
@@ -43,6 +45,7 @@ from flotilla.testing.databases import (
     table_names,
 )
 from flotilla.testing.logs import capture_logs, read_json_lines
+from flotilla.testing.proxy import TcpProxy
 from flotilla.testing.redis import DEFAULT_REDIS_URL, service_redis
 from flotilla.testing.servers import GunicornServer, free_port
 from flotilla.testing.waiting import wait_until
@@ -56,6 +59,7 @@ __all__ = [
     "ManualClock",
     "PostgresUnavailable",
     "SettingsT",
+    "TcpProxy",
     "app_fixture",
     "capture_logs",
     "check_downgrade_to_base",

@@ -1,8 +1,8 @@
 """Test helpers for messaging against a real RabbitMQ: a cuttable proxy, queues, workers.
 
-* :class:`TcpProxy` stands between a client and RabbitMQ; ``cut()`` makes the broker
-  unreachable (existing connections drop, new ones are refused) and ``restore()`` brings it
-  back, without stopping the RabbitMQ server other test runs share.
+* :class:`~flotilla.testing.proxy.TcpProxy` (re-exported here) stands between a client and
+  RabbitMQ; ``cut()`` makes the broker unreachable and ``restore()`` brings it back, without
+  stopping the RabbitMQ server other test runs share.
 * :class:`Rabbit` declares throw-away queues, reads them and deletes what a test declared.
 * :class:`WorkerProcess` runs ``flask tasks worker`` as a child process and stops it by PID;
   :class:`RelayProcess` does the same for ``flask outbox relay``.
@@ -13,10 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,80 +34,6 @@ AMQP_URL_ENV = "FLOTILLA_TEST_AMQP_URL"
 def amqp_server_url() -> str:
     """The RabbitMQ tests use: ``FLOTILLA_TEST_AMQP_URL`` or the local one."""
     return os.environ.get(AMQP_URL_ENV) or DEFAULT_AMQP_URL
-
-
-class TcpProxy:
-    """A TCP forwarder on a free local port to ``target``, which tests can cut and restore."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._cut = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def url(self, user: str = "guest", password: str = "guest") -> str:  # noqa: S107 - test default
-        """An AMQP URL that goes through the proxy."""
-        return f"amqp://{user}:{password}@127.0.0.1:{self.port}//"
-
-    def cut(self) -> None:
-        """Drop every connection and refuse new ones until :meth:`restore`."""
-        self._cut.set()
-        with self._lock:
-            for sock in self._sockets:
-                _close(sock)
-            self._sockets.clear()
-
-    def restore(self) -> None:
-        """Accept and forward connections again."""
-        self._cut.clear()
-
-    def close(self) -> None:
-        """Stop listening and drop everything."""
-        self.cut()
-        _close(self._listener)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _address = self._listener.accept()
-            except OSError:
-                return  # closed
-            if self._cut.is_set():
-                _close(client)  # a reset: the client sees "connection refused/reset"
-                continue
-            self._connect(client)
-
-    def _connect(self, client: socket.socket) -> None:
-        try:
-            upstream = socket.create_connection(self.target, timeout=5)
-        except OSError:
-            _close(client)
-            return
-        upstream.settimeout(None)
-        with self._lock:
-            self._sockets.update((client, upstream))
-        for source, sink in ((client, upstream), (upstream, client)):
-            threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
-
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    finally:
-        _close(source)
-        _close(sink)
-
-
-def _close(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    sock.close()
 
 
 class Rabbit:
