@@ -6,6 +6,7 @@ The public API is re-exported here; everything else is an implementation detail.
 
 from flotilla.api import ServiceApi, register_blueprints
 from flotilla.app import create_service
+from flotilla.cache import Cache
 from flotilla.config import ConfigurationError, Environment, ServiceSettings, load_settings
 from flotilla.context import set_user_id
 from flotilla.db import NAMING_CONVENTION, Database
@@ -37,6 +38,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "BadRequest",
     "BodyGuards",
+    "Cache",
     "ConfigurationError",
     "Conflict",
     "Database",

@@ -16,6 +16,8 @@ import X`` is the way to use them.
 * :class:`ManualClock` is a clock tests move by hand, where code takes a ``clock``
   (:mod:`.clock`).
 * :func:`wait_for_http` (from :mod:`flotilla.processes`) polls a URL until it answers.
+* :func:`serve_app` serves a Flask app over real HTTP on a thread, as a peer for a service's
+  client under test (:mod:`.wsgi`).
 * :class:`GunicornServer` starts a real Gunicorn with the chassis config on a free port,
   waits until ``/healthz/ready`` answers, and stops it by PID (:mod:`.servers`).
 
@@ -49,6 +51,7 @@ from flotilla.testing.proxy import TcpProxy
 from flotilla.testing.redis import DEFAULT_REDIS_URL, service_redis
 from flotilla.testing.servers import GunicornServer, free_port
 from flotilla.testing.waiting import wait_until
+from flotilla.testing.wsgi import serve_app
 
 __all__ = [
     "BACKENDS",
@@ -72,6 +75,7 @@ __all__ = [
     "postgres_database",
     "postgres_server_url",
     "read_json_lines",
+    "serve_app",
     "service_redis",
     "table_names",
     "wait_for_http",
