@@ -1,0 +1,174 @@
+"""Products: create, change, deactivate, read and list; views call these and nothing else.
+
+Reads of one product (by id or by SKU) go through :data:`product_cache`; every write deletes
+the product's two keys after its commit, so the next read loads what was committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.exc import IntegrityError
+
+from catalog.config import CatalogSettings
+from catalog.models import Product, db
+from catalog.schemas import SKU_PATTERN
+from flotilla import Conflict, NotFound
+from flotilla.cache import Cache
+from flotilla.pagination import Page, decode_cursor, encode_cursor
+
+log = logging.getLogger(__name__)
+
+ADMIN = "admin"
+
+product_cache = Cache("products")
+"""Products as JSON under ``id:<id>`` and ``sku:<SKU>``."""
+
+_SKU = re.compile(SKU_PATTERN)
+_CACHED_FIELDS = ("id", "sku", "name", "description", "price", "currency", "stock", "active")
+
+
+class ProductNotFound(NotFound):
+    """No product has this id or SKU (404)."""
+
+    code, title = "product-not-found", "Product Not Found"
+
+
+class SkuTaken(Conflict):
+    """Another product already has this SKU (409)."""
+
+    code, title = "sku-taken", "SKU Taken"
+
+
+def normalize_sku(sku: str) -> str:
+    """The form a SKU is stored and compared in: upper-case."""
+    return sku.upper()
+
+
+def create_product(*, sku: str, **fields: Any) -> Product:
+    """Add a product; raises :class:`SkuTaken`."""
+    session = db.session()
+    product = Product(sku=normalize_sku(sku), **fields)
+    session.add(product)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if _sku_exists(product.sku):
+            raise SkuTaken(f"A product with SKU {product.sku!r} exists.") from None
+        raise
+    forget_products([(product.id, product.sku)])  # a read may have found nothing meanwhile
+    log.info("product created", extra={"product_id": product.id, "sku": product.sku})
+    return product
+
+
+def _sku_exists(sku: str) -> bool:
+    with db.reading() as session:
+        return session.scalar(select(Product.id).where(Product.sku == sku)) is not None
+
+
+def update_product(product_id: int, changes: dict[str, Any]) -> Product:
+    """Apply ``changes`` (name, description, price, currency, stock, active) to a product."""
+    session = db.session()
+    product = session.get(Product, product_id, with_for_update=True)
+    if product is None:
+        session.rollback()
+        raise ProductNotFound(f"Product {product_id} does not exist.")
+    for name, value in changes.items():
+        setattr(product, name, value)
+    session.commit()
+    forget_products([(product.id, product.sku)])
+    log.info("product changed", extra={"product_id": product_id, "fields": sorted(changes)})
+    return product
+
+
+def deactivate_product(product_id: int) -> None:
+    """Take a product off sale; it stays readable, and doing it again changes nothing."""
+    session = db.session()
+    statement = (
+        update(Product)
+        .where(Product.id == product_id)
+        .values(active=False)
+        .returning(Product.sku)
+        .execution_options(synchronize_session=False)
+    )
+    sku = session.scalar(statement)
+    session.commit()
+    if sku is None:
+        raise ProductNotFound(f"Product {product_id} does not exist.")
+    forget_products([(product_id, sku)])
+    log.info("product deactivated", extra={"product_id": product_id})
+
+
+def get_product(product_id: int) -> Product:
+    """The product with ``product_id``, from the cache if it holds it."""
+    return _cached(
+        f"id:{product_id}", Product.id == product_id, f"Product {product_id} does not exist."
+    )
+
+
+def get_product_by_sku(sku: str) -> Product:
+    """The product with ``sku`` (any case), from the cache if it holds it."""
+    if not _SKU.match(sku):  # nothing could match: no query, no odd cache key
+        raise ProductNotFound(f"No product has SKU {sku[:64]!r}.")
+    sku = normalize_sku(sku)
+    return _cached(f"sku:{sku}", Product.sku == sku, f"No product has SKU {sku!r}.")
+
+
+def _cached(key: str, condition: ColumnElement[bool], absent: str) -> Product:
+    settings: CatalogSettings = current_app.extensions["flotilla.settings"]
+    found = product_cache.get_or_load(key, _loader(condition), ttl=settings.PRODUCT_CACHE_TTL)
+    if found is None:
+        raise ProductNotFound(absent)
+    return _from_cached(found)
+
+
+def _loader(condition: ColumnElement[bool]) -> Callable[[], dict[str, Any] | None]:
+    def load() -> dict[str, Any] | None:
+        with db.reading() as session:
+            product = session.scalar(select(Product).where(condition))
+        return None if product is None else _to_cached(product)
+
+    return load
+
+
+def _to_cached(product: Product) -> dict[str, Any]:
+    cached = {name: getattr(product, name) for name in _CACHED_FIELDS}
+    return {**cached, "created_at": product.created_at, "updated_at": product.updated_at}
+
+
+def _from_cached(cached: dict[str, Any]) -> Product:
+    times = {name: datetime.fromisoformat(cached[name]) for name in ("created_at", "updated_at")}
+    return Product(**{name: cached[name] for name in _CACHED_FIELDS}, **times)
+
+
+def forget_products(products: Iterable[tuple[int, str]]) -> None:
+    """Drop the cached reads of ``(id, sku)`` pairs; call after the commit that changed them."""
+    keys = [key for product_id, sku in products for key in (f"id:{product_id}", f"sku:{sku}")]
+    if keys:
+        product_cache.delete(*keys)
+
+
+def list_products(
+    *, limit: int, cursor: str | None = None, active: bool = True, q: str | None = None
+) -> Page[Product]:
+    """Products in id order, ``limit`` at a time; ``q`` matches part of the name or SKU."""
+    query = select(Product).where(Product.active.is_(active)).order_by(Product.id).limit(limit + 1)
+    if cursor is not None:
+        query = query.where(Product.id > decode_cursor(cursor, int))
+    if q:
+        query = query.where(
+            Product.name.icontains(q, autoescape=True)
+            | Product.sku.contains(normalize_sku(q), autoescape=True)
+        )
+    with db.reading() as session:
+        products = list(session.scalars(query))
+    has_more = len(products) > limit
+    products = products[:limit]
+    return Page(products, encode_cursor(products[-1].id) if has_more else None)

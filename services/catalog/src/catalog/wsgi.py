@@ -1,0 +1,5 @@
+"""WSGI entry point: ``gunicorn -c python:flotilla.gunicorn catalog.wsgi:app``."""
+
+from catalog import create_app
+
+app = create_app()

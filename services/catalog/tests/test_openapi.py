@@ -1,0 +1,60 @@
+"""The OpenAPI document describes every endpoint, its inputs and its outcomes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+
+
+def spec(client: FlaskClient) -> dict[str, Any]:
+    """The service's OpenAPI document."""
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json or {}
+    return document
+
+
+def test_product_writes_document_who_may_call_them(client: FlaskClient) -> None:
+    paths = spec(client)["paths"]
+    create = paths["/api/v1/products"]["post"]
+    assert {"201", "401", "403", "409", "422"} <= set(create["responses"])
+    assert create["security"] == [{"bearerAuth": []}]
+    for method in ("patch", "delete"):
+        operation = paths["/api/v1/products/{product_id}"][method]
+        assert {"401", "403", "404"} <= set(operation["responses"])
+
+
+def test_product_reads_and_reservations_need_no_token(client: FlaskClient) -> None:
+    paths = spec(client)["paths"]
+    reads = [
+        paths["/api/v1/products"]["get"],
+        paths["/api/v1/products/{product_id}"]["get"],
+        paths["/api/v1/products/by-sku/{sku}"]["get"],
+        *paths["/api/v1/reservations/{order_id}"].values(),
+        paths["/api/v1/reservations"]["post"],
+    ]
+    assert all("security" not in operation for operation in reads if "responses" in operation)
+
+
+def test_a_reservation_documents_first_time_repeat_and_refusals(client: FlaskClient) -> None:
+    reserve = spec(client)["paths"]["/api/v1/reservations"]["post"]
+    assert {"200", "201", "409", "422"} <= set(reserve["responses"])
+    body = reserve["requestBody"]["content"]["application/json"]["schema"]
+    assert body["$ref"].endswith("/ReservationCreate")
+
+
+def test_the_public_product_has_every_field(client: FlaskClient) -> None:
+    public = spec(client)["components"]["schemas"]["ProductPublic"]["properties"]
+    assert set(public) == {
+        "id",
+        "sku",
+        "name",
+        "description",
+        "price",
+        "currency",
+        "stock",
+        "active",
+        "created_at",
+        "updated_at",
+    }
