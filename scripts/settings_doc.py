@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
+from catalog.config import CatalogSettings
 from flotilla.config import (
     AuthSettings,
     GunicornSettings,
@@ -20,6 +21,7 @@ from flotilla.config import (
     settings_table,
 )
 from notifications.config import NotificationsSettings
+from orders.config import OrdersSettings
 from users.config import UsersSettings
 
 MIXINS = (AuthSettings, HttpClientSettings, MessagingSettings)  # each has a table of its own
@@ -45,6 +47,8 @@ def generated() -> str:
             (),
         ),
         ("users service: its own and changed defaults", UsersSettings, (ServiceSettings,)),
+        ("catalog service: its own and changed defaults", CatalogSettings, (ServiceSettings,)),
+        ("orders service: its own and changed defaults", OrdersSettings, (ServiceSettings,)),
         (
             "notifications service: its own and changed defaults",
             NotificationsSettings,

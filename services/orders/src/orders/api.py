@@ -1,0 +1,75 @@
+"""HTTP endpoints of the orders service: parse, call one service function, return a schema."""
+
+from __future__ import annotations
+
+from flask import Response, request, url_for
+
+from flotilla.api import Blueprint, ProblemSchema
+from flotilla.auth import require_auth
+from flotilla.pagination import Page, PageQuery
+from orders import placing, service
+from orders.models import Order
+from orders.schemas import (
+    IdempotencyHeaders,
+    OrderCancel,
+    OrderCreate,
+    OrderPublic,
+    OrdersPublic,
+)
+
+orders = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders.")
+
+ORDER_ID = "<int(max=9223372036854775807):order_id>"
+
+
+@orders.post("")
+@require_auth()
+@orders.arguments(IdempotencyHeaders, location="headers", as_kwargs=True)
+@orders.arguments(OrderCreate, as_kwargs=True)
+@orders.response(201, OrderPublic, description="Placed; a replay also says Idempotent-Replayed.")
+@orders.alt_response(400, schema=ProblemSchema, description="No valid Idempotency-Key.")
+@orders.alt_response(409, schema=ProblemSchema, description="Not enough stock, or key in use.")
+@orders.alt_response(422, schema=ProblemSchema, description="Invalid lines or key reused.")
+@orders.alt_response(502, schema=ProblemSchema, description="A service failed.")
+@orders.alt_response(503, schema=ProblemSchema, description="A service is unavailable.")
+@orders.alt_response(504, schema=ProblemSchema, description="A service did not answer.")
+def place_order(idempotency_key: str | None, lines: list[dict[str, int]]) -> Response:
+    """Place an order, priced by the catalog; safe to repeat with the same Idempotency-Key."""
+    answer = placing.place_order(
+        lines=lines,
+        idempotency_key=idempotency_key,
+        authorization=request.headers.get("Authorization", ""),
+    )
+    location = url_for("orders.get_order", order_id=answer.body["id"])
+    return answer.to_response(headers={"Location": location})
+
+
+@orders.get(f"/{ORDER_ID}")
+@require_auth()
+@orders.response(200, OrderPublic)
+@orders.alt_response(404, schema=ProblemSchema, description="No such order of yours.")
+def get_order(order_id: int) -> Order:
+    """Read one of your orders (administrators: any order)."""
+    return service.get_order(order_id)
+
+
+@orders.get("")
+@require_auth()
+@orders.arguments(PageQuery, location="query", as_kwargs=True)
+@orders.response(200, OrdersPublic)
+def list_orders(limit: int, cursor: str | None) -> Page[Order]:
+    """List your orders, newest first, one page at a time."""
+    return service.list_orders(limit=limit, cursor=cursor)
+
+
+@orders.post(f"/{ORDER_ID}/cancel")
+@require_auth()
+@orders.arguments(OrderCancel, required=False, as_kwargs=True)
+@orders.response(200, OrderPublic)
+@orders.alt_response(404, schema=ProblemSchema, description="No such order of yours.")
+@orders.alt_response(502, schema=ProblemSchema, description="Catalog failed; nothing changed.")
+@orders.alt_response(503, schema=ProblemSchema, description="Catalog unavailable; nothing changed.")
+@orders.alt_response(504, schema=ProblemSchema, description="Catalog timed out; nothing changed.")
+def cancel_order(order_id: int, reason: str | None = None) -> Order:
+    """Cancel one of your placed orders; its stock goes back. Cancelling twice is harmless."""
+    return service.cancel_order(order_id, reason=reason)

@@ -1,0 +1,254 @@
+"""Typed clients of the services orders calls: users (the customer) and catalog (stock, prices).
+
+Each wraps a :class:`flotilla.http.ServiceClient` (timeouts, retries, breaker, deadline) and
+turns the other service's answers into values or into this service's own problems. A 4xx
+from the other side is a fact about the request (not enough stock, a bad token), so it is
+mapped to the problem the customer should see; failures of the other service itself
+(5xx, timeouts, an open breaker) stay :class:`~flotilla.http.DownstreamError` (502/503/504)
+and carry ``maybe_processed``, which compensation relies on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, Self, TypeVar
+
+from flask import current_app
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from flotilla import Conflict, Problem, ValidationFailed
+from flotilla.auth import token_rejected
+from flotilla.errors import PROBLEM_TYPE_PREFIX
+from flotilla.http import BadGateway, Response, ServiceClient
+
+USERS, CATALOG = "users", "catalog"
+RESERVED = "reserved"
+
+
+class InsufficientStock(Conflict):
+    """Catalog has fewer of a product than the order asks for (409)."""
+
+    code, title = "insufficient-stock", "Insufficient Stock"
+
+
+class ProductUnavailable(ValidationFailed):
+    """A product of the order does not exist or is not for sale (422)."""
+
+    code, title = "product-unavailable", "Product Unavailable"
+
+
+class CurrencyMismatch(ValidationFailed):
+    """The order's products are priced in different currencies (422)."""
+
+    code, title = "currency-mismatch", "Currency Mismatch"
+
+
+CATALOG_PROBLEMS: dict[str, type[Problem]] = {
+    "insufficient-stock": InsufficientStock,
+    "product-unavailable": ProductUnavailable,
+    "currency-mismatch": CurrencyMismatch,
+}
+"""Catalog's problem codes the customer can act on, and the problem they become here."""
+
+MinorUnits = Annotated[int, Field(strict=True, ge=0)]
+PositiveId = Annotated[int, Field(strict=True, ge=1)]
+
+
+class _Answer(BaseModel):
+    """Base of what is read from other services: immutable, unknown fields ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Customer(_Answer):
+    """The customer placing an order, as users knows them now."""
+
+    id: PositiveId
+    email: str
+    display_name: str | None = None
+
+
+class ReservedLine(_Answer):
+    """One line of a reservation, priced by catalog."""
+
+    product_id: PositiveId
+    sku: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    quantity: PositiveId
+    unit_price: MinorUnits
+    line_total: MinorUnits
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> Self:
+        if self.line_total != self.quantity * self.unit_price:
+            raise ValueError("line_total is not quantity times unit_price")
+        return self
+
+
+class Reservation(_Answer):
+    """Stock catalog holds for an order (``reserved``) or gave back (``released``)."""
+
+    order_id: PositiveId
+    state: str
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    lines: list[ReservedLine] = []
+    total: MinorUnits = 0
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> Self:
+        if self.total != sum(line.line_total for line in self.lines):
+            raise ValueError("total is not the sum of the line totals")
+        return self
+
+    def holds(self, order_id: int, lines: Sequence[dict[str, int]]) -> bool:
+        """True when this reservation holds exactly ``lines`` for ``order_id``, priced."""
+        asked = {line["product_id"]: line["quantity"] for line in lines}
+        held = {line.product_id: line.quantity for line in self.lines}
+        return (
+            self.order_id == order_id
+            and self.state == RESERVED
+            and self.currency is not None
+            and len(self.lines) == len(asked)
+            and held == asked
+        )
+
+
+AnswerT = TypeVar("AnswerT", bound=_Answer)
+
+
+def _parse(response: Response, model: type[AnswerT], target: str) -> AnswerT:
+    """``response``'s JSON body as ``model``; :class:`BadGateway` when it is not one."""
+    try:
+        return model.model_validate(response.json())
+    except (ValidationError, ValueError) as error:
+        raise BadGateway(
+            f"{target} answered something unreadable.", target=target, maybe_processed=True
+        ) from error
+
+
+def _problem_member(response: Response, name: str) -> Any:
+    """Member ``name`` of a JSON object answer, else ``None``."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        return None
+    return body.get(name) if isinstance(body, dict) else None
+
+
+def _problem_code(response: Response) -> str:
+    """The code of a problem+json answer (``urn:flotilla:problem:<code>``), else ``""``."""
+    kind = _problem_member(response, "type")
+    if not isinstance(kind, str) or not kind.startswith(PROBLEM_TYPE_PREFIX):
+        return ""
+    return kind.removeprefix(PROBLEM_TYPE_PREFIX)
+
+
+def _problem_detail(response: Response) -> str | None:
+    detail = _problem_member(response, "detail")
+    return detail if isinstance(detail, str) else None
+
+
+def _refusal(problem: type[Problem], response: Response) -> Problem:
+    """``problem`` with catalog's detail and the ``product_ids`` it names, if well-formed."""
+    refusal = problem(_problem_detail(response))
+    ids = _problem_member(response, "product_ids")
+    if isinstance(ids, list) and all(type(item) is int for item in ids):
+        refusal.extensions["product_ids"] = ids
+    return refusal
+
+
+class UsersClient:
+    """The users service, asked on the customer's behalf with the customer's own token."""
+
+    def __init__(self, http: ServiceClient) -> None:
+        self.http = http
+
+    def current_customer(self, authorization: str) -> Customer:
+        """The account behind ``authorization`` (forwarded as is); 401 if users refuses it.
+
+        Asking users, not only verifying the token here, also refuses a token users no
+        longer honours: the password changed or the account was deactivated since.
+        """
+        response = self.http.get("/api/v1/users/me", headers={"Authorization": authorization})
+        if response.status == 200:
+            return _parse(response, Customer, USERS)
+        if response.status == 401:
+            raise token_rejected(_problem_detail(response) or "The account refused the token.")
+        raise BadGateway(
+            f"users answered {response.status} for the customer's account.",
+            target=USERS,
+            maybe_processed=False,
+        )
+
+
+class CatalogClient:
+    """The catalog service: reserves stock at catalog's prices and releases it."""
+
+    def __init__(self, http: ServiceClient) -> None:
+        self.http = http
+
+    def reserve(self, order_id: int, lines: Sequence[dict[str, int]]) -> Reservation:
+        """Reserve ``lines`` for ``order_id``; safe to repeat (catalog keys it by order id).
+
+        Raises :class:`InsufficientStock`, :class:`ProductUnavailable` or
+        :class:`CurrencyMismatch` when catalog refuses; nothing was reserved then.
+        """
+        body = {"order_id": order_id, "lines": [dict(line) for line in lines]}
+        response = self.http.post(
+            "/api/v1/reservations", json=body, idempotency_key=f"order-{order_id}"
+        )
+        if response.status in (200, 201):
+            reservation = _parse(response, Reservation, CATALOG)
+            if not reservation.holds(order_id, lines):
+                raise BadGateway(
+                    "catalog answered a reservation for other lines.",
+                    target=CATALOG,
+                    maybe_processed=True,
+                )
+            return reservation
+        problem = CATALOG_PROBLEMS.get(_problem_code(response))
+        if problem is not None:
+            raise _refusal(problem, response)
+        raise BadGateway(
+            f"catalog refused the reservation with {response.status}.",
+            target=CATALOG,
+            maybe_processed=False,
+        )
+
+    def release(self, order_id: int) -> None:
+        """Give the stock reserved for ``order_id`` back; safe to repeat, and final.
+
+        Catalog keeps a tombstone, so a late duplicate of the reservation is refused.
+        """
+        response = self.http.delete(f"/api/v1/reservations/{order_id}")
+        if response.status not in (200, 204):
+            raise BadGateway(
+                f"catalog answered {response.status} to a release.",
+                target=CATALOG,
+                maybe_processed=True,
+            )
+
+    def reservation(self, order_id: int) -> Reservation | None:
+        """Catalog's reservation of ``order_id`` (held or released), or ``None``."""
+        response = self.http.get(f"/api/v1/reservations/{order_id}")
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise BadGateway(
+                f"catalog answered {response.status} for a reservation.",
+                target=CATALOG,
+                maybe_processed=False,
+            )
+        return _parse(response, Reservation, CATALOG)
+
+
+def users_client() -> UsersClient:
+    """The users client of the current app."""
+    client: UsersClient = current_app.extensions["orders.users"]
+    return client
+
+
+def catalog_client() -> CatalogClient:
+    """The catalog client of the current app."""
+    client: CatalogClient = current_app.extensions["orders.catalog"]
+    return client

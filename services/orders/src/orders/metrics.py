@@ -1,0 +1,44 @@
+"""Metrics of what the orders service undoes: compensations of failed placings, recovery.
+
+``orders_compensations_total{outcome="left_pending"}`` counts orders whose stock could not be
+released at once; ``orders_recovery_releases_total{outcome="failed"}`` rising means recovery
+cannot reach catalog either, and reserved stock is waiting. Created once per process, after
+:func:`flotilla.metrics.instruments` let prometheus_client choose file-backed values under
+Gunicorn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from prometheus_client import Counter
+
+from flotilla.metrics import instruments
+
+
+@dataclass(frozen=True)
+class OrderInstruments:
+    """The orders service's own metrics."""
+
+    compensations: Counter
+    recovery_releases: Counter
+
+
+@cache
+def order_instruments() -> OrderInstruments:
+    """Create the orders metrics, once per process."""
+    instruments()
+    return OrderInstruments(
+        compensations=Counter(
+            "orders_compensations",
+            "Failed placings undone, by outcome: discarded (nothing was reserved), released, "
+            "left_pending (the release failed too; recovery finishes it).",
+            ("outcome",),
+        ),
+        recovery_releases=Counter(
+            "orders_recovery_releases",
+            "Stuck orders recovery tried to release, by outcome: released or failed.",
+            ("outcome",),
+        ),
+    )

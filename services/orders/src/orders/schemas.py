@@ -1,0 +1,106 @@
+"""Request and response contracts of the orders service.
+
+Input schemas refuse unknown fields (marshmallow's default), so an order carrying a
+``price``, a ``total`` or a ``user_id`` is a 422 that changes nothing: what an order costs
+comes from catalog alone, and whose it is from the token alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+MAX_LINES = 50
+MAX_QUANTITY = 1000
+MAX_ID = 2**63 - 1  # ids are BIGINTs
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+
+
+class OrderLineCreate(ma.Schema):
+    """One product and how many of it."""
+
+    product_id = ma.fields.Integer(
+        required=True, strict=True, validate=ma.validate.Range(min=1, max=MAX_ID)
+    )
+    quantity = ma.fields.Integer(
+        required=True, strict=True, validate=ma.validate.Range(min=1, max=MAX_QUANTITY)
+    )
+
+
+class OrderCreate(ma.Schema):
+    """A new order: 1 to 50 lines, each product once. Prices come from catalog."""
+
+    lines = ma.fields.List(
+        ma.fields.Nested(OrderLineCreate),
+        required=True,
+        validate=ma.validate.Length(min=1, max=MAX_LINES),
+    )
+
+    @ma.validates("lines")
+    def _each_product_once(self, lines: list[dict[str, int]], **_kwargs: Any) -> None:
+        # Lines that failed their own validation may be missing here.
+        product_ids = [line["product_id"] for line in lines if "product_id" in line]
+        if len(set(product_ids)) != len(product_ids):
+            raise ma.ValidationError("Each product may appear in one line only.")
+
+
+class IdempotencyHeaders(ma.Schema):
+    """The header that makes placing an order safe to repeat."""
+
+    idempotency_key = ma.fields.String(
+        data_key=IDEMPOTENCY_KEY_HEADER,
+        load_default=None,
+        metadata={
+            "description": "Required: 1 to 255 printable ASCII characters chosen by the client, "
+            "new for each order. Sending the same key and body again returns the first answer."
+        },
+    )
+
+
+class OrderCancel(ma.Schema):
+    """Why an order is cancelled, shown to the customer (optional)."""
+
+    reason = ma.fields.String(
+        load_default=None, allow_none=True, validate=ma.validate.Length(max=500)
+    )
+
+
+class OrderLinePublic(ma.Schema):
+    """One product of an order, priced when the order was placed."""
+
+    product_id = ma.fields.Integer(dump_only=True)
+    sku = ma.fields.String(dump_only=True)
+    name = ma.fields.String(dump_only=True)
+    quantity = ma.fields.Integer(dump_only=True)
+    unit_price = ma.fields.Integer(
+        dump_only=True, metadata={"description": "Minor units of currency (cents)."}
+    )
+    line_total = ma.fields.Integer(
+        dump_only=True, metadata={"description": "quantity times unit_price, minor units."}
+    )
+
+
+class OrderPublic(ma.Schema):
+    """An order as its customer and administrators see it."""
+
+    id = ma.fields.Integer(dump_only=True)
+    user_id = ma.fields.Integer(dump_only=True)
+    state = ma.fields.String(dump_only=True, metadata={"enum": ["placed", "cancelled"]})
+    currency = ma.fields.String(dump_only=True, metadata={"description": "ISO 4217 code."})
+    total = ma.fields.Integer(
+        dump_only=True, metadata={"description": "Sum of the line totals, minor units."}
+    )
+    lines = ma.fields.List(ma.fields.Nested(OrderLinePublic), dump_only=True)
+    created_at = ma.fields.AwareDateTime(dump_only=True)
+    placed_at = ma.fields.AwareDateTime(dump_only=True)
+    cancelled_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+
+
+class OrdersPublic(ma.Schema):
+    """A page of one's orders, newest first, and the cursor of the next page."""
+
+    items = ma.fields.List(ma.fields.Nested(OrderPublic), dump_only=True)
+    next_cursor = ma.fields.String(
+        dump_only=True, allow_none=True, metadata={"description": "Pass as ?cursor= for more."}
+    )

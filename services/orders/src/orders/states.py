@@ -1,0 +1,70 @@
+"""The life of an order as data: its states, the events that move it, and nothing else.
+
+::
+
+    pending ──place──▶ placed ──cancel──▶ cancelled
+       │
+       └──abandon──▶ abandoned  (then released at catalog and deleted)
+
+An order is ``pending`` from the moment its id exists until its lines are written; only
+``placed`` and ``cancelled`` orders are ever shown. An order whose placing failed with an
+unknown outcome at catalog is ``abandoned`` by recovery *before* its reservation is
+released, so a request that is somehow still running cannot place it afterwards: placing
+requires ``pending``, and the change is made with a compare-and-set on the state.
+
+Pure: no database, no clock, so the rules are tested on their own (``test_states.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from flotilla import Conflict
+
+
+class OrderState(StrEnum):
+    """Where an order is in its life."""
+
+    PENDING = "pending"
+    PLACED = "placed"
+    CANCELLED = "cancelled"
+    ABANDONED = "abandoned"
+
+
+class OrderEvent(StrEnum):
+    """What can happen to an order."""
+
+    PLACE = "place"
+    CANCEL = "cancel"
+    ABANDON = "abandon"
+
+
+TRANSITIONS: Mapping[tuple[OrderState, OrderEvent], OrderState] = {
+    (OrderState.PENDING, OrderEvent.PLACE): OrderState.PLACED,
+    (OrderState.PENDING, OrderEvent.ABANDON): OrderState.ABANDONED,
+    (OrderState.PLACED, OrderEvent.CANCEL): OrderState.CANCELLED,
+}
+"""Every allowed move: (state, event) -> the next state. Anything absent is refused."""
+
+VISIBLE_STATES = frozenset({OrderState.PLACED, OrderState.CANCELLED})
+"""States in which an order exists for its customer: reads and lists show only these."""
+
+
+class InvalidTransition(Conflict):
+    """The order's state does not allow this event (409)."""
+
+    code, title = "invalid-order-transition", "Invalid Order Transition"
+
+
+def next_state(state: OrderState, event: OrderEvent) -> OrderState:
+    """The state ``event`` moves an order in ``state`` to; raises :class:`InvalidTransition`."""
+    try:
+        return TRANSITIONS[state, event]
+    except KeyError:
+        raise InvalidTransition(f"A {state} order cannot {event}.") from None
+
+
+def allows(state: OrderState, event: OrderEvent) -> bool:
+    """True when ``event`` may happen to an order in ``state``."""
+    return (state, event) in TRANSITIONS

@@ -1,0 +1,161 @@
+"""Placing when a peer fails: never a placed order without stock, never stock without an order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask, Response, request
+from prometheus_client import REGISTRY
+from sqlalchemy import select
+
+import catalog
+from catalog.models import Reservation
+from catalog.models import db as catalog_db
+from flotilla.testing.wsgi import serve_app
+from orders.models import outbox
+
+from .conftest import (
+    Account,
+    OrdersAppFactory,
+    ProductFactory,
+    Shop,
+    StuckOrder,
+    json_of,
+    place,
+    rows,
+    stock_of,
+)
+
+
+def reservation_states(shop: Shop) -> list[str]:
+    """The state of every reservation catalog holds, by order id."""
+    query = select(Reservation.state).order_by(Reservation.order_id)
+    with shop.catalog.app_context(), catalog_db.reading() as session:
+        return list(session.scalars(query))
+
+
+def compensations(outcome: str) -> float:
+    """How many failed placings were undone with ``outcome`` so far in this process."""
+    value = REGISTRY.get_sample_value("orders_compensations_total", {"outcome": outcome})
+    return value or 0.0
+
+
+def test_catalog_down_is_503_and_nothing_is_written(
+    shop: Shop, customer: Account, make_product: ProductFactory, catalog_down: Flask
+) -> None:
+    mug = make_product("MUG-1", stock=5)
+    discarded = compensations("discarded")
+    response = place(catalog_down.test_client(), customer, {mug["id"]: 1})
+
+    assert response.status_code == 503
+    assert compensations("discarded") == discarded + 1  # nothing reached catalog
+    assert json_of(response)["type"] == "urn:flotilla:problem:dependency-unavailable"
+    assert response.headers["Retry-After"]
+    assert rows(shop.orders) == {"keys": 0, "events": 0}
+    assert stock_of(shop, mug["id"]) == 5
+
+
+def test_after_catalog_is_back_the_same_key_places_the_order(
+    shop: Shop, customer: Account, make_product: ProductFactory, catalog_down: Flask
+) -> None:
+    mug = make_product("MUG-1", stock=5)
+    assert place(catalog_down.test_client(), customer, {mug["id"]: 1}, key="k").status_code == 503
+    response = place(shop.orders.test_client(), customer, {mug["id"]: 1}, key="k")
+    assert response.status_code == 201
+    assert "Idempotent-Replayed" not in response.headers
+    assert stock_of(shop, mug["id"]) == 4
+
+
+def test_users_down_is_503_and_catalog_never_hears_of_the_order(
+    shop: Shop,
+    app: Flask,
+    customer: Account,
+    make_product: ProductFactory,
+    make_orders_app: OrdersAppFactory,
+) -> None:
+    mug = make_product("MUG-1", stock=5)
+    with serve_app(shop.users) as url:
+        pass  # users stopped: its port refuses connections
+    orders = make_orders_app(USERS_URL=url)
+    response = place(orders.test_client(), customer, {mug["id"]: 1})
+    assert response.status_code == 503
+    assert rows(app) == {"keys": 0, "events": 0}
+    assert stock_of(shop, mug["id"]) == 5
+
+
+@pytest.fixture
+def outbox_write_fails(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make step 4 fail after the reservation: the outbox write raises."""
+    calls: list[int] = []
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        calls.append(1)
+        raise RuntimeError("the outbox write failed")
+
+    monkeypatch.setattr(outbox, "add_event", refuse)
+    return calls
+
+
+def test_a_failure_after_the_reservation_releases_it_and_leaves_no_order(
+    shop: Shop,
+    app: Flask,
+    customer: Account,
+    make_product: ProductFactory,
+    outbox_write_fails: list[int],
+) -> None:
+    mug = make_product("MUG-1", stock=5)
+    released = compensations("released")
+    response = place(app.test_client(), customer, {mug["id"]: 2})
+
+    assert response.status_code == 500
+    assert compensations("released") == released + 1
+    assert outbox_write_fails == [1]
+    assert rows(app) == {"keys": 0, "events": 0}
+    assert stock_of(shop, mug["id"]) == 5
+    assert reservation_states(shop) == ["released"]
+
+
+def test_an_answer_lost_after_catalog_reserved_is_502_and_the_stock_is_released(
+    shop: Shop,
+    app: Flask,
+    customer: Account,
+    make_product: ProductFactory,
+    make_orders_app: OrdersAppFactory,
+) -> None:
+    # A catalog that reserves, then loses its answer (a 502 from a proxy in between): the
+    # outcome is unknown to orders, which must release rather than guess.
+    lossy = catalog.create_app(shop.catalog.extensions["flotilla.settings"])
+
+    @lossy.after_request
+    def lose_reservation_answers(response: Response) -> Response:
+        if request.method == "POST" and request.path == "/api/v1/reservations":
+            return Response("bad gateway", 502)
+        return response
+
+    mug = make_product("MUG-1", stock=5)
+    with serve_app(lossy) as url:
+        orders = make_orders_app(CATALOG_URL=url)
+        response = place(orders.test_client(), customer, {mug["id"]: 2})
+    lossy.extensions["flotilla.db"].engine.dispose()
+
+    assert response.status_code == 502
+    assert rows(app) == {"keys": 0, "events": 0}
+    assert stock_of(shop, mug["id"]) == 5
+    assert reservation_states(shop) == ["released"]
+
+
+def test_when_the_release_fails_too_the_order_stays_pending_and_invisible(
+    shop: Shop, customer: Account, stuck_order: StuckOrder
+) -> None:
+    assert rows(shop.orders) == {"keys": 1, "events": 0, "pending": 1}
+    assert "release failed; order left pending for recovery" in stuck_order.log_messages
+    assert stock_of(shop, stuck_order.product_id) == 3  # still reserved: recovery releases it
+    assert reservation_states(shop) == ["reserved"]
+    client = shop.orders.test_client()
+    path = f"/api/v1/orders/{stuck_order.order_id}"
+    assert client.get(path, headers=customer.headers).status_code == 404
+    assert json_of(client.get("/api/v1/orders", headers=customer.headers))["items"] == []
+    retry = place(client, customer, {stuck_order.product_id: 2}, key="stuck")
+    assert retry.status_code == 409
+    assert json_of(retry)["type"] == "urn:flotilla:problem:request-in-progress"

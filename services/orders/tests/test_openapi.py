@@ -1,0 +1,35 @@
+"""The OpenAPI document describes every endpoint, the Idempotency-Key and the error answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+
+
+def spec(client: FlaskClient) -> dict[str, Any]:
+    """The service's OpenAPI document."""
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json or {}
+    return document
+
+
+def test_every_orders_operation_is_documented(client: FlaskClient) -> None:
+    paths = spec(client)["paths"]
+    assert set(paths["/api/v1/orders"]) >= {"get", "post"}
+    assert "get" in paths["/api/v1/orders/{order_id}"]
+    assert "post" in paths["/api/v1/orders/{order_id}/cancel"]
+
+
+def test_placing_documents_its_key_and_outcomes(client: FlaskClient) -> None:
+    place = spec(client)["paths"]["/api/v1/orders"]["post"]
+    headers = [item["name"] for item in place["parameters"] if item["in"] == "header"]
+    assert headers == ["Idempotency-Key"]
+    assert {"201", "400", "401", "409", "422", "502", "503", "504"} <= set(place["responses"])
+
+
+def test_an_order_line_has_no_price_a_client_could_set(client: FlaskClient) -> None:
+    schemas = spec(client)["components"]["schemas"]
+    assert set(schemas["OrderLineCreate"]["properties"]) == {"product_id", "quantity"}
+    assert set(schemas["OrderCreate"]["properties"]) == {"lines"}

@@ -1,0 +1,85 @@
+"""The order state machine, on its own: no database, no HTTP."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from orders.states import (
+    TRANSITIONS,
+    VISIBLE_STATES,
+    InvalidTransition,
+    OrderEvent,
+    OrderState,
+    allows,
+    next_state,
+)
+
+
+@pytest.mark.parametrize(
+    ("state", "event", "expected"),
+    [
+        (OrderState.PENDING, OrderEvent.PLACE, OrderState.PLACED),
+        (OrderState.PENDING, OrderEvent.ABANDON, OrderState.ABANDONED),
+        (OrderState.PLACED, OrderEvent.CANCEL, OrderState.CANCELLED),
+    ],
+)
+def test_each_allowed_event_moves_to_its_state(
+    state: OrderState, event: OrderEvent, expected: OrderState
+) -> None:
+    assert next_state(state, event) is expected
+    assert allows(state, event)
+
+
+REFUSED = [
+    (state, event)
+    for state, event in itertools.product(OrderState, OrderEvent)
+    if (state, event) not in TRANSITIONS
+]
+
+
+@pytest.mark.parametrize(("state", "event"), REFUSED)
+def test_every_other_event_is_refused_as_a_409_problem(
+    state: OrderState, event: OrderEvent
+) -> None:
+    assert not allows(state, event)
+    with pytest.raises(InvalidTransition) as raised:
+        next_state(state, event)
+    assert raised.value.status == 409
+    assert str(state) in str(raised.value)
+
+
+def test_the_refusals_include_the_dangerous_ones() -> None:
+    # A pending order is never cancelled (it has no reservation to speak of yet), a placed
+    # one is never abandoned (recovery must not release its stock), and the end states
+    # are final.
+    assert {
+        (OrderState.PENDING, OrderEvent.CANCEL),
+        (OrderState.PLACED, OrderEvent.ABANDON),
+        (OrderState.PLACED, OrderEvent.PLACE),
+        (OrderState.CANCELLED, OrderEvent.CANCEL),
+        (OrderState.CANCELLED, OrderEvent.PLACE),
+        (OrderState.ABANDONED, OrderEvent.PLACE),
+    } <= set(REFUSED)
+
+
+def test_end_states_have_no_way_out() -> None:
+    for state in (OrderState.CANCELLED, OrderState.ABANDONED):
+        assert not any(allows(state, event) for event in OrderEvent)
+
+
+def test_only_placed_and_cancelled_orders_are_shown() -> None:
+    assert {OrderState.PLACED, OrderState.CANCELLED} == VISIBLE_STATES
+
+
+def test_every_state_is_reachable_from_pending() -> None:
+    reached = {OrderState.PENDING}
+    frontier = [OrderState.PENDING]
+    while frontier:
+        state = frontier.pop()
+        for (source, _event), target in TRANSITIONS.items():
+            if source is state and target not in reached:
+                reached.add(target)
+                frontier.append(target)
+    assert reached == set(OrderState)
