@@ -39,12 +39,25 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
 
-SERVICES = [Service("users", 8001)]
+SERVICES = [Service("users", 8001), Service("catalog", 8002), Service("orders", 8003)]
+"""In start order: users issues the keys the others verify, orders calls users and catalog."""
+USERS, CATALOG = SERVICES[0], SERVICES[1]
+
+
+def peer_env(service: Service) -> dict[str, str]:
+    """Where ``service`` finds the others: users' key set and, for orders, its peers' URLs."""
+    if service is USERS:
+        return {}
+    env = {"AUTH_JWKS_URL": f"{USERS.url}/.well-known/jwks.json"}
+    if service.name == "orders":
+        env |= {"USERS_URL": USERS.url, "CATALOG_URL": CATALOG.url}
+    return env
 
 
 def service_env(service: Service) -> dict[str, str]:
     """The environment of ``service``: the caller's, plus per-service overrides."""
     env = {
+        **peer_env(service),
         **os.environ,
         "VAR_DIR": str(VAR),
         "GUNICORN_BIND": f"127.0.0.1:{service.port}",

@@ -8,15 +8,11 @@ other service keeps running, and check the rate limit is shared by users' worker
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 import redis
 
@@ -32,28 +28,10 @@ from flotilla.testing import (
 from users import create_app
 from users.config import UsersSettings
 
+from .calls import Body, call
+
 E2E_DIR = Path(__file__).resolve().parent
 PASSWORD = "correct horse battery"
-
-Body = dict[str, Any]
-
-
-def call(
-    method: str, url: str, body: Mapping[str, Any] | None = None, token: str | None = None
-) -> tuple[int, Body, Mapping[str, str]]:
-    """One HTTP request on a new connection: status, JSON body (or {}) and headers."""
-    headers = {"Content-Type": "application/json"} if body is not None else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = orjson.dumps(body) if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            raw, status, answer_headers = response.read(), response.status, response.headers
-    except urllib.error.HTTPError as error:
-        with error:
-            raw, status, answer_headers = error.read(), error.code, error.headers
-    return status, orjson.loads(raw) if raw else {}, dict(answer_headers)
 
 
 @dataclass

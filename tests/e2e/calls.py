@@ -1,0 +1,35 @@
+"""HTTP calls the end-to-end tests make: one request, its status, JSON body and headers."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+Body = dict[str, Any]
+
+
+def call(
+    method: str,
+    url: str,
+    body: Mapping[str, Any] | None = None,
+    token: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, Body, Mapping[str, str]]:
+    """One HTTP request on a new connection: status, JSON body (or {}) and headers."""
+    sent = {"Content-Type": "application/json"} if body is not None else {}
+    if token:
+        sent["Authorization"] = f"Bearer {token}"
+    sent.update(headers or {})
+    data = orjson.dumps(body) if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=sent)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            raw, status, answer_headers = response.read(), response.status, response.headers
+    except urllib.error.HTTPError as error:
+        with error:
+            raw, status, answer_headers = error.read(), error.code, error.headers
+    return status, orjson.loads(raw) if raw else {}, dict(answer_headers)

@@ -1,0 +1,114 @@
+"""Faults injected into real processes: orders answers fast and loses or doubles nothing.
+
+Every test ends with :meth:`Shop.assert_consistent`: no order left pending, catalog holds a
+reservation for exactly the placed orders, and the stock is the initial stock minus what
+they ordered.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import urllib.request
+
+from flotilla.testing import wait_until
+
+from .conftest import Shop
+
+
+def timed_order(shop: Shop, **headers: str) -> tuple[int, dict[str, str], float]:
+    """Place an order; its status, body and seconds taken."""
+    started = time.perf_counter()
+    status, body = shop.place_order(**headers)
+    return status, body, time.perf_counter() - started
+
+
+def breaker_state(shop: Shop, target: str) -> float:
+    """orders' breaker gauge for ``target`` (0 closed, 1 half-open, 2 open), from /metrics."""
+    with urllib.request.urlopen(f"{shop.orders_url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    prefix = f'flotilla_http_client_breaker_state{{target="{target}"}}'
+    values = [line.split()[-1] for line in text.splitlines() if line.startswith(prefix)]
+    return float(values[0]) if values else 0.0
+
+
+def open_catalog_breaker(shop: Shop) -> None:
+    """Place orders until orders' breaker for catalog is open, and its workers know it."""
+    wait_until(
+        lambda: shop.place_order()[0] == 503 and breaker_state(shop, "catalog") == 2,
+        timeout=30,
+        what="the catalog breaker to open",
+    )
+    time.sleep(0.6)  # the other worker reads the shared verdict every 0.5 s
+
+
+def test_catalog_killed_orders_answer_503_fast_and_write_nothing(shop: Shop) -> None:
+    before = shop.assert_consistent()
+    shop.kill_catalog()
+
+    open_catalog_breaker(shop)
+    answers = [timed_order(shop) for _ in range(10)]
+
+    assert {status for status, _, _ in answers} == {503}
+    assert all(body["type"].endswith("dependency-unavailable") for _, body, _ in answers)
+    assert statistics.median(seconds for _, _, seconds in answers) < 0.1
+    assert shop.assert_consistent() == before
+
+
+def test_catalog_back_the_breaker_half_opens_closes_and_orders_succeed(shop: Shop) -> None:
+    before = shop.assert_consistent()
+    shop.kill_catalog()
+    open_catalog_breaker(shop)
+
+    shop.start_catalog()
+
+    # Each worker closes its breaker with a trial call of its own once it gets an order.
+    wait_until(
+        lambda: shop.place_order()[0] == 201 and breaker_state(shop, "catalog") == 0,
+        timeout=30,
+        what="orders to succeed with every breaker closed",
+    )
+    states = [
+        record["to_state"]
+        for record in shop.servers["orders"].log_records()
+        if record.get("target") == "catalog" and "to_state" in record
+    ]
+    opened = states.index("open")
+    half_opened = states.index("half_open", opened)
+    assert "closed" in states[half_opened:]
+    after = shop.assert_consistent()
+    assert len(after.placed) > len(before.placed)
+
+
+def test_catalog_frozen_is_a_504_within_the_deadline_then_recovers(shop: Shop) -> None:
+    before = shop.assert_consistent()
+    shop.freeze_catalog()
+
+    status, body, seconds = timed_order(shop, **{"X-Deadline-Ms": "2500"})
+
+    assert status == 504, body
+    assert seconds < 2.5 + 1.0
+    shop.thaw_catalog()
+    # The reservation sent while catalog was frozen may be processed now, after orders gave
+    # up: recovery releases it once the pending order is older than PENDING_ORDER_TIMEOUT.
+    wait_until(lambda: shop.place_order()[0] == 201, timeout=30, what="catalog to answer again")
+
+    def recovered() -> bool:
+        shop.recover_orders()
+        return shop.ledger().pending == 0
+
+    wait_until(recovered, timeout=60, what="the pending order to be recovered")
+    after = shop.assert_consistent()
+    assert len(after.placed) == len(before.placed) + 1
+
+
+def test_users_slowed_down_the_deadline_is_respected(shop: Shop) -> None:
+    before = shop.assert_consistent()
+    shop.users_proxy.delay = 3.0
+
+    status, body, seconds = timed_order(shop, **{"X-Deadline-Ms": "1000"})
+
+    assert status == 504, body
+    assert seconds < 1.0 + 0.5
+    shop.users_proxy.delay = 0.0
+    assert shop.assert_consistent() == before
