@@ -2,55 +2,26 @@
 
 Every operation is called with inputs generated from its schema — valid ones and ones that
 break it — and must answer without a server error, with a status its document declares and
-a body matching the declared schema.
+a body matching the declared schema (:func:`flotilla.testing.contract.check_contract`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
-from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.core.result import Ok
-from schemathesis.specs.openapi.checks import (
-    response_schema_conformance,
-    status_code_conformance,
-)
+
+from flotilla.testing.contract import MODES, check_contract
 
 from .conftest import ADMIN, product_body
 
-CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 
-
-def operations(app: Flask) -> list[Any]:
-    """Every operation of the catalog service's OpenAPI document."""
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
-    found = []
-    for result in schema.get_all_operations():
-        assert isinstance(result, Ok), result  # the document itself must be valid
-        found.append(result.ok())
-    return found
-
-
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+@pytest.mark.parametrize("mode", MODES)
 def test_no_input_breaks_the_service_or_its_contract(app: Flask, mode: GenerationMode) -> None:
     seed(app.test_client())
     # As an administrator, so protected operations run their logic instead of stopping at 401.
-    for operation in operations(app):
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-        def call(case: Any) -> None:
-            case.call_and_validate(headers=ADMIN, checks=CHECKS)
-
-        if mode is GenerationMode.NEGATIVE and not has_inputs(operation):
-            continue  # nothing to break: no parameters, no body
-        call()
+    check_contract(app, mode, headers=ADMIN)
 
 
 def seed(client: FlaskClient) -> None:
@@ -60,8 +31,3 @@ def seed(client: FlaskClient) -> None:
         assert client.post("/api/v1/products", json=body, headers=ADMIN).status_code == 201
     reservation = {"order_id": 1, "lines": [{"product_id": 1, "quantity": 1}]}
     assert client.post("/api/v1/reservations", json=reservation).status_code == 201
-
-
-def has_inputs(operation: Any) -> bool:
-    """True when the operation takes a parameter or a body that invalid data can fill."""
-    return bool(list(operation.iter_parameters()) or list(operation.body))

@@ -6,8 +6,9 @@ from flask import Flask
 from sqlalchemy import delete, insert, select
 
 from flotilla import testing
+from flotilla.columns import utc_now
 from orders import create_app
-from orders.models import Order, db, utc_now
+from orders.models import Order, db
 
 from .conftest import make_settings
 

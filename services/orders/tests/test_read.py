@@ -8,7 +8,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert
 
-from orders.models import Order, db, utc_now
+from flotilla.columns import utc_now
+from orders.models import Order, db
 
 from .conftest import Account, ProductFactory, json_of, place
 

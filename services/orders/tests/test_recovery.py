@@ -10,9 +10,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
+from flotilla.columns import utc_now
 from flotilla.testing import capture_logs
 from orders import recovery
-from orders.models import IdempotencyKey, Order, db, utc_now
+from orders.models import IdempotencyKey, Order, db
 from orders.recovery import RecoveryReport, recover
 
 from .conftest import (

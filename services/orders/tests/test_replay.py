@@ -8,8 +8,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert
 
+from flotilla.columns import utc_now
 from orders.idempotency import request_hash
-from orders.models import IdempotencyKey, Order, db, utc_now
+from orders.models import IdempotencyKey, Order, db
 
 from .conftest import Account, ProductFactory, Shop, json_of, place, rows, stock_of
 

@@ -14,8 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from flotilla.columns import utc_now
 from users.keys import current_key_ring
-from users.models import RefreshToken, User, db, utc_now
+from users.models import RefreshToken, User, db
 from users.passwords import Passwords
 
 from .conftest import PASSWORD, Account

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer
 from sqlalchemy.types import TypeDecorator
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+"""A surrogate key: BIGINT on PostgreSQL; exactly INTEGER on SQLite, the only type it
+auto-increments."""
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC: the default of every timestamp column."""
+    return datetime.now(UTC)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,17 +18,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from flotilla import NAMING_CONVENTION, Database
-from flotilla.columns import UtcDateTime
-
-# BIGINT on PostgreSQL; SQLite only auto-increments a column declared exactly INTEGER.
-Id = BigInteger().with_variant(Integer(), "sqlite")
+from flotilla.columns import Id, UtcDateTime, utc_now
 
 RESERVED, RELEASED = "reserved", "released"
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):

@@ -37,9 +37,10 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from catalog.models import RELEASED, RESERVED, Product, Reservation, ReservationLine, db, utc_now
+from catalog.models import RELEASED, RESERVED, Product, Reservation, ReservationLine, db
 from catalog.service import forget_products
 from flotilla import Conflict, NotFound, ValidationFailed
+from flotilla.columns import utc_now
 
 log = logging.getLogger(__name__)
 

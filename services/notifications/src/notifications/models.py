@@ -8,7 +8,7 @@ the record of each send, committed in the same transaction as the processed even
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,12 +16,7 @@ from sqlalchemy import MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flotilla import NAMING_CONVENTION, Database, ProcessedEvents
-from flotilla.columns import UtcDateTime
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
+from flotilla.columns import UtcDateTime, utc_now
 
 
 class Base(DeclarativeBase):

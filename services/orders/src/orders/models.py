@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,16 +18,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from flotilla import NAMING_CONVENTION, Database, Outbox
-from flotilla.columns import UtcDateTime
+from flotilla.columns import Id, UtcDateTime, utc_now
 
-# BIGINT on PostgreSQL; SQLite only auto-increments a column declared exactly INTEGER.
-Id = BigInteger().with_variant(Integer(), "sqlite")
 Money = BigInteger  # integer minor units of the order's currency (docs/events.md)
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):

@@ -16,12 +16,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from flotilla import Problem
 from flotilla.auth import current_principal
+from flotilla.columns import utc_now
 from flotilla.http import DownstreamError
 from orders import idempotency
 from orders.clients import Customer, Reservation, catalog_client, users_client
 from orders.idempotency import StoredResponse
 from orders.metrics import order_instruments
-from orders.models import IdempotencyKey, Order, OrderLine, db, outbox, utc_now
+from orders.models import IdempotencyKey, Order, OrderLine, db, outbox
 from orders.schemas import OrderPublic
 from orders.states import VISIBLE_STATES, OrderEvent, OrderState, next_state
 

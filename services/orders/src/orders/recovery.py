@@ -26,12 +26,13 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, delete, or_, select, update
 
+from flotilla.columns import utc_now
 from flotilla.http import DownstreamError
 from orders import idempotency
 from orders.clients import catalog_client
 from orders.config import OrdersSettings
 from orders.metrics import order_instruments
-from orders.models import IdempotencyKey, Order, db, utc_now
+from orders.models import IdempotencyKey, Order, db
 from orders.states import OrderEvent, OrderState, next_state
 
 log = logging.getLogger(__name__)

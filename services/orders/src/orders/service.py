@@ -13,9 +13,10 @@ from sqlalchemy import select, update
 
 from flotilla import NotFound
 from flotilla.auth import current_principal
+from flotilla.columns import utc_now
 from flotilla.pagination import Page, decode_cursor, encode_cursor
 from orders.clients import catalog_client
-from orders.models import Order, db, outbox, utc_now
+from orders.models import Order, db, outbox
 from orders.states import VISIBLE_STATES, OrderEvent, OrderState, next_state
 
 log = logging.getLogger(__name__)

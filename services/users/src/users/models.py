@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, MetaData, String
+from sqlalchemy import JSON, Boolean, ForeignKey, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flotilla import NAMING_CONVENTION, Database, Outbox
-from flotilla.columns import UtcDateTime
-
-# BIGINT on PostgreSQL; SQLite only auto-increments a column declared exactly INTEGER.
-Id = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
+from flotilla.columns import Id, UtcDateTime, utc_now
 
 
 def normalize_email(email: str) -> str:

@@ -10,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 
 from flotilla import Conflict, Forbidden, NotFound
 from flotilla.auth import current_principal, token_rejected
+from flotilla.columns import utc_now
 from flotilla.pagination import Page, decode_cursor, encode_cursor
-from users.models import User, db, normalize_email, outbox, utc_now
+from users.models import User, db, normalize_email, outbox
 from users.passwords import passwords
 from users.sessions import revoke_all_sessions
 

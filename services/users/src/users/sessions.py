@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 
 from flotilla import Unauthorized
 from flotilla.auth import issue_access_token
+from flotilla.columns import utc_now
 from users.config import UsersSettings
 from users.keys import current_key_ring
-from users.models import RefreshToken, User, db, normalize_email, utc_now
+from users.models import RefreshToken, User, db, normalize_email
 from users.passwords import passwords
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,9 @@ import X`` is the way to use them.
 * :class:`GunicornServer` starts a real Gunicorn with the chassis config on a free port,
   waits until ``/healthz/ready`` answers, and stops it by PID (:mod:`.servers`).
 
+:func:`flotilla.testing.contract.check_contract` runs a service's OpenAPI document against
+the service with schemathesis; imported from there, like the messaging helpers below.
+
 RabbitMQ queue and worker helpers live in :mod:`flotilla.testing.messaging` and are imported from
 there: they are not re-exported, so kombu stays confined to that one module.
 """
