@@ -200,3 +200,29 @@ def test_calls_through_one_breaker_run_concurrently() -> None:
 
     assert not inside.broken
     assert breaker.state is BreakerState.CLOSED
+
+
+def test_a_discarded_trial_lets_the_next_call_be_the_trial(
+    breaker: CircuitBreaker, clock: ManualClock
+) -> None:
+    open_breaker(breaker)
+    clock.advance(POLICY.cooldown)
+    assert breaker.acquire() is True
+
+    breaker.discard(trial=True)  # cut short by the caller's deadline: no verdict
+
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.acquire() is True
+
+
+def test_trial_due_reads_the_state_without_changing_it(
+    breaker: CircuitBreaker, clock: ManualClock, transitions: list[Transition]
+) -> None:
+    assert breaker.trial_due() is False
+    open_breaker(breaker)
+    assert breaker.trial_due() is False
+    clock.advance(POLICY.cooldown)
+
+    assert breaker.trial_due() is True
+    assert breaker.state is BreakerState.OPEN
+    assert len(transitions) == 1

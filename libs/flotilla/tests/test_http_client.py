@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from flotilla.http import (
     RetryBudget,
     RetryPolicy,
     ServiceClient,
+    grace,
 )
 from flotilla.http.metrics import record_transition
 from flotilla.testing import ManualClock, free_port
@@ -291,3 +293,68 @@ def test_an_open_breaker_is_a_503_problem_with_retry_after(
     assert response.json is not None
     assert response.json["type"] == "urn:flotilla:problem:dependency-unavailable"
     assert len(stub.received) == 2
+
+
+def test_timeouts_caused_by_a_callers_short_deadline_do_not_open_the_breaker(
+    stub: StubServer, tmp_path: Path
+) -> None:
+    """A client in a hurry must not make a healthy service look broken to everyone else."""
+    stub.default = Reply(200, delay=0.3)
+    app = service_calling(stub, tmp_path, HTTP_BREAKER_FAILURES=2)
+    client = app.test_client()
+
+    hurried = [client.get("/call", headers={"X-Deadline-Ms": "50"}) for _ in range(3)]
+
+    assert [r.status_code for r in hurried] == [504, 504, 504]
+    assert client.get("/call").status_code == 200  # still closed: the call went through
+
+
+def test_a_callees_deadline_exceeded_answer_does_not_count_against_it(
+    stub: StubServer, tmp_path: Path
+) -> None:
+    refused = {"type": "urn:flotilla:problem:deadline-exceeded", "status": 504}
+    stub.script(*[Reply(504, refused)] * 3)
+    app = service_calling(stub, tmp_path, HTTP_BREAKER_FAILURES=2)
+    client = app.test_client()
+
+    assert [client.get("/call").status_code for _ in range(3)] == [504, 504, 504]
+
+    assert client.get("/call").status_code == 200
+    assert len(stub.received) == 4  # one attempt each: no time is left to retry
+
+
+def test_the_deadline_sent_on_is_never_zero(stub: StubServer, tmp_path: Path) -> None:
+    app = service_calling(stub, tmp_path)
+
+    for _ in range(20):
+        app.test_client().get("/call", headers={"X-Deadline-Ms": "2"})
+
+    assert all(int(r.headers["X-Deadline-Ms"]) >= 1 for r in stub.received)
+
+
+def test_a_deadline_header_that_is_not_ascii_digits_is_ignored(
+    stub: StubServer, tmp_path: Path
+) -> None:
+    app = service_calling(stub, tmp_path)
+
+    response = app.test_client().get("/call", headers={"X-Deadline-Ms": "\u00b2"})
+
+    assert response.status_code == 200
+    assert int(stub.received[0].headers["X-Deadline-Ms"]) > 9000  # REQUEST_DEADLINE's 10 s
+
+
+def test_grace_gives_compensation_time_after_the_deadline(stub: StubServer, tmp_path: Path) -> None:
+    config = ServiceSettings(SERVICE_NAME="caller", VAR_DIR=tmp_path)
+    app = create_service("caller", config)
+    client = ServiceClient.from_settings(f"stub-{uuid.uuid4().hex[:8]}", stub.url, config)
+
+    @app.get("/undo")
+    def undo() -> Any:
+        time.sleep(0.01)  # the caller's 1 ms are gone
+        with grace(2.0):
+            return {"status": client.delete("/reservations/7").status}
+
+    response = app.test_client().get("/undo", headers={"X-Deadline-Ms": "1"})
+
+    assert response.json == {"status": 200}
+    assert 1000 <= int(stub.received[0].headers["X-Deadline-Ms"]) <= 2000

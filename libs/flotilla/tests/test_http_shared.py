@@ -14,6 +14,7 @@ from flotilla.http import (
     CircuitBreaker,
     RedisBreakerState,
     SharedBreaker,
+    Transition,
 )
 from flotilla.testing import ManualClock, capture_logs, free_port, service_redis, wait_until
 
@@ -34,10 +35,16 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-def process(name: str, clock: ManualClock, redis_url: str | None = None) -> SharedBreaker:
+def process(
+    name: str,
+    clock: ManualClock,
+    redis_url: str | None = None,
+    transitions: list[Transition] | None = None,
+) -> SharedBreaker:
     """One process's breaker of ``name``, on the test Redis unless another URL is given."""
     store = RedisBreakerState.from_url(redis_url or "redis://127.0.0.1:6379/0")
-    breaker = CircuitBreaker(name, POLICY, clock=clock)
+    listeners = [] if transitions is None else [transitions.append]
+    breaker = CircuitBreaker(name, POLICY, clock=clock, listeners=listeners)
     return SharedBreaker(breaker, store, sync_interval=SYNC, clock=clock)
 
 
@@ -58,7 +65,8 @@ def test_a_breaker_opened_in_one_process_opens_in_the_others(name: str, clock: M
 
 def test_only_one_process_makes_the_trial_call(name: str, clock: ManualClock) -> None:
     store = RedisBreakerState.from_url("redis://127.0.0.1:6379/0")
-    first, second = process(name, clock), process(name, clock)
+    seen_by_second: list[Transition] = []
+    first, second = process(name, clock), process(name, clock, transitions=seen_by_second)
     fail(first, POLICY.failures)
     with pytest.raises(BreakerOpen):
         second.acquire()
@@ -66,8 +74,11 @@ def test_only_one_process_makes_the_trial_call(name: str, clock: ManualClock) ->
     clock.advance(SYNC)
 
     assert first.acquire() is True  # the trial
-    with pytest.raises(BreakerOpen):
-        second.acquire()
+    for _ in range(3):  # waiting for the other's trial: refused, and no state flapping
+        with pytest.raises(BreakerOpen):
+            second.acquire()
+        clock.advance(SYNC / 2)
+    assert [t.after for t in seen_by_second] == [BreakerState.OPEN]
 
     first.record(success=True, trial=True)
     assert first.state is BreakerState.CLOSED

@@ -15,6 +15,7 @@ Choices and numbers: docs/resilience.md.
 """
 
 from flotilla.http.breaker import (
+    Breaker,
     BreakerOpen,
     BreakerPolicy,
     BreakerState,
@@ -22,12 +23,13 @@ from flotilla.http.breaker import (
     Transition,
 )
 from flotilla.http.budget import RetryBudget
-from flotilla.http.client import IDEMPOTENT_METHODS, Response, RetryPolicy, ServiceClient
+from flotilla.http.client import Response, ServiceClient
 from flotilla.http.deadline import (
     DEADLINE_HEADER,
     DeadlineExceeded,
     Deadlines,
     caller_budget,
+    grace,
     remaining,
 )
 from flotilla.http.errors import (
@@ -36,12 +38,14 @@ from flotilla.http.errors import (
     DownstreamTimeout,
     DownstreamUnavailable,
 )
+from flotilla.http.retry import IDEMPOTENT_METHODS, RetryPolicy
 from flotilla.http.shared import RedisBreakerState, SharedBreaker
 
 __all__ = [
     "DEADLINE_HEADER",
     "IDEMPOTENT_METHODS",
     "BadGateway",
+    "Breaker",
     "BreakerOpen",
     "BreakerPolicy",
     "BreakerState",
@@ -59,5 +63,6 @@ __all__ = [
     "SharedBreaker",
     "Transition",
     "caller_budget",
+    "grace",
     "remaining",
 ]

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from flotilla.http.window import RollingCounts
 
@@ -72,6 +73,22 @@ class BreakerOpen(Exception):
 
 
 Listener = Callable[[Transition], None]
+
+
+class Breaker(Protocol):
+    """What a client needs of a breaker: :class:`CircuitBreaker` or a shared one."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> BreakerState: ...
+
+    def acquire(self) -> bool: ...
+
+    def record(self, *, success: bool, trial: bool = False) -> None: ...
+
+    def discard(self, *, trial: bool = False) -> None: ...
 
 
 class CircuitBreaker:
@@ -125,6 +142,17 @@ class CircuitBreaker:
         self._notify(transition)
         return True
 
+    def trial_due(self) -> bool:
+        """Whether the next :meth:`acquire` would make a trial call; changes nothing."""
+        with self._lock:
+            now = self._clock()
+            if self._state is BreakerState.CLOSED:
+                return False
+            if self._state is BreakerState.OPEN and now < self._open_until:
+                return False
+            started = self._trial_started
+            return started is None or now - started >= self.policy.cooldown
+
     def record(self, *, success: bool, trial: bool = False) -> None:
         """Report how a permitted call went: it failed, or it succeeded (any 2xx-4xx answer)."""
         with self._lock:
@@ -133,6 +161,15 @@ class CircuitBreaker:
                 self._record_trial(now, success=success) if trial else self._count(now, success)
             )
         self._notify(transition)
+
+    def discard(self, *, trial: bool = False) -> None:
+        """Forget a permitted call that proved nothing (the caller's deadline cut it short).
+
+        A trial discarded lets the next call be the trial at once; counts do not change.
+        """
+        if trial:
+            with self._lock:
+                self._trial_started = None
 
     def trip(self, seconds: float, reason: str) -> None:
         """Open the breaker for ``seconds`` whatever its counts say (another process failed)."""

@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import orjson
@@ -33,27 +33,21 @@ from urllib3.exceptions import (
 )
 
 from flotilla import context
-from flotilla.backoff import backoff_delay
 from flotilla.config import ServiceSettings
 from flotilla.http import deadline
-from flotilla.http.breaker import BreakerOpen, BreakerPolicy, BreakerState, CircuitBreaker
+from flotilla.http.breaker import Breaker, BreakerOpen, BreakerPolicy, CircuitBreaker
 from flotilla.http.budget import RetryBudget
-from flotilla.http.errors import (
-    BadGateway,
-    DownstreamError,
-    DownstreamTimeout,
-    DownstreamUnavailable,
-)
+from flotilla.http.errors import DownstreamTimeout, DownstreamUnavailable, error_for
 from flotilla.http.metrics import client_instruments, record_transition
+from flotilla.http.retry import IDEMPOTENT_METHODS, Failure, RetryPolicy, may_retry
 from flotilla.http.shared import RedisBreakerState, SharedBreaker
 from flotilla.http.transitions import log_transition
 from flotilla.propagation import child_traceparent, current_traceparent
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-RETRYABLE_STATUSES = frozenset({502, 503, 504})
-"""Answers that say "not now" rather than "never": a gateway's or an overloaded server's."""
+_DEADLINE_EXCEEDED = b"deadline-exceeded"
+"""In the problem a callee answers when our deadline had passed on arrival: not its fault."""
 
 
 @dataclass(frozen=True)
@@ -67,38 +61,6 @@ class Response:
     def json(self) -> Any:
         """The body parsed as JSON."""
         return orjson.loads(self.content)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how far apart a failed attempt is sent again."""
-
-    retries: int = 2
-    backoff: float = 0.05
-    backoff_max: float = 1.0
-
-
-class Breaker(Protocol):
-    """What the client needs of a breaker: a local or a shared one."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def state(self) -> BreakerState: ...
-
-    def acquire(self) -> bool: ...
-
-    def record(self, *, success: bool, trial: bool = False) -> None: ...
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """One failed attempt: why, and whether the request may have reached the service."""
-
-    reason: str
-    sent: bool
-    status: int | None = None
 
 
 class ServiceClient:
@@ -207,7 +169,7 @@ class ServiceClient:
         url = self._prefix + path + (f"?{urlencode(params)}" if params else "")
         body = None if json is None else orjson.dumps(json)
         fixed = self._fixed_headers(headers, idempotency_key, has_body=body is not None)
-        retryable = method in IDEMPOTENT_METHODS or idempotency_key is not None
+        safe_to_repeat = method in IDEMPOTENT_METHODS or idempotency_key is not None
         self.budget.record_call()
         sent = False
         attempt = 0
@@ -216,8 +178,10 @@ class ServiceClient:
             if isinstance(outcome, Response):
                 return outcome
             sent = sent or outcome.sent
-            if not self._retry_allowed(outcome, attempt, retryable=retryable or not outcome.sent):
-                raise self._error(outcome, sent)
+            if not may_retry(outcome, safe_to_repeat=safe_to_repeat) or not self._wait_to_retry(
+                outcome, attempt
+            ):
+                raise error_for(self.name, outcome, sent=sent)
             attempt += 1
 
     def _attempt(
@@ -229,8 +193,9 @@ class ServiceClient:
         read_timeout: float | None,
         *,
         sent: bool,
-    ) -> Response | _Failure:
-        timeouts = self._timeouts(read_timeout, sent=sent)
+    ) -> Response | Failure:
+        left = self._time_left(sent=sent)
+        timeouts = self._timeouts(read_timeout, left)
         try:
             trial = self.breaker.acquire()
         except BreakerOpen as error:
@@ -242,13 +207,38 @@ class ServiceClient:
                 retry_after=error.retry_after,
             ) from None
         started = time.perf_counter()
-        outcome = self._send(method, url, body, {**headers, **self._hop_headers()}, timeouts)
+        outcome = self._send(method, url, body, {**headers, **self._hop_headers(left)}, timeouts)
         status = str(outcome.status) if isinstance(outcome, Response) else outcome.reason
         self._metrics.latency.labels(self.name, method, status).observe(
             time.perf_counter() - started
         )
-        self.breaker.record(success=isinstance(outcome, Response), trial=trial)
+        if isinstance(outcome, Failure) and outcome.deadline:
+            self.breaker.discard(trial=trial)  # the caller's haste says nothing of the service
+        else:
+            self.breaker.record(success=isinstance(outcome, Response), trial=trial)
         return outcome
+
+    def _time_left(self, *, sent: bool) -> float | None:
+        """Seconds left of the request's deadline; refuses the call when none are."""
+        left = deadline.remaining()
+        if left is not None and left <= 0:
+            self._metrics.refused.labels(self.name, "deadline").inc()
+            raise DownstreamTimeout(
+                f"The request's deadline passed before {self.name} answered.",
+                target=self.name,
+                maybe_processed=sent,
+            )
+        return left
+
+    def _timeouts(self, read_timeout: float | None, left: float | None) -> _Timeouts:
+        """Connect and read timeouts, cut to the deadline; whether the deadline cut them."""
+        connect = self.connect_timeout
+        read = self.read_timeout if read_timeout is None else read_timeout
+        if left is None or left >= max(connect, read):
+            return _Timeouts(urllib3.Timeout(connect=connect, read=read), cut=False)
+        return _Timeouts(
+            urllib3.Timeout(connect=min(connect, left), read=min(read, left)), cut=True
+        )
 
     def _send(
         self,
@@ -256,52 +246,36 @@ class ServiceClient:
         url: str,
         body: bytes | None,
         headers: dict[str, str],
-        timeouts: urllib3.Timeout,
-    ) -> Response | _Failure:
+        timeouts: _Timeouts,
+    ) -> Response | Failure:
         try:
             raw = self._pool.urlopen(
                 method,
                 url,
                 body=body,
                 headers=headers,
-                timeout=timeouts,
+                timeout=timeouts.timeout,
                 retries=False,
                 redirect=False,
                 preload_content=True,
             )
         except (NewConnectionError, ConnectTimeoutError):  # no connection: nothing was sent
-            return _Failure("connection_error", sent=False)
+            return Failure("connection_error", sent=False, deadline=timeouts.cut)
         except ReadTimeoutError:
-            return _Failure("timeout", sent=True)
+            return Failure("timeout", sent=True, deadline=timeouts.cut)
         except HTTPError:  # reset or closed mid-exchange: the request may have arrived
-            return _Failure("connection_error", sent=True)
+            return Failure("connection_error", sent=True)
+        if raw.status == 504 and _DEADLINE_EXCEEDED in raw.data:
+            return Failure("deadline", sent=True, status=504, deadline=True)
         if raw.status >= 500:
-            return _Failure(f"status_{raw.status}", sent=True, status=raw.status)
+            return Failure(f"status_{raw.status}", sent=True, status=raw.status)
         return Response(raw.status, raw.headers, raw.data)
 
-    def _timeouts(self, read_timeout: float | None, *, sent: bool) -> urllib3.Timeout:
-        connect, read = self.connect_timeout, read_timeout or self.read_timeout
-        left = deadline.remaining()
-        if left is not None:
-            if left <= 0:
-                self._metrics.refused.labels(self.name, "deadline").inc()
-                raise DownstreamTimeout(
-                    f"The request's deadline passed before {self.name} answered.",
-                    target=self.name,
-                    maybe_processed=sent,
-                )
-            connect, read = min(connect, left), min(read, left)
-        return urllib3.Timeout(connect=connect, read=read)
-
-    def _retry_allowed(self, failure: _Failure, attempt: int, *, retryable: bool) -> bool:
-        """Whether to send ``failure``'s request again, after sleeping the backoff."""
-        if attempt >= self.retry.retries or not retryable:
+    def _wait_to_retry(self, failure: Failure, attempt: int) -> bool:
+        """Sleep the backoff before retry ``attempt + 1``, if the deadline and budget allow."""
+        if attempt >= self.retry.retries:
             return False
-        if failure.status is not None and failure.status not in RETRYABLE_STATUSES:
-            return False
-        delay = backoff_delay(
-            attempt, base=self.retry.backoff, cap=self.retry.backoff_max, random=self._jitter
-        )
+        delay = self.retry.delay(attempt, self._jitter)
         left = deadline.remaining()
         if left is not None and delay >= left:
             return False
@@ -316,21 +290,6 @@ class ServiceClient:
         self._sleep(delay)
         return True
 
-    def _error(self, failure: _Failure, sent: bool) -> DownstreamError:
-        if failure.reason == "timeout":
-            return DownstreamTimeout(
-                f"{self.name} did not answer in time.", target=self.name, maybe_processed=True
-            )
-        if failure.reason == "connection_error" and not sent:
-            return DownstreamUnavailable(
-                f"{self.name} cannot be reached.",
-                target=self.name,
-                maybe_processed=False,
-                retry_after=1.0,
-            )
-        what = f"answered {failure.status}" if failure.status else "dropped the connection"
-        return BadGateway(f"{self.name} {what}.", target=self.name, maybe_processed=sent)
-
     def _fixed_headers(
         self, extra: Mapping[str, str] | None, idempotency_key: str | None, *, has_body: bool
     ) -> dict[str, str]:
@@ -342,7 +301,7 @@ class ServiceClient:
         headers.update(extra or {})
         return headers
 
-    def _hop_headers(self) -> dict[str, str]:
+    def _hop_headers(self, left: float | None) -> dict[str, str]:
         """Request id, a new trace span and the deadline left, computed per attempt."""
         request_context = context.current()
         headers = {
@@ -351,7 +310,13 @@ class ServiceClient:
             ),
             "traceparent": child_traceparent(current_traceparent()),
         }
-        left = deadline.remaining()
-        if left is not None:
-            headers[deadline.DEADLINE_HEADER] = str(max(0, int(left * 1000)))
+        if left is not None:  # at least 1: 0 would make the callee refuse outright
+            headers[deadline.DEADLINE_HEADER] = str(max(1, int(left * 1000)))
         return headers
+
+
+@dataclass(frozen=True)
+class _Timeouts:
+    timeout: urllib3.Timeout
+    cut: bool
+    """The deadline, not the settings, set them: a timeout is then the caller's haste."""

@@ -13,7 +13,10 @@ one network hop. A request that arrives with no time left is refused at once wit
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask, g, has_request_context, request
 
@@ -21,7 +24,7 @@ from flotilla.config import ServiceSettings
 from flotilla.errors import GatewayTimeout
 
 DEADLINE_HEADER = "X-Deadline-Ms"
-_MAX_HEADER_DIGITS = 9  # ~11 days: anything longer is not a deadline worth parsing
+_MILLISECONDS = re.compile(r"[0-9]{1,9}")  # ASCII digits only; 9 digits is ~11 days
 
 
 class DeadlineExceeded(GatewayTimeout):
@@ -56,9 +59,28 @@ class Deadlines:
 
 def caller_budget(value: str | None) -> float | None:
     """Seconds a caller grants in ``X-Deadline-Ms``; ``None`` when absent or not a number."""
-    if value is None or not value.isdigit() or len(value) > _MAX_HEADER_DIGITS:
+    if value is None or not _MILLISECONDS.fullmatch(value):
         return None
     return int(value) / 1000
+
+
+@contextmanager
+def grace(seconds: float) -> Iterator[None]:
+    """A fresh deadline of ``seconds`` for work that must be done although the caller gave up.
+
+    Compensation is such work: releasing a reservation after the request's own deadline ran
+    out must still be tried, briefly, rather than refused for lack of time. The request's
+    deadline applies again after the block.
+    """
+    if not has_request_context():
+        yield
+        return
+    previous = g.get("flotilla_deadline")
+    g.flotilla_deadline = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        g.flotilla_deadline = previous
 
 
 def remaining() -> float | None:

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from flotilla.errors import GatewayTimeout, Problem, ServiceUnavailable
+from flotilla.http.retry import Failure
 
 
 class DownstreamError(Problem):
@@ -49,3 +50,24 @@ class BadGateway(DownstreamError):
     """The other service failed (5xx) or answered something unreadable (502)."""
 
     status, code, title = 502, "bad-gateway", "Bad Gateway"
+
+
+def error_for(target: str, failure: Failure, *, sent: bool) -> DownstreamError:
+    """The problem the last failed attempt of a call to ``target`` becomes.
+
+    ``sent`` is whether any attempt of the call may have reached the service.
+    """
+    if failure.reason in {"timeout", "deadline"}:
+        return DownstreamTimeout(
+            f"{target} did not answer in time.", target=target, maybe_processed=True
+        )
+    if failure.reason == "connection_error" and not sent:
+        if failure.deadline:
+            return DownstreamTimeout(
+                f"{target} could not be reached in time.", target=target, maybe_processed=False
+            )
+        return DownstreamUnavailable(
+            f"{target} cannot be reached.", target=target, maybe_processed=False, retry_after=1.0
+        )
+    what = f"answered {failure.status}" if failure.status else "dropped the connection"
+    return BadGateway(f"{target} {what}.", target=target, maybe_processed=sent)

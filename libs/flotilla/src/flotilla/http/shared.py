@@ -5,7 +5,8 @@ the verdict. When one process opens its breaker it writes ``flotilla:breaker:<na
 the cool-down as its time to live; the others read that key at most every
 ``sync_interval`` seconds and open theirs for what is left of it. Once the key expires, the
 first process to ``SET NX`` a trial key makes the one trial call of the pod; the others keep
-refusing until it closes the breaker (deleting the key) or opens it again.
+refusing, without changing state, until it closes the breaker (deleting the key) or opens
+it again. After a close, each process still open makes one trial of its own.
 
 Counting stays local, so no call pays a Redis round trip; only the periodic read does.
 Redis is an optimisation here, never a dependency: when it fails, each process goes on
@@ -87,6 +88,7 @@ class SharedBreaker:
         self._clock = clock
         self._lock = threading.Lock()
         self._next_sync = 0.0
+        self._next_claim = 0.0
         self._paused_until = 0.0
         self._failing = False
         breaker.add_listener(self._publish)
@@ -102,24 +104,36 @@ class SharedBreaker:
         return self.breaker.state
 
     def acquire(self) -> bool:
-        """As :meth:`CircuitBreaker.acquire`, after adopting an open verdict from Redis."""
+        """As :meth:`CircuitBreaker.acquire`, after adopting an open verdict from Redis.
+
+        When a trial call is due, it is made only by the process that claims it in Redis;
+        the others keep refusing, and ask again at most once per sync interval.
+        """
         if self._sync_due():
             remaining = self._shared(lambda: self._store.open_for(self.name), fallback=0.0)
             if remaining:
                 self.breaker.trip(remaining, SHARED)
-        trial = self.breaker.acquire()
-        if trial and not self._shared(self._claim_trial, fallback=True):
-            # Another process makes the trial; look again after one sync interval.
-            self.breaker.trip(self._sync_interval, SHARED)
+        if self.breaker.trial_due() and not self._trial_claimed():
             raise BreakerOpen(self.name, self._sync_interval)
-        return trial
+        return self.breaker.acquire()
 
     def record(self, *, success: bool, trial: bool = False) -> None:
         """As :meth:`CircuitBreaker.record`."""
         self.breaker.record(success=success, trial=trial)
 
-    def _claim_trial(self) -> bool:
-        return self._store.claim_trial(self.name, self.breaker.policy.cooldown)
+    def discard(self, *, trial: bool = False) -> None:
+        """As :meth:`CircuitBreaker.discard`."""
+        self.breaker.discard(trial=trial)
+
+    def _trial_claimed(self) -> bool:
+        now = self._clock()
+        with self._lock:
+            if now < self._next_claim:
+                return False
+            self._next_claim = now + self._sync_interval
+        return self._shared(
+            lambda: self._store.claim_trial(self.name, self.breaker.policy.cooldown), fallback=True
+        )
 
     def _sync_due(self) -> bool:
         now = self._clock()
