@@ -19,16 +19,18 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 import catalog
 import users
 from catalog.config import CatalogSettings
-from catalog.models import Product
+from catalog.models import Product, Reservation
 from catalog.models import db as catalog_db
 from catalog.service import product_cache
 from flotilla.auth import SigningKey, issue_access_token
+from flotilla.http import DownstreamTimeout
 from flotilla.migrations import upgrade
 from flotilla.testing import BACKENDS, capture_logs, empty_tables, fresh_database
 from flotilla.testing.wsgi import serve_app
@@ -278,6 +280,19 @@ def stock_of(shop: Shop, product_id: int) -> int:
     return product.stock
 
 
+def reservation_states(shop: Shop) -> list[str]:
+    """The state of every reservation catalog holds, by order id."""
+    query = select(Reservation.state).order_by(Reservation.order_id)
+    with shop.catalog.app_context(), catalog_db.reading() as session:
+        return list(session.scalars(query))
+
+
+def compensations(outcome: str) -> float:
+    """How many failed placings were undone with ``outcome`` so far in this process."""
+    value = REGISTRY.get_sample_value("orders_compensations_total", {"outcome": outcome})
+    return value or 0.0
+
+
 def json_of(response: TestResponse) -> dict[str, Any]:
     """The JSON object a response carries."""
     body = response.get_json()
@@ -325,7 +340,7 @@ def pending_order_ids(app: Flask) -> list[int]:
 
 @dataclass(frozen=True)
 class StuckOrder:
-    """An order left pending by a failed request, and the product it holds stock of."""
+    """An order left behind by a failed request, and the product it holds stock of."""
 
     order_id: int
     product_id: int
@@ -340,23 +355,49 @@ def stuck_order(
     make_orders_app: OrdersAppFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> StuckOrder:
-    """An order whose placing failed after its reservation, and whose release failed too.
+    """An order whose reservation timed out after catalog reserved, and whose release failed.
 
     The request (Idempotency-Key ``stuck``, two of a product with a stock of 5) reserves;
-    then catalog stops and the outbox write raises, so the release cannot reach catalog.
+    then catalog stops before its answer arrives, as if frozen: the reservation times out
+    (504) and the release cannot reach catalog, so the order stays ``pending``.
     """
     mug = make_product("MUG-1", stock=5)
     catalog_running = ExitStack()
     url = catalog_running.enter_context(serve_app(shop.catalog))
     orders = make_orders_app(CATALOG_URL=url)
+    catalog_client = orders.extensions["orders.catalog"]
+    reserve = catalog_client.reserve
 
-    def catalog_stops_then_outbox_fails(*_args: Any, **_kwargs: Any) -> None:
+    def reserve_then_catalog_stops(order_id: int, lines: Any) -> Any:
+        reserve(order_id, lines)
         catalog_running.close()
-        raise RuntimeError("the outbox write failed")
+        raise DownstreamTimeout("catalog did not answer.", target="catalog", maybe_processed=True)
 
-    with monkeypatch.context() as patch, capture_logs() as logs:
-        patch.setattr(outbox, "add_event", catalog_stops_then_outbox_fails)
+    monkeypatch.setattr(catalog_client, "reserve", reserve_then_catalog_stops)
+    with capture_logs() as logs:
         response = place(orders.test_client(), customer, {mug["id"]: 2}, key="stuck")
-    assert response.status_code == 500
+    assert response.status_code == 504
     (order_id,) = pending_order_ids(shop.orders)
     return StuckOrder(order_id, mug["id"], [record["message"] for record in logs])
+
+
+CatalogAppFactory = Callable[[], Flask]
+
+
+@pytest.fixture
+def make_catalog_app(shop: Shop, app: Flask) -> Iterator[CatalogAppFactory]:
+    """More catalog apps on catalog's database, for a test to add faults to (lost answers).
+
+    Serve one with :func:`~flotilla.testing.wsgi.serve_app` and point an orders app from
+    ``make_orders_app`` at it.
+    """
+    made: list[Flask] = []
+
+    def make() -> Flask:
+        other = catalog.create_app(shop.catalog.extensions["flotilla.settings"])
+        made.append(other)
+        return other
+
+    yield make
+    for other in made:
+        other.extensions["flotilla.db"].engine.dispose()

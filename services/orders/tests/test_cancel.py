@@ -1,16 +1,21 @@
-"""POST /api/v1/orders/{id}/cancel: stock back first, then the order and order.cancelled."""
+"""POST /api/v1/orders/{id}/cancel: recorded, stock back, then cancelled with order.cancelled."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+import pytest
+from flask import Flask, Response, request
 from flask.testing import FlaskClient
 
+from flotilla.testing.wsgi import serve_app
 from notifications.events import OrderCancelled
+from orders.models import outbox
 
 from .conftest import (
     Account,
+    CatalogAppFactory,
+    OrdersAppFactory,
     ProductFactory,
     Shop,
     events,
@@ -117,7 +122,12 @@ def test_a_reason_longer_than_500_is_422(
     assert response.status_code == 422
 
 
-def test_when_catalog_is_down_cancelling_is_503_and_changes_nothing(
+def read(client: FlaskClient, account: Account, order: dict[str, Any]) -> dict[str, Any]:
+    """The order as ``account`` reads it now."""
+    return json_of(client.get(f"/api/v1/orders/{order['id']}", headers=account.headers))
+
+
+def test_when_catalog_is_down_the_cancel_is_recorded_and_a_repeat_finishes_it(
     shop: Shop,
     client: FlaskClient,
     customer: Account,
@@ -126,12 +136,76 @@ def test_when_catalog_is_down_cancelling_is_503_and_changes_nothing(
 ) -> None:
     mug = make_product("MUG-1", stock=5)
     order = placed(client, customer, mug)
-    response = catalog_down.test_client().post(
-        f"/api/v1/orders/{order['id']}/cancel", headers=customer.headers
-    )
+    path = f"/api/v1/orders/{order['id']}/cancel"
+    response = catalog_down.test_client().post(path, headers=customer.headers)
 
     assert response.status_code == 503
     assert response.headers["Retry-After"]
-    assert json_of(client.get(f"/api/v1/orders/{order['id']}", headers=customer.headers)) == order
+    assert read(client, customer, order) == {**order, "state": "cancelling"}
     assert [row.type for row in events(shop.orders)] == ["order.placed"]
-    assert stock_of(shop, mug["id"]) == 3
+    assert stock_of(shop, mug["id"]) == 3  # nothing reached catalog
+    again = client.post(path, json={"reason": "Too slow"}, headers=customer.headers)
+    assert again.status_code == 200
+    assert json_of(again)["state"] == "cancelled"
+    assert stock_of(shop, mug["id"]) == 5
+    cancelled = [row for row in events(shop.orders) if row.type == "order.cancelled"]
+    assert [row.payload["reason"] for row in cancelled] == ["Too slow"]
+
+
+def test_a_release_whose_answer_is_lost_leaves_the_order_cancelling_not_placed(
+    shop: Shop,
+    customer: Account,
+    make_product: ProductFactory,
+    make_catalog_app: CatalogAppFactory,
+    make_orders_app: OrdersAppFactory,
+) -> None:
+    # Catalog gives the stock back, then its answer is lost (a 502 from a proxy, every
+    # attempt): the order must not stay "placed" with its stock back on sale.
+    lossy = make_catalog_app()
+
+    @lossy.after_request
+    def lose_release_answers(response: Response) -> Response:
+        return Response("bad gateway", 502) if request.method == "DELETE" else response
+
+    client = shop.orders.test_client()
+    mug = make_product("MUG-1", stock=5)
+    order = placed(client, customer, mug)
+    with serve_app(lossy) as url:
+        orders = make_orders_app(CATALOG_URL=url)
+        path = f"/api/v1/orders/{order['id']}/cancel"
+        response = orders.test_client().post(path, headers=customer.headers)
+
+    assert response.status_code == 502
+    assert stock_of(shop, mug["id"]) == 5
+    assert read(client, customer, order)["state"] == "cancelling"
+    listed = json_of(client.get("/api/v1/orders", headers=customer.headers))["items"]
+    assert [item["state"] for item in listed] == ["cancelling"]
+    again = client.post(path, headers=customer.headers)
+    assert json_of(again)["state"] == "cancelled"
+    assert stock_of(shop, mug["id"]) == 5  # released once
+    assert [row.type for row in events(shop.orders)] == ["order.placed", "order.cancelled"]
+
+
+def test_a_failed_last_commit_leaves_the_order_cancelling_with_its_stock_back(
+    shop: Shop,
+    client: FlaskClient,
+    customer: Account,
+    make_product: ProductFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mug = make_product("MUG-1", stock=5)
+    order = placed(client, customer, mug)
+    path = f"/api/v1/orders/{order['id']}/cancel"
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("the outbox write failed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(outbox, "add_event", refuse)
+        response = client.post(path, headers=customer.headers)
+
+    assert response.status_code == 500
+    assert read(client, customer, order)["state"] == "cancelling"
+    assert stock_of(shop, mug["id"]) == 5
+    assert json_of(client.post(path, headers=customer.headers))["state"] == "cancelled"
+    assert [row.type for row in events(shop.orders)] == ["order.placed", "order.cancelled"]

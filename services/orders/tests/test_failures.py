@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import pytest
 from flask import Flask, Response, request
-from prometheus_client import REGISTRY
-from sqlalchemy import select
 
-import catalog
-from catalog.models import Reservation
-from catalog.models import db as catalog_db
+from flotilla.http import DEADLINE_HEADER
 from flotilla.testing.wsgi import serve_app
 from orders.models import outbox
 
 from .conftest import (
     Account,
+    CatalogAppFactory,
     OrdersAppFactory,
     ProductFactory,
     Shop,
     StuckOrder,
+    compensations,
     json_of,
     place,
+    reservation_states,
     rows,
     stock_of,
 )
 
-
-def reservation_states(shop: Shop) -> list[str]:
-    """The state of every reservation catalog holds, by order id."""
-    query = select(Reservation.state).order_by(Reservation.order_id)
-    with shop.catalog.app_context(), catalog_db.reading() as session:
-        return list(session.scalars(query))
-
-
-def compensations(outcome: str) -> float:
-    """How many failed placings were undone with ``outcome`` so far in this process."""
-    value = REGISTRY.get_sample_value("orders_compensations_total", {"outcome": outcome})
-    return value or 0.0
+RESERVATIONS = "/api/v1/reservations"
 
 
 def test_catalog_down_is_503_and_nothing_is_written(
@@ -118,18 +108,18 @@ def test_a_failure_after_the_reservation_releases_it_and_leaves_no_order(
 
 def test_an_answer_lost_after_catalog_reserved_is_502_and_the_stock_is_released(
     shop: Shop,
-    app: Flask,
     customer: Account,
     make_product: ProductFactory,
+    make_catalog_app: CatalogAppFactory,
     make_orders_app: OrdersAppFactory,
 ) -> None:
     # A catalog that reserves, then loses its answer (a 502 from a proxy in between): the
     # outcome is unknown to orders, which must release rather than guess.
-    lossy = catalog.create_app(shop.catalog.extensions["flotilla.settings"])
+    lossy = make_catalog_app()
 
     @lossy.after_request
     def lose_reservation_answers(response: Response) -> Response:
-        if request.method == "POST" and request.path == "/api/v1/reservations":
+        if request.method == "POST" and request.path == RESERVATIONS:
             return Response("bad gateway", 502)
         return response
 
@@ -137,19 +127,125 @@ def test_an_answer_lost_after_catalog_reserved_is_502_and_the_stock_is_released(
     with serve_app(lossy) as url:
         orders = make_orders_app(CATALOG_URL=url)
         response = place(orders.test_client(), customer, {mug["id"]: 2})
-    lossy.extensions["flotilla.db"].engine.dispose()
 
     assert response.status_code == 502
-    assert rows(app) == {"keys": 0, "events": 0}
+    assert rows(shop.orders) == {"keys": 0, "events": 0}
     assert stock_of(shop, mug["id"]) == 5
     assert reservation_states(shop) == ["released"]
+
+
+def test_a_reservation_that_used_up_the_deadline_is_still_released(
+    shop: Shop,
+    customer: Account,
+    make_product: ProductFactory,
+    make_catalog_app: CatalogAppFactory,
+    make_orders_app: OrdersAppFactory,
+) -> None:
+    # Catalog reserves, then answers too late: the reservation times out at the request's
+    # deadline, and the release must still be sent, within the compensation's own grace.
+    slow = make_catalog_app()
+
+    @slow.after_request
+    def answer_reservations_late(response: Response) -> Response:
+        if request.method == "POST" and request.path == RESERVATIONS:
+            time.sleep(1.0)
+        return response
+
+    mug = make_product("MUG-1", stock=5)
+    released = compensations("released")
+    with serve_app(slow) as url:
+        orders = make_orders_app(CATALOG_URL=url)
+        headers = {**customer.headers, "Idempotency-Key": "k", DEADLINE_HEADER: "400"}
+        body = {"lines": [{"product_id": mug["id"], "quantity": 2}]}
+        response = orders.test_client().post("/api/v1/orders", json=body, headers=headers)
+
+    assert response.status_code == 504
+    assert compensations("released") == released + 1
+    assert rows(shop.orders) == {"keys": 0, "events": 0}
+    assert stock_of(shop, mug["id"]) == 5
+    assert reservation_states(shop) == ["released"]
+
+
+def catalog_answering_the_retry(
+    make_catalog_app: CatalogAppFactory, status: int, body: dict[str, Any]
+) -> Flask:
+    """A catalog that reserves but whose answer is lost (502), and answers a retry with ``body``.
+
+    The retry never reaches the reservation: as if the first attempt's answer went missing
+    and the second one met a proxy, or a limiter, that answers on catalog's behalf.
+    """
+    faulty = make_catalog_app()
+    attempts: list[int] = []
+
+    @faulty.before_request
+    def answer_the_retry_without_reserving() -> Response | None:
+        if request.method != "POST" or request.path != RESERVATIONS:
+            return None
+        attempts.append(1)
+        if len(attempts) == 1:
+            return None
+        return Response(json.dumps(body), status, content_type="application/problem+json")
+
+    @faulty.after_request
+    def lose_the_first_answer(response: Response) -> Response:
+        if request.method == "POST" and request.path == RESERVATIONS and len(attempts) == 1:
+            return Response("bad gateway", 502)
+        return response
+
+    return faulty
+
+
+def test_an_unexpected_4xx_after_a_lost_answer_releases_the_stock(
+    shop: Shop,
+    customer: Account,
+    make_product: ProductFactory,
+    make_catalog_app: CatalogAppFactory,
+    make_orders_app: OrdersAppFactory,
+) -> None:
+    faulty = catalog_answering_the_retry(
+        make_catalog_app, 429, {"type": "about:blank", "title": "Too Many Requests"}
+    )
+    mug = make_product("MUG-1", stock=5)
+    with serve_app(faulty) as url:
+        orders = make_orders_app(CATALOG_URL=url)
+        response = place(orders.test_client(), customer, {mug["id"]: 2})
+
+    assert response.status_code == 502
+    assert json_of(response)["type"] == "urn:flotilla:problem:bad-gateway"
+    assert rows(shop.orders) == {"keys": 0, "events": 0}
+    assert stock_of(shop, mug["id"]) == 5
+    assert reservation_states(shop) == ["released"]
+
+
+def test_a_refusal_after_a_lost_answer_still_releases_the_stock(
+    shop: Shop,
+    customer: Account,
+    make_product: ProductFactory,
+    make_catalog_app: CatalogAppFactory,
+    make_orders_app: OrdersAppFactory,
+) -> None:
+    # The refusal speaks for its own attempt only: the first one did reserve.
+    refusal = {"type": "urn:flotilla:problem:insufficient-stock", "title": "Insufficient Stock"}
+    faulty = catalog_answering_the_retry(make_catalog_app, 409, refusal)
+    mug = make_product("MUG-1", stock=5)
+    with serve_app(faulty) as url:
+        orders = make_orders_app(CATALOG_URL=url)
+        response = place(orders.test_client(), customer, {mug["id"]: 2}, key="k")
+        assert response.status_code == 409
+        assert json_of(response)["type"] == "urn:flotilla:problem:insufficient-stock"
+    assert rows(shop.orders) == {"keys": 0, "events": 0}
+    assert stock_of(shop, mug["id"]) == 5
+    assert reservation_states(shop) == ["released"]
+    retry = place(shop.orders.test_client(), customer, {mug["id"]: 2}, key="k")
+    assert retry.status_code == 201  # the key is free again
+    assert stock_of(shop, mug["id"]) == 3
 
 
 def test_when_the_release_fails_too_the_order_stays_pending_and_invisible(
     shop: Shop, customer: Account, stuck_order: StuckOrder
 ) -> None:
     assert rows(shop.orders) == {"keys": 1, "events": 0, "pending": 1}
-    assert "release failed; order left pending for recovery" in stuck_order.log_messages
+    assert "release failed; order left for recovery" in stuck_order.log_messages
     assert stock_of(shop, stuck_order.product_id) == 3  # still reserved: recovery releases it
     assert reservation_states(shop) == ["reserved"]
     client = shop.orders.test_client()

@@ -33,3 +33,14 @@ def test_an_order_line_has_no_price_a_client_could_set(client: FlaskClient) -> N
     schemas = spec(client)["components"]["schemas"]
     assert set(schemas["OrderLineCreate"]["properties"]) == {"product_id", "quantity"}
     assert set(schemas["OrderCreate"]["properties"]) == {"lines"}
+
+
+def test_cancelling_documents_what_a_failed_cancel_leaves(client: FlaskClient) -> None:
+    document = spec(client)
+    cancel = document["paths"]["/api/v1/orders/{order_id}/cancel"]["post"]
+    for status in ("502", "503", "504"):
+        description = cancel["responses"][status]["description"]
+        assert "cancelling" in description
+        assert "nothing changed" not in description
+    state = document["components"]["schemas"]["OrderPublic"]["properties"]["state"]
+    assert state["enum"] == ["placed", "cancelling", "cancelled"]

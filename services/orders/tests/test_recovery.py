@@ -1,16 +1,18 @@
-"""Recovery: orders left pending are released at catalog and deleted; old keys are pruned."""
+"""Recovery: stuck orders are released (or their cancel finished); old keys are pruned."""
 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, update
+from flask.testing import FlaskClient
+from sqlalchemy import insert, select, update
 
 from flotilla.columns import utc_now
+from flotilla.http import BadGateway
 from flotilla.testing import capture_logs
 from orders import recovery
 from orders.models import IdempotencyKey, Order, db
@@ -21,6 +23,7 @@ from .conftest import (
     ProductFactory,
     Shop,
     StuckOrder,
+    events,
     json_of,
     place,
     rows,
@@ -104,8 +107,112 @@ def test_the_cli_runs_one_pass(shop: Shop, app: Flask, stuck_order: StuckOrder) 
         connection.execute(update(Order).values(created_at=utc_now() - LATER))
     result = app.test_cli_runner().invoke(args=["orders", "recover", "--once"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "released 1 orders, 0 failed, pruned 0 idempotency keys"
+    assert result.output.strip() == (
+        "released 1 orders, finished 0 cancels, 0 failed, pruned 0 idempotency keys"
+    )
     assert stock_of(shop, stuck_order.product_id) == 5
+
+
+def stuck_in(
+    app: Flask, user_id: int, product_id: int, quantity: int, *, state: str, updated_at: datetime
+) -> int:
+    """An order left in ``state`` long ago, holding ``quantity`` of the product at catalog."""
+    long_ago = utc_now() - LATER
+    row = {"user_id": user_id, "state": state, "created_at": long_ago, "updated_at": updated_at}
+    with app.app_context():
+        with db.engine.begin() as connection:
+            order_id: int = connection.execute(
+                insert(Order).values(row).returning(Order.id)
+            ).scalar_one()
+        lines = [{"product_id": product_id, "quantity": quantity}]
+        app.extensions["orders.catalog"].reserve(order_id, lines)
+    return order_id
+
+
+def test_an_order_whose_release_keeps_failing_does_not_block_the_others(
+    shop: Shop,
+    app: Flask,
+    customer: Account,
+    make_product: ProductFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mug = make_product("MUG-1", stock=10)
+    oldest = utc_now() - 2 * LATER
+    failing = stuck_in(app, customer.id, mug["id"], 1, state="abandoned", updated_at=oldest)
+    stuck_in(app, customer.id, mug["id"], 2, state="pending", updated_at=oldest + LATER)
+    catalog = app.extensions["orders.catalog"]
+    release = catalog.release
+
+    def release_fails_for_one(order_id: int) -> None:
+        if order_id == failing:
+            raise BadGateway("catalog answered 500.", target="catalog", maybe_processed=True)
+        release(order_id)
+
+    monkeypatch.setattr(catalog, "release", release_fails_for_one)
+    monkeypatch.setattr(recovery, "BATCH_SIZE", 1)
+    with app.app_context():
+        first, second = recover(), recover()
+
+    assert (first.released, first.failed) == (0, 1)
+    assert (second.released, second.failed) == (1, 0)
+    assert rows(app) == {"keys": 0, "events": 0, "abandoned": 1}
+    assert stock_of(shop, mug["id"]) == 9  # only the failing order's unit is still held
+
+
+def cancel_while_catalog_is_down(
+    client: FlaskClient, down: Flask, account: Account, product: dict[str, Any]
+) -> dict[str, Any]:
+    """Place an order of two of ``product``, and cancel it through ``down``: it is cancelling."""
+    order = json_of(place(client, account, {product["id"]: 2}))
+    path = f"/api/v1/orders/{order['id']}/cancel"
+    response = down.test_client().post(path, json={"reason": "Lost"}, headers=account.headers)
+    assert response.status_code == 503
+    return order
+
+
+def test_recovery_finishes_a_cancel_left_cancelling(
+    shop: Shop,
+    app: Flask,
+    customer: Account,
+    make_product: ProductFactory,
+    catalog_down: Flask,
+) -> None:
+    mug = make_product("MUG-1", stock=5)
+    order = cancel_while_catalog_is_down(app.test_client(), catalog_down, customer, mug)
+    with app.app_context():
+        recent = recover()  # its request may still be running: left alone
+    assert (recent.cancelled, rows(app)) == (0, {"keys": 1, "events": 1, "cancelling": 1})
+
+    with app.app_context():
+        report = recover(now=utc_now() + LATER)
+
+    assert (report.cancelled, report.released, report.failed) == (1, 0, 0)
+    assert rows(app) == {"keys": 1, "events": 2, "cancelled": 1}
+    assert stock_of(shop, mug["id"]) == 5
+    cancelled = events(app)[-1]
+    assert (cancelled.type, cancelled.payload["order_id"]) == ("order.cancelled", order["id"])
+    assert (cancelled.payload["email"], cancelled.payload["reason"]) == (customer.email, "Lost")
+    assert cancelled.payload["total"] == order["total"]
+
+
+def test_a_cancel_recovery_cannot_finish_waits_for_a_later_pass(
+    shop: Shop,
+    app: Flask,
+    customer: Account,
+    make_product: ProductFactory,
+    catalog_down: Flask,
+) -> None:
+    mug = make_product("MUG-1", stock=5)
+    cancel_while_catalog_is_down(app.test_client(), catalog_down, customer, mug)
+    with catalog_down.app_context():
+        failed = recover(now=utc_now() + LATER)
+    assert (failed.cancelled, failed.failed) == (0, 1)
+    assert rows(app) == {"keys": 1, "events": 1, "cancelling": 1}
+    with app.app_context():
+        again = recover(now=utc_now() + LATER)
+    assert (again.cancelled, again.failed) == (1, 0)
+    assert rows(app) == {"keys": 1, "events": 2, "cancelled": 1}
+    assert stock_of(shop, mug["id"]) == 5
 
 
 def test_completed_keys_are_pruned_after_the_retention(

@@ -30,6 +30,21 @@ def test_the_same_key_and_body_replay_the_first_answer(
     assert stock_of(shop, mug["id"]) == 3
 
 
+def test_the_same_lines_in_another_order_replay_the_first_answer(
+    shop: Shop, app: Flask, client: FlaskClient, customer: Account, make_product: ProductFactory
+) -> None:
+    mug = make_product("MUG-1", stock=5)
+    tea = make_product("TEA-1", stock=5)
+    first = place(client, customer, {mug["id"]: 2, tea["id"]: 1})
+    again = place(client, customer, {tea["id"]: 1, mug["id"]: 2})
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert json_of(again) == json_of(first)
+    assert rows(app) == {"keys": 1, "events": 1, "placed": 1}
+    assert (stock_of(shop, mug["id"]), stock_of(shop, tea["id"])) == (3, 4)
+
+
 def test_a_replay_answers_even_after_the_order_was_cancelled(
     client: FlaskClient, customer: Account, make_product: ProductFactory
 ) -> None:

@@ -22,7 +22,8 @@ from orders.states import (
     [
         (OrderState.PENDING, OrderEvent.PLACE, OrderState.PLACED),
         (OrderState.PENDING, OrderEvent.ABANDON, OrderState.ABANDONED),
-        (OrderState.PLACED, OrderEvent.CANCEL, OrderState.CANCELLED),
+        (OrderState.PLACED, OrderEvent.CANCEL, OrderState.CANCELLING),
+        (OrderState.CANCELLING, OrderEvent.RELEASE, OrderState.CANCELLED),
     ],
 )
 def test_each_allowed_event_moves_to_its_state(
@@ -52,12 +53,16 @@ def test_every_other_event_is_refused_as_a_409_problem(
 
 def test_the_refusals_include_the_dangerous_ones() -> None:
     # A pending order is never cancelled (it has no reservation to speak of yet), a placed
-    # one is never abandoned (recovery must not release its stock), and the end states
-    # are final.
+    # one is never abandoned (recovery must not release its stock) nor cancelled without
+    # its stock being released first, a cancelling one never goes back to placed (its
+    # stock may be on sale again), and the end states are final.
     assert {
         (OrderState.PENDING, OrderEvent.CANCEL),
         (OrderState.PLACED, OrderEvent.ABANDON),
         (OrderState.PLACED, OrderEvent.PLACE),
+        (OrderState.PLACED, OrderEvent.RELEASE),
+        (OrderState.CANCELLING, OrderEvent.PLACE),
+        (OrderState.CANCELLING, OrderEvent.ABANDON),
         (OrderState.CANCELLED, OrderEvent.CANCEL),
         (OrderState.CANCELLED, OrderEvent.PLACE),
         (OrderState.ABANDONED, OrderEvent.PLACE),
@@ -69,8 +74,8 @@ def test_end_states_have_no_way_out() -> None:
         assert not any(allows(state, event) for event in OrderEvent)
 
 
-def test_only_placed_and_cancelled_orders_are_shown() -> None:
-    assert {OrderState.PLACED, OrderState.CANCELLED} == VISIBLE_STATES
+def test_only_placed_cancelling_and_cancelled_orders_are_shown() -> None:
+    assert {OrderState.PLACED, OrderState.CANCELLING, OrderState.CANCELLED} == VISIBLE_STATES
 
 
 def test_every_state_is_reachable_from_pending() -> None:

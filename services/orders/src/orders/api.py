@@ -20,6 +20,10 @@ from orders.schemas import (
 orders = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders.")
 
 ORDER_ID = "<int(max=9223372036854775807):order_id>"
+CANCEL_UNFINISHED = (
+    "Catalog failed or did not answer. If the order reads `cancelling`, the cancel is "
+    "recorded: cancel again to finish it, or the shop finishes it within minutes."
+)
 
 
 @orders.post("")
@@ -67,9 +71,9 @@ def list_orders(limit: int, cursor: str | None) -> Page[Order]:
 @orders.arguments(OrderCancel, required=False, as_kwargs=True)
 @orders.response(200, OrderPublic)
 @orders.alt_response(404, schema=ProblemSchema, description="No such order of yours.")
-@orders.alt_response(502, schema=ProblemSchema, description="Catalog failed; nothing changed.")
-@orders.alt_response(503, schema=ProblemSchema, description="Catalog unavailable; nothing changed.")
-@orders.alt_response(504, schema=ProblemSchema, description="Catalog timed out; nothing changed.")
+@orders.alt_response(502, schema=ProblemSchema, description=CANCEL_UNFINISHED)
+@orders.alt_response(503, schema=ProblemSchema, description=CANCEL_UNFINISHED)
+@orders.alt_response(504, schema=ProblemSchema, description=CANCEL_UNFINISHED)
 def cancel_order(order_id: int, reason: str | None = None) -> Order:
-    """Cancel one of your placed orders; its stock goes back. Cancelling twice is harmless."""
+    """Cancel one of your placed orders; its stock goes back. Cancelling again is harmless."""
     return service.cancel_order(order_id, reason=reason)

@@ -1,4 +1,4 @@
-"""``flask --app orders orders recover``: release and delete orders failed requests left behind.
+"""``flask --app orders orders recover``: finish what failed requests left behind.
 
 Run it beside the service, like the outbox relay: ``--once`` for one pass (a cron job),
 or a loop every ``--interval`` seconds until SIGTERM or SIGINT.
@@ -28,12 +28,12 @@ orders_cli = AppGroup("orders", help="Order maintenance.")
     help="Seconds between passes.",
 )
 def recover_command(once: bool, interval: float) -> None:
-    """Release and delete orders left pending; prune old idempotency keys."""
+    """Release and delete orders left pending, finish cancels; prune old idempotency keys."""
     if once:
         report = recover()
         click.echo(
-            f"released {report.released} orders, {report.failed} failed, "
-            f"pruned {report.pruned_keys} idempotency keys"
+            f"released {report.released} orders, finished {report.cancelled} cancels, "
+            f"{report.failed} failed, pruned {report.pruned_keys} idempotency keys"
         )
         return
     stop = threading.Event()

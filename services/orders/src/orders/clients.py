@@ -4,8 +4,9 @@ Each wraps a :class:`flotilla.http.ServiceClient` (timeouts, retries, breaker, d
 turns the other service's answers into values or into this service's own problems. A 4xx
 from the other side is a fact about the request (not enough stock, a bad token), so it is
 mapped to the problem the customer should see; failures of the other service itself
-(5xx, timeouts, an open breaker) stay :class:`~flotilla.http.DownstreamError` (502/503/504)
-and carry ``maybe_processed``, which compensation relies on.
+(5xx, timeouts, an open breaker) and answers this service does not recognise stay or become
+:class:`~flotilla.http.DownstreamError` (502/503/504) and carry ``maybe_processed``, which
+compensation relies on.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ CATALOG_PROBLEMS: dict[str, type[Problem]] = {
     "product-unavailable": ProductUnavailable,
     "currency-mismatch": CurrencyMismatch,
 }
-"""Catalog's problem codes the customer can act on, and the problem they become here."""
+"""Catalog's refusals the customer can act on, and the problem they become here.
+
+Catalog's other refusals of a reservation (``reservation-mismatch``,
+``reservation-released``) say it holds or held something for the order id, and an
+unexpected status says nothing reliable: both are a 502 whose outcome is unknown.
+"""
 
 MinorUnits = Annotated[int, Field(strict=True, ge=0)]
 PositiveId = Annotated[int, Field(strict=True, ge=1)]
@@ -191,7 +197,10 @@ class CatalogClient:
         """Reserve ``lines`` for ``order_id``; safe to repeat (catalog keys it by order id).
 
         Raises :class:`InsufficientStock`, :class:`ProductUnavailable` or
-        :class:`CurrencyMismatch` when catalog refuses; nothing was reserved then.
+        :class:`CurrencyMismatch` when catalog refuses: that attempt reserved nothing, but an
+        earlier attempt of the call (retried after a timeout) may have. Any other answer,
+        4xx included, is :class:`BadGateway` with ``maybe_processed``: this client cannot
+        tell what an answer it does not recognise means for the stock.
         """
         body = {"order_id": order_id, "lines": [dict(line) for line in lines]}
         response = self.http.post(
@@ -210,9 +219,9 @@ class CatalogClient:
         if problem is not None:
             raise _refusal(problem, response)
         raise BadGateway(
-            f"catalog refused the reservation with {response.status}.",
+            f"catalog answered {response.status} to a reservation, which orders does not expect.",
             target=CATALOG,
-            maybe_processed=False,
+            maybe_processed=True,
         )
 
     def release(self, order_id: int) -> None:

@@ -24,8 +24,8 @@ class OrdersSettings(ServiceSettings):
     PENDING_ORDER_TIMEOUT: int = Field(
         60,
         ge=1,
-        description="Seconds before `orders recover` releases and deletes an order left pending; "
-        "must exceed any request deadline.",
+        description="Seconds before `orders recover` releases and deletes an order left pending, "
+        "or finishes a cancel left cancelling; must exceed any request deadline.",
     )
     IDEMPOTENCY_KEY_RETENTION: int = Field(
         86_400,

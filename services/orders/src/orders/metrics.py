@@ -32,13 +32,15 @@ def order_instruments() -> OrderInstruments:
     return OrderInstruments(
         compensations=Counter(
             "orders_compensations",
-            "Failed placings undone, by outcome: discarded (nothing was reserved), released, "
-            "left_pending (the release failed too; recovery finishes it).",
+            "Failed placings undone, by outcome: discarded (nothing reached catalog), released, "
+            "left_pending (the release failed too, or the order's state is unknown; recovery "
+            "finishes it), placed (the confirming commit raised but had succeeded).",
             ("outcome",),
         ),
         recovery_releases=Counter(
             "orders_recovery_releases",
-            "Stuck orders recovery tried to release, by outcome: released or failed.",
+            "Stuck orders (left pending, abandoned or cancelling) recovery tried to release, "
+            "by outcome: released or failed.",
             ("outcome",),
         ),
     )

@@ -68,6 +68,7 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
     placed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(String(500))
 
     lines: Mapped[list[OrderLine]] = relationship(
         lazy="selectin", order_by="OrderLine.product_id", cascade="all, delete-orphan"

@@ -7,24 +7,23 @@ keeps them consistent is the order of the steps and what each failure undoes; se
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from flotilla import Problem
 from flotilla.auth import current_principal
 from flotilla.columns import utc_now
 from flotilla.http import DownstreamError
-from orders import idempotency
+from orders import compensation, idempotency
 from orders.clients import Customer, Reservation, catalog_client, users_client
 from orders.idempotency import StoredResponse
-from orders.metrics import order_instruments
-from orders.models import IdempotencyKey, Order, OrderLine, db, outbox
+from orders.models import Order, OrderLine, db, outbox
 from orders.schemas import OrderPublic
-from orders.states import VISIBLE_STATES, OrderEvent, OrderState, next_state
+from orders.states import OrderEvent, OrderState, next_state
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +48,22 @@ def place_order(
     4. One transaction writes the lines, the total, state ``placed``, the ``order.placed``
        event and the key's stored answer: a placed order is never half-written.
 
-    When step 2 or 3 fails in a way that guarantees catalog reserved nothing (a refusal, or
-    a call that never left), the pending order and the key are deleted and the client may
-    retry with the same key. When the outcome at catalog is unknown (a timeout, a 5xx) or
-    step 4 failed after a reservation, the reservation is released first; if even that
-    fails, the order stays ``pending`` (invisible) with its key ``in_progress`` and
-    :mod:`orders.recovery` releases and deletes it later. So a placed order always has its
-    reservation, and once recovery has run, every reservation has a placed order.
+    When step 2 fails, or step 3 fails in a way that guarantees the request never reached
+    catalog (the breaker refused it, no connection opened), the pending order and the key
+    are deleted and the client may retry with the same key. Any other failure of step 3 —
+    a timeout, a 5xx, an answer this service does not expect, and even one of catalog's
+    refusals, since an earlier attempt of the retried call may have reserved — releases
+    the reservation first. When step 4 fails, the order may have been placed all the same
+    (the commit can succeed and its answer be lost): it is released only once a
+    compare-and-set has proved it was not placed, and otherwise the placed order's answer
+    is returned. If a release fails, the order is left invisible, with its key
+    ``in_progress``, and :mod:`orders.recovery` releases and deletes it later
+    (:mod:`orders.compensation`). So a placed order always has its reservation, and once
+    recovery has run, every reservation has a placed order.
     """
     key = idempotency.checked_key(idempotency_key)
     user_id = int(current_principal().user_id)
-    hash_ = idempotency.request_hash({"lines": [dict(line) for line in lines]})
+    hash_ = idempotency.request_hash({"lines": _canonical_lines(lines)})
     replay = _replay(user_id, key, hash_)
     if replay is not None:
         return replay
@@ -71,15 +75,27 @@ def place_order(
     try:
         customer = users_client().current_customer(authorization)
     except Exception:
-        _compensate(order_id, user_id, key, maybe_reserved=False)
+        compensation.compensate(order_id, user_id, key, maybe_reserved=False)
         raise
     reservation = _reserve(order_id, user_id, key, lines)
     try:
         return _complete_order(order_id, user_id, key, customer, reservation)
     except Exception:
-        db.session.rollback()
-        _compensate(order_id, user_id, key, maybe_reserved=True)
-        raise
+        with contextlib.suppress(SQLAlchemyError):
+            db.session.rollback()
+        answer = compensation.settle_failed_confirmation(order_id, user_id, key)
+        if answer is None:
+            raise
+        return answer
+
+
+def _canonical_lines(lines: Sequence[dict[str, int]]) -> list[dict[str, int]]:
+    """The lines in product order: a retry that lists them otherwise is the same request.
+
+    Each product appears once per order (the schema refuses repeats), so the order of the
+    lines carries no meaning.
+    """
+    return sorted((dict(line) for line in lines), key=lambda line: line["product_id"])
 
 
 def _replay(user_id: int, key: str, hash_: str) -> StoredResponse | None:
@@ -114,17 +130,19 @@ def _reserve(order_id: int, user_id: int, key: str, lines: Sequence[dict[str, in
     try:
         return catalog_client().reserve(order_id, lines)
     except Exception as error:
-        _compensate(order_id, user_id, key, maybe_reserved=_maybe_reserved(error))
+        compensation.compensate(order_id, user_id, key, maybe_reserved=_maybe_reserved(error))
         raise
 
 
 def _maybe_reserved(error: Exception) -> bool:
-    """Whether catalog may hold stock for the order after ``error``."""
-    if isinstance(error, DownstreamError):
-        return error.maybe_processed
-    # Any other problem is catalog's 4xx refusal, mapped: nothing was reserved. Anything
-    # else is a surprise, so the outcome is unknown.
-    return not isinstance(error, Problem)
+    """Whether catalog may hold stock for the order after ``error``; True when in doubt.
+
+    Only a call that certainly never reached catalog (``maybe_processed`` false) reserved
+    nothing. A refusal (insufficient stock, say) says only that its own attempt reserved
+    nothing: an earlier attempt of the same retried call, timed out or held up in a frozen
+    catalog's socket buffer, may have reserved, and a release is cheap and idempotent.
+    """
+    return not (isinstance(error, DownstreamError) and not error.maybe_processed)
 
 
 def _complete_order(
@@ -182,49 +200,3 @@ def _placed_payload(order: Order, customer: Customer) -> dict[str, Any]:
         ],
         "total": order.total,
     }
-
-
-def _compensate(order_id: int, user_id: int, key: str, *, maybe_reserved: bool) -> None:
-    """Undo a failed placing: release what catalog may hold, then forget the order.
-
-    If the release fails, the order stays pending and its key in progress: recovery
-    releases and deletes it once it is older than ``PENDING_ORDER_TIMEOUT``.
-    """
-    compensations = order_instruments().compensations
-    if maybe_reserved:
-        try:
-            catalog_client().release(order_id)
-        except DownstreamError as error:
-            compensations.labels("left_pending").inc()
-            log.warning(
-                "release failed; order left pending for recovery",
-                extra={"order_id": order_id, "error": str(error)},
-            )
-            return
-    compensations.labels("released" if maybe_reserved else "discarded").inc()
-    _discard(order_id, user_id, key)
-
-
-def _discard(order_id: int, user_id: int, key: str) -> None:
-    """Delete the pending order and its key: the client may retry with the same key.
-
-    A database failure here leaves both for recovery, and the request's own error is the
-    one the client sees.
-    """
-    session = db.session()
-    try:
-        session.execute(
-            delete(IdempotencyKey).where(
-                IdempotencyKey.user_id == user_id, IdempotencyKey.key == key
-            )
-        )
-        session.execute(
-            delete(Order).where(Order.id == order_id, Order.state.not_in(VISIBLE_STATES))
-        )
-        session.commit()
-    except SQLAlchemyError as error:
-        session.rollback()
-        log.warning(
-            "pending order not deleted; left for recovery",
-            extra={"order_id": order_id, "error": repr(error)[:500]},
-        )

@@ -1,26 +1,35 @@
 """Recovery: finish what failed requests could not, so no stock stays reserved for nothing.
 
 A request that fails after catalog may have reserved stock releases the reservation itself;
-when that release fails too (catalog down, the deadline gone), the order is left
-``pending`` and invisible, its key ``in_progress``. ``flask --app orders orders recover``
-finds such orders once they are older than ``PENDING_ORDER_TIMEOUT`` — older than any
-request could still be running — and for each:
+when that release fails too (catalog down, the grace gone), the order is left ``pending``
+(or ``abandoned``, after a failed confirming commit) and invisible, its key ``in_progress``.
+``flask --app orders orders recover`` finds pending orders once they are older than
+``PENDING_ORDER_TIMEOUT`` — older than any request could still be running — and for each:
 
 1. moves it ``pending`` → ``abandoned`` with a compare-and-set, committed, so a request
    that is somehow still running can no longer place it (placing requires ``pending``);
 2. releases its reservation at catalog (idempotent; a release of nothing is a no-op);
 3. deletes it and its idempotency key, so the customer may retry with the same key.
 
-A failed release leaves the order ``abandoned`` and the next pass tries again: every pass
-also picks up abandoned orders of any age. Each pass also deletes completed idempotency
-keys older than ``IDEMPOTENCY_KEY_RETENTION``.
+It also finishes cancels: an order left ``cancelling`` for ``PENDING_ORDER_TIMEOUT`` (its
+release failed or its answer was lost, and nobody repeated the cancel) is released again
+and marked ``cancelled`` with its ``order.cancelled`` event (:mod:`orders.cancelling`),
+which carries the reason recorded when the cancel began.
+
+A failed release leaves the order as it was and the next pass tries again: abandoned orders
+are picked up whatever their age, a cancelling one once ``PENDING_ORDER_TIMEOUT`` has passed
+again. Each pass takes the orders least recently tried first, and a failed attempt touches
+``updated_at``, so orders whose release keeps failing go to the back of the queue and never
+keep the others from being reached. Each pass also deletes completed idempotency keys older
+than ``IDEMPOTENCY_KEY_RETENTION``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -29,6 +38,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from flotilla.columns import utc_now
 from flotilla.http import DownstreamError
 from orders import idempotency
+from orders.cancelling import finish_cancel
 from orders.clients import catalog_client
 from orders.config import OrdersSettings
 from orders.metrics import order_instruments
@@ -38,6 +48,7 @@ from orders.states import OrderEvent, OrderState, next_state
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
+RELEASED, CANCELLED, FAILED, SKIPPED = "released", "cancelled", "failed", "skipped"
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,7 @@ class RecoveryReport:
     """What one pass did."""
 
     released: int = 0
+    cancelled: int = 0
     failed: int = 0
     pruned_keys: int = 0
 
@@ -54,37 +66,62 @@ def recover(*, now: datetime | None = None) -> RecoveryReport:
     settings: OrdersSettings = current_app.extensions["flotilla.settings"]
     now = now or utc_now()
     cutoff = now - timedelta(seconds=settings.PENDING_ORDER_TIMEOUT)
-    released = failed = 0
-    for order_id in _stuck_orders(cutoff):
-        if not _abandon(order_id):
-            continue  # placed after all: its request finished in the meantime
-        if _release(order_id):
-            _delete(order_id)
-            released += 1
+    outcomes: Counter[str] = Counter()
+    for order_id, state in _stuck_orders(cutoff):
+        if state == OrderState.CANCELLING:
+            outcomes[_finish_cancel(order_id)] += 1
         else:
-            failed += 1
+            outcomes[_release_unplaced(order_id)] += 1
     pruned = _prune_keys(now - timedelta(seconds=settings.IDEMPOTENCY_KEY_RETENTION))
-    report = RecoveryReport(released, failed, pruned)
-    if released or failed or pruned:
-        log.info("recovery pass", extra={"released": released, "failed": failed, "pruned": pruned})
+    report = RecoveryReport(
+        outcomes[RELEASED], outcomes[CANCELLED], outcomes[FAILED], pruned_keys=pruned
+    )
+    if report != RecoveryReport():
+        log.info("recovery pass", extra=asdict(report))
     return report
 
 
-def _stuck_orders(cutoff: datetime) -> list[int]:
-    """Pending orders created before ``cutoff``, and abandoned ones of any age."""
+def _stuck_orders(cutoff: datetime) -> list[tuple[int, str]]:
+    """Orders to finish, least recently tried first, with their state.
+
+    Pending orders created before ``cutoff``, abandoned ones of any age, and orders
+    cancelling since before ``cutoff``.
+    """
     query = (
-        select(Order.id)
+        select(Order.id, Order.state)
         .where(
             or_(
                 and_(Order.state == OrderState.PENDING, Order.created_at < cutoff),
                 Order.state == OrderState.ABANDONED,
+                and_(Order.state == OrderState.CANCELLING, Order.updated_at < cutoff),
             )
         )
-        .order_by(Order.id)
+        .order_by(Order.updated_at, Order.id)
         .limit(BATCH_SIZE)
     )
     with db.reading() as session:
-        return list(session.scalars(query))
+        return [(order_id, state) for order_id, state in session.execute(query)]
+
+
+def _release_unplaced(order_id: int) -> str:
+    """Abandon, release and delete an order that was never placed; the outcome."""
+    if not _abandon(order_id):
+        return SKIPPED  # placed after all: its request finished in the meantime
+    if not _release(order_id):
+        _touch(order_id, OrderState.ABANDONED)
+        return FAILED
+    _delete(order_id)
+    return RELEASED
+
+
+def _finish_cancel(order_id: int) -> str:
+    """Release a cancelling order's stock again and mark it cancelled; the outcome."""
+    if not _release(order_id):
+        _touch(order_id, OrderState.CANCELLING)
+        return FAILED
+    if not finish_cancel(order_id):
+        return SKIPPED  # a repeated cancel finished it in the meantime
+    return CANCELLED
 
 
 def _abandon(order_id: int) -> bool:
@@ -118,10 +155,26 @@ def _release(order_id: int) -> bool:
     return True
 
 
+def _touch(order_id: int, state: OrderState) -> None:
+    """Mark a failed attempt: the order goes to the back of the next passes' queue."""
+    session = db.session()
+    session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.state == state)
+        .values(updated_at=utc_now())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
 def _delete(order_id: int) -> None:
     """Delete the abandoned order and its key: the customer may retry with the key."""
     session = db.session()
-    session.execute(delete(IdempotencyKey).where(IdempotencyKey.order_id == order_id))
+    session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.order_id == order_id, IdempotencyKey.state == idempotency.IN_PROGRESS
+        )
+    )
     session.execute(delete(Order).where(Order.id == order_id, Order.state == OrderState.ABANDONED))
     session.commit()
     log.info("abandoned order released and deleted", extra={"order_id": order_id})

@@ -86,7 +86,14 @@ class OrderPublic(ma.Schema):
 
     id = ma.fields.Integer(dump_only=True)
     user_id = ma.fields.Integer(dump_only=True)
-    state = ma.fields.String(dump_only=True, metadata={"enum": ["placed", "cancelled"]})
+    state = ma.fields.String(
+        dump_only=True,
+        metadata={
+            "enum": ["placed", "cancelling", "cancelled"],
+            "description": "cancelling: the cancel is recorded and the stock is being given "
+            "back; the order becomes cancelled once catalog has it.",
+        },
+    )
     currency = ma.fields.String(dump_only=True, metadata={"description": "ISO 4217 code."})
     total = ma.fields.Integer(
         dump_only=True, metadata={"description": "Sum of the line totals, minor units."}

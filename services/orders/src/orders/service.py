@@ -1,25 +1,20 @@
 """Orders: reading, listing and cancelling; views call these and nothing else.
 
 Placing an order is a saga over three services and has a module of its own,
-:mod:`orders.placing`.
+:mod:`orders.placing`; the two commits of a cancel are in :mod:`orders.cancelling`.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from flotilla import NotFound
 from flotilla.auth import current_principal
-from flotilla.columns import utc_now
 from flotilla.pagination import Page, decode_cursor, encode_cursor
+from orders import cancelling
 from orders.clients import catalog_client
-from orders.models import Order, db, outbox
-from orders.states import VISIBLE_STATES, OrderEvent, OrderState, next_state
-
-log = logging.getLogger(__name__)
+from orders.models import Order, db
+from orders.states import VISIBLE_STATES, OrderState
 
 ADMIN = "admin"
 
@@ -33,8 +28,8 @@ class OrderNotFound(NotFound):
 def get_order(order_id: int) -> Order:
     """The order ``order_id`` if the caller owns it or is an administrator; else 404.
 
-    An order that is not placed or cancelled does not exist for anyone, and an order of
-    another customer is a 404 rather than a 403, which would confirm that it exists.
+    An order that is not placed, cancelling or cancelled does not exist for anyone, and an
+    order of another customer is a 404 rather than a 403, which would confirm that it exists.
     """
     order = _visible_order(order_id)
     principal = current_principal()
@@ -72,42 +67,20 @@ def list_orders(*, limit: int, cursor: str | None = None) -> Page[Order]:
 
 
 def cancel_order(order_id: int, *, reason: str | None = None) -> Order:
-    """Cancel a placed order: stock back to catalog first, then the order and its event.
+    """Cancel a placed order: recorded, stock back to catalog, then cancelled with its event.
 
-    Releasing first means a failure at catalog (503/504) changes nothing here and the
-    client can simply retry; the release is idempotent. Cancelling a cancelled order
-    answers the order as it is, without calling catalog or writing a second event.
+    The cancel is committed (``cancelling``) before catalog is asked, so a release that
+    fails, or whose answer is lost after catalog acted, leaves an order that says so rather
+    than a ``placed`` order whose stock is back on sale. Repeating the cancel continues from
+    the release, which is idempotent; recovery finishes cancels nobody repeats
+    (:mod:`orders.cancelling`). Cancelling a cancelled order answers the order as it is,
+    without calling catalog or writing a second event.
     """
     order = get_order(order_id)
     if order.state == OrderState.CANCELLED:
         return order
-    cancelled = next_state(OrderState(order.state), OrderEvent.CANCEL)
-    catalog_client().release(order.id)
-    session = db.session()
-    now = utc_now()
-    result = session.execute(
-        update(Order)
-        .where(Order.id == order.id, Order.state == OrderState.PLACED)
-        .values(state=cancelled, cancelled_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount == 1:  # type: ignore[attr-defined]  # else a concurrent cancel won
-        payload = _cancelled_payload(order, cancelled_at=now.isoformat(), reason=reason)
-        outbox.add_event(session, "order.cancelled", payload, version=1)
-        log.info("order cancelled", extra={"order_id": order.id})
-    session.commit()
+    if order.state == OrderState.PLACED:
+        cancelling.begin_cancel(order.id, reason=reason)
+    catalog_client().release(order.id)  # the request's own work: under its deadline
+    cancelling.finish_cancel(order.id, reason=reason)
     return get_order(order_id)
-
-
-def _cancelled_payload(order: Order, *, cancelled_at: str, reason: str | None) -> dict[str, Any]:
-    """``order.cancelled`` v1 (docs/events.md), addressed to the customer who placed it."""
-    return {
-        "order_id": order.id,
-        "user_id": order.user_id,
-        "email": order.customer_email,
-        "display_name": order.customer_display_name,
-        "cancelled_at": cancelled_at,
-        "reason": reason,
-        "currency": order.currency,
-        "total": order.total,
-    }

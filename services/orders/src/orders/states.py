@@ -2,15 +2,21 @@
 
 ::
 
-    pending ──place──▶ placed ──cancel──▶ cancelled
+    pending ──place──▶ placed ──cancel──▶ cancelling ──release──▶ cancelled
        │
        └──abandon──▶ abandoned  (then released at catalog and deleted)
 
 An order is ``pending`` from the moment its id exists until its lines are written; only
-``placed`` and ``cancelled`` orders are ever shown. An order whose placing failed with an
-unknown outcome at catalog is ``abandoned`` by recovery *before* its reservation is
-released, so a request that is somehow still running cannot place it afterwards: placing
-requires ``pending``, and the change is made with a compare-and-set on the state.
+``placed``, ``cancelling`` and ``cancelled`` orders are ever shown. An order whose placing
+failed with an unknown outcome at catalog is ``abandoned`` (by recovery, or by its own
+request after a failed confirming commit) *before* its reservation is released, so a
+request that is somehow still running cannot place it afterwards: placing requires
+``pending``, and the change is made with a compare-and-set on the state.
+
+A cancel is recorded (``cancelling``) *before* catalog is asked to release the stock, and
+the order becomes ``cancelled`` only after the release succeeded: whatever fails in
+between, the order says a cancel is under way, and a repeated cancel or recovery finishes
+it. A ``cancelling`` order never goes back to ``placed``: its stock may be back on sale.
 
 Pure: no database, no clock, so the rules are tested on their own (``test_states.py``).
 """
@@ -28,6 +34,7 @@ class OrderState(StrEnum):
 
     PENDING = "pending"
     PLACED = "placed"
+    CANCELLING = "cancelling"
     CANCELLED = "cancelled"
     ABANDONED = "abandoned"
 
@@ -37,17 +44,19 @@ class OrderEvent(StrEnum):
 
     PLACE = "place"
     CANCEL = "cancel"
+    RELEASE = "release"
     ABANDON = "abandon"
 
 
 TRANSITIONS: Mapping[tuple[OrderState, OrderEvent], OrderState] = {
     (OrderState.PENDING, OrderEvent.PLACE): OrderState.PLACED,
     (OrderState.PENDING, OrderEvent.ABANDON): OrderState.ABANDONED,
-    (OrderState.PLACED, OrderEvent.CANCEL): OrderState.CANCELLED,
+    (OrderState.PLACED, OrderEvent.CANCEL): OrderState.CANCELLING,
+    (OrderState.CANCELLING, OrderEvent.RELEASE): OrderState.CANCELLED,
 }
 """Every allowed move: (state, event) -> the next state. Anything absent is refused."""
 
-VISIBLE_STATES = frozenset({OrderState.PLACED, OrderState.CANCELLED})
+VISIBLE_STATES = frozenset({OrderState.PLACED, OrderState.CANCELLING, OrderState.CANCELLED})
 """States in which an order exists for its customer: reads and lists show only these."""
 
 

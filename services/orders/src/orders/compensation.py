@@ -1,0 +1,169 @@
+"""Undoing a failed placing: release what catalog may hold, then forget the order.
+
+Two rules keep compensation from doing harm:
+
+* **Never undo a placed order.** A failure of the confirming commit (step 4 of
+  :func:`orders.placing.place_order`) does not prove the commit failed: the COMMIT can reach
+  PostgreSQL and the connection drop before its answer. Releasing then would put a placed
+  order's stock back on sale, and deleting its key would let a retry place a second order.
+  So after such a failure the order is first *claimed*, ``pending`` → ``abandoned``, by a
+  compare-and-set in a fresh transaction; that UPDATE waits for a commit of the same row
+  still in flight, and it succeeds only if the order was not placed. A placed order's
+  stored answer is returned instead; when even the claim fails, nothing is undone and
+  :mod:`orders.recovery`, which only ever releases orders that are not placed, decides later.
+  Deletes are conditional too: the key only while ``in_progress``, the order only in the
+  state this request left it in.
+* **Release whenever in doubt.** A release is idempotent and leaves a tombstone at catalog,
+  so releasing an order that reserved nothing costs one call, while not releasing one that
+  did leaks stock. The release gets :data:`COMPENSATION_BUDGET` of its own, because the
+  request's deadline may be spent by the failure being compensated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from flotilla.columns import utc_now
+from flotilla.http import DownstreamError, grace
+from orders import idempotency
+from orders.clients import catalog_client
+from orders.idempotency import StoredResponse
+from orders.metrics import order_instruments
+from orders.models import IdempotencyKey, Order, db
+from orders.states import VISIBLE_STATES, OrderEvent, OrderState, next_state
+
+log = logging.getLogger(__name__)
+
+COMPENSATION_BUDGET = 0.5
+"""Seconds a compensating release may take after the request's own deadline is spent.
+
+A release answers in milliseconds (a reservation's p99 is about 0.2 s under load,
+bench/RESULTS.md), so half a second lets a live catalog answer, retried if it resets a
+connection, while a failed request still answers its caller within a second of its
+deadline (the resilience e2e tests hold it to that). A catalog that cannot answer in that
+time is left to :mod:`orders.recovery`.
+"""
+
+
+def compensate(order_id: int, user_id: int, key: str, *, maybe_reserved: bool) -> None:
+    """Undo a placing that failed before its confirming commit (step 2 or 3).
+
+    The order is still ``pending`` then. If catalog may hold stock for it, the stock is
+    released first; if the release fails, the order stays pending and its key in progress,
+    and recovery releases and deletes it once it is older than ``PENDING_ORDER_TIMEOUT``.
+    """
+    compensations = order_instruments().compensations
+    if maybe_reserved and not _release(order_id):
+        compensations.labels("left_pending").inc()
+        return
+    compensations.labels("released" if maybe_reserved else "discarded").inc()
+    _discard(order_id, user_id, key, state=OrderState.PENDING)
+
+
+def settle_failed_confirmation(order_id: int, user_id: int, key: str) -> StoredResponse | None:
+    """After the confirming commit raised: the placed order's answer, or ``None`` once undone.
+
+    ``None`` means the caller's error stands: the order was not placed and is released (or
+    left ``abandoned`` for recovery's next pass), or its fate is unknown and nothing was
+    undone.
+    """
+    compensations = order_instruments().compensations
+    try:
+        claim = _claim(order_id, user_id, key)
+    except SQLAlchemyError as error:
+        compensations.labels("left_pending").inc()
+        log.warning(
+            "order state unknown after a failed commit; left for recovery",
+            extra={"order_id": order_id, "error": repr(error)[:500]},
+        )
+        return None
+    if claim.placed:
+        compensations.labels("placed").inc()
+        log.warning("order placed although its commit raised", extra={"order_id": order_id})
+        return claim.answer
+    if not _release(order_id):
+        compensations.labels("left_pending").inc()
+        return None
+    compensations.labels("released").inc()
+    _discard(order_id, user_id, key, state=OrderState.ABANDONED)
+    return None
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """What claiming an order for compensation found."""
+
+    placed: bool
+    answer: StoredResponse | None = None
+
+
+def _claim(order_id: int, user_id: int, key: str) -> _Claim:
+    """Move the order ``pending`` → ``abandoned`` unless it was placed; what it is now.
+
+    The UPDATE waits on the row lock of a confirming commit still in flight, at most the
+    database's statement timeout; a timeout raises, and the order is then left alone.
+    """
+    with db.engine.begin() as connection:
+        connection.execute(
+            update(Order)
+            .where(Order.id == order_id, Order.state == OrderState.PENDING)
+            .values(state=next_state(OrderState.PENDING, OrderEvent.ABANDON), updated_at=utc_now())
+        )
+        state = connection.scalar(select(Order.state).where(Order.id == order_id))
+        if state not in VISIBLE_STATES:
+            return _Claim(placed=False)  # abandoned, by us or by recovery, or deleted
+        stored = connection.execute(
+            select(IdempotencyKey.response_status, IdempotencyKey.response_body).where(
+                IdempotencyKey.user_id == user_id,
+                IdempotencyKey.key == key,
+                IdempotencyKey.state == idempotency.COMPLETED,
+            )
+        ).one_or_none()
+    if stored is None or stored.response_status is None:
+        return _Claim(placed=True)
+    return _Claim(True, StoredResponse(stored.response_status, dict(stored.response_body or {})))
+
+
+def _release(order_id: int) -> bool:
+    """Release the order's stock at catalog, within the grace; False (logged) on failure."""
+    try:
+        with grace(COMPENSATION_BUDGET):
+            catalog_client().release(order_id)
+    except DownstreamError as error:
+        log.warning(
+            "release failed; order left for recovery",
+            extra={"order_id": order_id, "error": str(error)},
+        )
+        return False
+    return True
+
+
+def _discard(order_id: int, user_id: int, key: str, *, state: OrderState) -> None:
+    """Delete the order, if still in ``state``, and its key, if still in progress.
+
+    The client may then retry with the same key. A database failure here leaves both for
+    recovery, and the request's own error is the one the client sees.
+    """
+    session = db.session()
+    try:
+        session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.user_id == user_id,
+                IdempotencyKey.key == key,
+                IdempotencyKey.state == idempotency.IN_PROGRESS,
+            )
+        )
+        session.execute(delete(Order).where(Order.id == order_id, Order.state == state))
+        session.commit()
+    except SQLAlchemyError as error:
+        with contextlib.suppress(SQLAlchemyError):
+            session.rollback()
+        log.warning(
+            "failed order not deleted; left for recovery",
+            extra={"order_id": order_id, "error": repr(error)[:500]},
+        )
