@@ -295,6 +295,25 @@ def test_every_line_is_json_and_the_access_line_carries_the_request_id(tmp_path:
     assert access["duration_ms"] >= 0
 
 
+@pytest.mark.process
+def test_log_level_holds_in_the_master_and_the_workers(tmp_path: Path) -> None:
+    """The master's start-up hook must not put the level back to INFO after the app set it.
+
+    Gunicorn's own loggers keep their settings (``GUNICORN_LOGLEVEL``, ``GUNICORN_ACCESSLOG``).
+    """
+    server = start_server(tmp_path, GUNICORN_WORKERS="1", LOG_LEVEL="WARNING")
+    try:
+        status, _ = get(f"{server.url}/ok")
+    finally:
+        server.stop()
+
+    records = server.log_records()
+    ours = {r["level"] for r in records if not r["logger"].startswith("gunicorn.")}
+    assert status == 200
+    assert any(r["logger"] == "gunicorn.access" for r in records)
+    assert ours <= {"WARNING", "ERROR", "CRITICAL"}
+
+
 def is_json_object(line: bytes) -> bool:
     """True when ``line`` is one JSON object, as every log line must be."""
     try:

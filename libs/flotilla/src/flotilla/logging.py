@@ -53,20 +53,24 @@ class JsonFormatter(OrjsonFormatter):
             log_data.setdefault(name, value)
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
+def configure_logging(service: str, level: str | None = None) -> None:
     """Send every record of the process to stdout as JSON; replaces earlier stream handlers.
 
-    Idempotent, so the Gunicorn config and the app factory may both call it.
+    Idempotent, so the Gunicorn config and the app factory may both call it. Without a
+    ``level``, one set by an earlier call stands (the app's ``LOG_LEVEL``: under Gunicorn
+    with ``preload_app`` the app is built before the master's hook runs), else INFO.
     """
+    root = logging.getLogger()
+    configured = any(existing.get_name() == _HANDLER_NAME for existing in root.handlers)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
     handler.set_name(_HANDLER_NAME)
-    root = logging.getLogger()
     for existing in list(root.handlers):
         if _is_plain_stream_handler(existing):
             root.removeHandler(existing)
     root.addHandler(handler)
-    root.setLevel(level.upper())
+    if level is not None or not configured:
+        root.setLevel((level or "INFO").upper())
     # Werkzeug's development server logs each request in Apache format; ours already does.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     # Alembic announces each of its plugins at INFO on every command.
