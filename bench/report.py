@@ -1,14 +1,16 @@
 """The run as Markdown tables, and the generated section of RESULTS.md rewritten in place.
 
-Every rate is shown as a ratio to the chassis under Gunicorn (target a) in the same run, and
-every login latency as a ratio to a right-password login in the same rounds: absolute
-numbers from another run or machine do not compare.
+Every rate is shown as a ratio to the chassis under Gunicorn (target a) in the same run,
+every login latency as a ratio to a right-password login in the same rounds, and the orders
+latencies as ratios to the calls they are read against: absolute numbers from another run or
+machine do not compare.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -18,7 +20,9 @@ from database import server_version
 from in_process import HashTiming
 from logins import CASES, CONNECTIONS, LOG_IN_SCRIPT, RIGHT_PASSWORD, LoginCase, LoginMeasurement
 from options import Options
+from ordering import CALLS, COMPARISONS, ORDERS_SCRIPT, PLACED_ORDERS, Call, OrdersMeasurement
 from results import Report, Result
+from shop import PRODUCT_STOCK, PRODUCTS
 from wrk import wrk_command, wrk_version
 
 BEGIN_MARK = "<!-- bench:results:begin -->"
@@ -32,6 +36,11 @@ LOGIN_HEADER = (
     "| login case (status) | wrk | logins | p50 ms (each round's) | p95 ms | p99 ms "
     "| p50 / right | p95 / right | unexpected status |\n"
     "|---|---|--:|--:|--:|--:|--:|--:|--:|"
+)
+ORDERS_HEADER = (
+    "| call | server | req/s: median (each round) | p50 ms | p99 ms | errors c/r/w/t "
+    "| answers (all rounds) | read against | p50 ratio: median (each round) | p50 added ms |\n"
+    "|---|---|--:|--:|--:|--:|---|---|--:|--:|"
 )
 RESULTS_TEMPLATE = f"""# Benchmark results
 
@@ -96,25 +105,23 @@ def render_row(result: Result, base: float) -> str:
 
 
 def render_section(report: Report, table: str) -> str:
-    """The generated part of RESULTS.md: when, on what, then reads, logins and tokens."""
+    """The generated part of RESULTS.md: when, on what, then reads, logins, tokens, orders."""
     machine = "\n".join(f"- {name}: {value}" for name, value in report.machine.items())
     parts = [
         f"Run {report.started:%Y-%m-%d %H:%M} UTC by `make bench` (`{report.command}`).",
         "",
         machine,
-        "",
-        "### Reads",
-        "",
-        render_read_conditions(report),
-        "",
-        table,
     ]
+    if report.results:
+        parts += ["", "### Reads", "", render_read_conditions(report), "", table]
     if report.logins is not None:
         parts += ["", "### Logins", "", render_logins(report.logins, report.options)]
     if report.password_hash is not None:
         parts += ["", render_hash(report.password_hash, report.logins)]
     if report.token_verification is not None:
         parts += ["", "### Token verification", "", render_token_verification(report)]
+    if report.orders is not None:
+        parts += ["", "### Orders", "", render_orders(report.orders, report.options)]
     return "\n".join(parts)
 
 
@@ -213,6 +220,70 @@ def render_token_verification(report: Report) -> str:
         "`python bench/token_verification.py` (its defaults), run by `make bench` before the "
         f"first server started:\n\n{report.token_verification}"
     )
+
+
+def render_orders(orders: OrdersMeasurement, options: Options) -> str:
+    """How the orders calls were loaded, then one row per call with its ratios."""
+    wrk_line = " ".join(
+        wrk_command(
+            "wrk",
+            seconds=options.duration,
+            threads=options.threads,
+            connections=options.connections,
+            script=ORDERS_SCRIPT,
+        )
+    )
+    conditions = (
+        f"users, catalog and orders under Gunicorn (target a's config with "
+        f"`GUNICORN_MAX_REQUESTS=0`), each on its own PostgreSQL database, started once; "
+        f"{PRODUCTS:,} products (ids {orders.product_ids[0]}..{orders.product_ids[1]}, stock "
+        f"{PRODUCT_STOCK:,} each); {PLACED_ORDERS} orders placed over HTTP first (ids "
+        f"{orders.order_ids[0]}..{orders.order_ids[1]}), which the GETs draw from. Each call, in "
+        f"each of {options.rounds} round(s): {options.warmup} s warm-up, then "
+        f"`BENCH_ACCESS_TOKEN=TOKEN {wrk_line} http://127.0.0.1:PORT -- CALL ARGS`; order "
+        f"{', '.join(call.key for call in CALLS)}, reversed in every second round. Ratios are "
+        f"taken within each round, the median over rounds shown. Warm-up answers of another "
+        f"status: {orders.warmup_unexpected()}. Gunicorn workers restarted meanwhile: "
+        f"{orders.worker_restarts}."
+    )
+    rows = [render_orders_row(orders, call) for call in CALLS]
+    return "\n".join([conditions, "", ORDERS_HEADER, *rows])
+
+
+def render_orders_row(orders: OrdersMeasurement, call: Call) -> str:
+    """One call's row: the median round's rate and latency, answers over all rounds."""
+    runs, median = orders.runs(call), orders.median(call)
+    answers: dict[int, int] = {}
+    for run in runs:
+        for status, count in run.statuses.items():
+            answers[status] = answers.get(status, 0) + count
+    errors = zip(*(run.run.socket_errors for run in runs), strict=True)
+    cells = [
+        f"{call.key}: {call.label}",
+        call.service,
+        f"{median.requests_per_second:,.0f} ("
+        + " / ".join(f"{run.requests_per_second:,.0f}" for run in runs)
+        + ")",
+        f"{median.run.p50_ms:.1f}",
+        f"{median.run.p99_ms:.1f}",
+        "/".join(str(sum(column)) for column in errors),
+        ", ".join(f"{status}: {count:,}" for status, count in sorted(answers.items())),
+        *render_comparison(orders, call),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def render_comparison(orders: OrdersMeasurement, call: Call) -> list[str]:
+    """The last three cells: what ``call`` is read against, and how it compares (or dashes)."""
+    references = dict(COMPARISONS).get(call)
+    if references is None:
+        return ["-"] * 3
+    p50 = orders.ratios(call, references)
+    return [
+        " + ".join(reference.key for reference in references),
+        f"{statistics.median(p50):.2f} (" + " / ".join(f"{ratio:.2f}" for ratio in p50) + ")",
+        f"{orders.added_ms(call, references):+.1f}",
+    ]
 
 
 def write_results(path: Path, section: str) -> None:

@@ -1,4 +1,6 @@
-"""What one run measured: a sample per target and round, gathered per target; logins; hashes."""
+"""What one run measured: a sample per read target and round, gathered per target, and the
+records the logins, the hashes and the orders keep (``logins``, ``in_process``, ``ordering``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from database import TransactionCounts
 from in_process import HashTiming
 from logins import LoginMeasurement
 from options import Options
+from ordering import OrdersMeasurement
 from targets import PROBE_REQUESTS, Target
 from wrk import WrkRun
 
@@ -83,6 +86,7 @@ class Report:
     token_verification: str | None = None
     """What ``bench/token_verification.py`` printed, when it exists."""
     logins: LoginMeasurement | None = None
+    orders: OrdersMeasurement | None = None
 
     def add(self, target: Target, sample: Sample) -> None:
         """Record one round of ``target``, in the order measured."""

@@ -1,4 +1,4 @@
-"""``make bench``: load one read endpoint on six servers, then logins, in one run; write RESULTS.md.
+"""``make bench``: one read endpoint on six servers, logins, then orders, in one run; RESULTS.md.
 
 Why this shape:
 
@@ -19,17 +19,20 @@ Why this shape:
   as in production. What that costs, and what a login costs, are measured apart, while no
   other server runs: token verification in process before the reads; one password hash in
   process, then logins over HTTP at low concurrency, after them (``in_process``, ``logins``).
+* Last, with the same token, seeded users and wrk parameters: placing and reading orders on
+  users, catalog and orders under Gunicorn, against the calls an order is made of (``ordering``).
 
 This module only orchestrates: ``options`` (flags), ``database`` (seed, counters),
-``credentials`` (key, token), ``targets`` (servers), ``wrk`` (load), ``in_process`` and
-``logins`` (the other measurements), ``results`` and ``report`` (tables, RESULTS.md).
+``credentials`` (key, token), ``targets`` (servers), ``wrk`` (load), ``in_process``,
+``logins``, ``shop`` and ``ordering`` (the other measurements), ``results`` and ``report``
+(tables, RESULTS.md).
 Nothing here asserts on time: the script measures and reports; readers judge.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +44,7 @@ from flotilla.testing import postgres_database
 from in_process import run_token_verification, time_password_hash
 from logins import measure_logins
 from options import Options, parse_options
+from ordering import measure_orders
 from report import describe_command, describe_machine, render_section, render_table, write_results
 from results import Report, Sample
 from targets import (
@@ -81,26 +85,42 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = load_settings(UsersSettings, **env)
         id_range = prepare_database(settings, options.users)
         report = Report(options, describe_command(argv), started, describe_machine(wrk))
-        print("timing token verification in process", flush=True)
-        report.token_verification = run_token_verification()
         with tempfile.TemporaryDirectory(prefix="flotilla-bench-") as logs:
             token = issue_bench_token(settings, id_range[0])
             bench = Bench(options, wrk, database_url, id_range, Path(logs), token)
-            measure_all(bench, build_targets(env), report)
-            print("timing Argon2id hashes in process", flush=True)
-            report.password_hash = time_password_hash(settings)
-            report.logins = measure_logins(
-                users_under_gunicorn(chassis_env(env)),
-                wrk=wrk,
-                options=options,
-                id_range=id_range,
-                logs=Path(logs),
-            )
-    table = render_table(report)
-    print(f"\n{table}")
+            measure_sections(bench, env, settings, report)
+    section = render_section(report, render_table(report))
+    print(f"\n{section}")
     if options.results is not None:
-        write_results(options.results, render_section(report, table))
+        write_results(options.results, section)
         print(f"\nwrote {options.results.relative_to(ROOT)}")
+
+
+def measure_sections(
+    bench: Bench, env: Mapping[str, str], settings: UsersSettings, report: Report
+) -> None:
+    """Measure what ``--only`` asks for (every section by default), in RESULTS.md's order."""
+    sections, options, logs = bench.options.sections, bench.options, bench.logs
+    if "reads" in sections:
+        print("timing token verification in process", flush=True)
+        report.token_verification = run_token_verification()
+        measure_all(bench, build_targets(env), report)
+    if "logins" in sections:
+        print("timing Argon2id hashes in process", flush=True)
+        report.password_hash = time_password_hash(settings)
+        users = users_under_gunicorn(chassis_env(env))
+        report.logins = measure_logins(
+            users, wrk=bench.wrk, options=options, id_range=bench.id_range, logs=logs
+        )
+    if "orders" in sections:
+        report.orders = measure_orders(
+            env,
+            wrk=bench.wrk,
+            options=options,
+            user_ids=bench.id_range,
+            access_token=bench.access_token,
+            logs=logs,
+        )
 
 
 def measure_all(bench: Bench, targets: Sequence[Target], report: Report) -> None:
