@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 from flask import Response, current_app
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from flotilla import BadRequest, Conflict, ValidationFailed
@@ -123,13 +123,18 @@ def new_key(*, user_id: int, key: str, hash_: str, order_id: int) -> Idempotency
 
 
 def complete(session: Session, *, user_id: int, key: str, answer: StoredResponse) -> None:
-    """Store ``answer`` as what every repetition of the key's request gets back."""
-    record = session.get(IdempotencyKey, (user_id, key))
-    if record is None:  # deleted by recovery meanwhile: the caller's transaction must fail
+    """Store ``answer`` as what every repetition of the key's request gets back.
+
+    One UPDATE, not a read and a write: the key row was written in an earlier transaction.
+    """
+    stored = session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+        .values(state=COMPLETED, response_status=answer.status, response_body=answer.body)
+        .execution_options(synchronize_session=False)
+    )
+    if stored.rowcount != 1:  # type: ignore[attr-defined]  # deleted by recovery meanwhile
         raise LookupError(f"idempotency key of user {user_id} vanished")
-    record.state = COMPLETED
-    record.response_status = answer.status
-    record.response_body = answer.body
 
 
 def prune_completed(session: Session, *, created_before: datetime) -> int:

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from flotilla.auth import current_principal
 from flotilla.columns import utc_now
@@ -151,7 +153,8 @@ def _complete_order(
     """Step 4: lines, total, state ``placed``, ``order.placed`` and the stored answer, at once."""
     session = db.session()
     now = utc_now()
-    placed = session.execute(
+    # One statement changes the state and returns the order, so no read follows the write.
+    order = session.scalars(
         update(Order)
         .where(Order.id == order_id, Order.state == OrderState.PENDING)
         .values(
@@ -163,13 +166,18 @@ def _complete_order(
             placed_at=now,
             updated_at=now,
         )
-        .execution_options(synchronize_session=False)
-    )
-    if placed.rowcount != 1:  # type: ignore[attr-defined]
+        .returning(Order)
+        .options(lazyload(Order.lines))
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    if order is None:
         raise OrderNoLongerPending(f"order {order_id} is no longer pending")
-    session.add_all(OrderLine(order_id=order_id, **line.model_dump()) for line in reservation.lines)
-    session.flush()
-    order = session.get_one(Order, order_id, populate_existing=True)
+    lines = sorted(
+        (OrderLine(order_id=order_id, **line.model_dump()) for line in reservation.lines),
+        key=lambda line: line.product_id,
+    )
+    session.add_all(lines)
+    set_committed_value(order, "lines", lines)  # the lines just added: no SELECT for them
     answer = StoredResponse(201, OrderPublic().dump(order))
     outbox.add_event(session, "order.placed", _placed_payload(order, customer), version=1)
     idempotency.complete(session, user_id=user_id, key=key, answer=answer)
