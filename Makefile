@@ -28,13 +28,14 @@ lint: sync ## ruff and mypy --strict
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) python scripts/nginx.py check
 
 fmt: sync ## format and fix what ruff can
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
 bench: sync ## load benchmarks; figures go to bench/RESULTS.md
-	$(RUN) python bench/run.py
+	$(RUN) python bench/benchmark.py
 
 signing-key: sync ## print a new Ed25519 token signing key (PEM) for AUTH_SIGNING_KEY
 	@$(RUN) python -m flotilla.auth generate-key

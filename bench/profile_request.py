@@ -6,7 +6,7 @@ wrk tells how much slower the chassis is than the baseline; this tells why. The 
 called as a WSGI callable in one thread, with no server and no network client in between,
 so the figures are the app's own work plus one database round trip. The environment is set
 as under Gunicorn (``PROMETHEUS_MULTIPROC_DIR`` makes metrics file-backed), and the same
-apps as in ``run.py`` are loaded with the same settings and an access token signed for this
+apps as in ``benchmark.py`` are loaded with the same settings and an access token signed for this
 run, so the profile is of the code that was load-tested, token verification included.
 cProfile inflates code that makes many small calls; read it for shares, not for times.
 """

@@ -44,7 +44,7 @@ ORDERS_HEADER = (
 )
 RESULTS_TEMPLATE = f"""# Benchmark results
 
-Written by `make bench` (`bench/run.py`); text outside the markers is kept across runs.
+Written by `make bench` (`bench/benchmark.py`); text outside the markers is kept across runs.
 
 {BEGIN_MARK}
 {END_MARK}
@@ -54,7 +54,7 @@ Written by `make bench` (`bench/run.py`); text outside the markers is kept acros
 def describe_command(argv: Sequence[str] | None) -> str:
     """The command line that produced the figures."""
     args = " ".join(sys.argv[1:] if argv is None else argv)
-    return f"uv run --frozen python bench/run.py {args}".strip()
+    return f"uv run --frozen python bench/benchmark.py {args}".strip()
 
 
 def describe_machine(wrk: str) -> dict[str, str]:
