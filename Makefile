@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: run test lint fmt bench sync docs signing-key clean
+.PHONY: run demo test lint fmt bench sync docs signing-key clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -18,8 +18,11 @@ $(UV):
 
 sync: .venv/.synced ## install the workspace from the lock file
 
-run: sync ## migrate and start the services under Gunicorn; Ctrl-C stops them
-	$(RUN) python scripts/run.py
+run: sync ## the whole shop: services, relays, worker, nginx in front; Ctrl-C stops it
+	$(RUN) python scripts/run.py $(RUN_ARGS)
+
+demo: sync ## against a running `make run`: an account, an order, a cancel, the e-mails
+	$(RUN) python scripts/demo.py
 
 test: sync ## every test, against real PostgreSQL and SQLite
 	$(RUN) pytest

@@ -1,162 +1,229 @@
-"""``make run``: migrate and start every service under Gunicorn, print where they answer.
+"""``make run``: the whole shop on one machine, started in order and stopped without loss.
 
-Each service runs in its own process group so that Ctrl-C reaches only this runner, which
-then sends SIGTERM: Gunicorn's graceful shutdown, letting in-flight requests finish. Output
-of each service goes to ``var/log/<service>.log``.
+First every service's database is migrated (side by side) and the notifications queues are
+declared, so no relay publishes an event no queue is bound for. Then, each step once the one
+before is up: users, catalog and orders under Gunicorn (users issues the keys the others
+verify; orders calls both), the outbox relays of users and orders, orders' recovery loop,
+the notifications worker, and nginx in front when it is on PATH. Up means ``/healthz/ready``
+(nginx: ``/healthz``) answers 200, or a background process has logged its start line. The
+runner then prints where the shop answers and writes ``VAR_DIR/run.json`` for ``make demo``.
+Each process writes to ``VAR_DIR/log/<process>.log``.
 
-Per-service overrides: ``USERS_DATABASE_URL`` (and so on) sets ``DATABASE_URL`` for that
-service only; plain ``DATABASE_URL``, ``REDIS_URL``, ``BROKER_URL`` apply to all.
+Ctrl-C or SIGTERM stops everything, waiting for each process by PID: nginx first (SIGQUIT,
+so it finishes the requests it holds), then the web services (SIGTERM: readiness fails, then
+in-flight requests finish), then the relays, recovery and worker, which keep publishing
+while the services drain (an event left unpublished waits in the outbox for the next start).
+A process that ends on its own stops the whole system, with the end of its log printed.
+
+Nothing installed, nothing set: SQLite files, an in-process cache and the file broker under
+``VAR_DIR`` (default ``var/``), e-mails as ``.eml`` files in ``VAR_DIR/mail``. With
+``DATABASE_URL``, ``REDIS_URL`` and ``BROKER_URL`` the same processes use PostgreSQL, Redis
+and RabbitMQ. Each service has a database of its own: ``USERS_DATABASE_URL`` (and so on)
+names it, otherwise it is derived from ``DATABASE_URL`` by suffixing the database name with
+``_<service>`` and created on PostgreSQL if missing (``scripts/databases.py``). Any other
+``<SERVICE>_<NAME>`` variable sets ``<NAME>`` for that service only.
+
+Ports: ``--base-port B`` (default 8000) puts users on B+1, catalog B+2, orders B+3 and nginx
+on B+80; with ``--var-dir`` as well, a second copy runs beside the first (the tests do).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import shutil
 import signal
-import subprocess
+import socket
 import sys
-import time
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
 
-from flotilla.processes import ProcessExited, log_tail, stop_process, wait_for_http
+import psycopg
 
-ROOT = Path(__file__).resolve().parents[1]
-VAR = ROOT / "var"
-READY_TIMEOUT = 60.0
+import nginx
+from databases import ensure_database, masked
+from flotilla.processes import log_tail
+from supervisor import Failure, Step, Stopped, Supervisor
+from system import (
+    FRONT_DOOR,
+    RECOVERY_INTERVAL,
+    ROOT,
+    ROUTES,
+    WEB_SERVICES,
+    Layout,
+    Program,
+    background,
+    default_var_dir,
+    flask,
+    mail_dir,
+    migration,
+    service_env,
+    state,
+    web,
+)
 
-
-@dataclass(frozen=True)
-class Service:
-    """A service of the shop and the port it answers on in development."""
-
-    name: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        """Where the service answers."""
-        return f"http://127.0.0.1:{self.port}"
-
-
-SERVICES = [Service("users", 8001), Service("catalog", 8002), Service("orders", 8003)]
-"""In start order: users issues the keys the others verify, orders calls users and catalog."""
-USERS, CATALOG = SERVICES[0], SERVICES[1]
-
-
-def peer_env(service: Service) -> dict[str, str]:
-    """Where ``service`` finds the others: users' key set and, for orders, its peers' URLs."""
-    if service is USERS:
-        return {}
-    env = {"AUTH_JWKS_URL": f"{USERS.url}/.well-known/jwks.json"}
-    if service.name == "orders":
-        env |= {"USERS_URL": USERS.url, "CATALOG_URL": CATALOG.url}
-    return env
+SERVICES_WITH_DATABASES = (*WEB_SERVICES, "notifications")
 
 
-def service_env(service: Service) -> dict[str, str]:
-    """The environment of ``service``: the caller's, plus per-service overrides."""
-    env = {
-        **peer_env(service),
-        **os.environ,
-        "VAR_DIR": str(VAR),
-        "GUNICORN_BIND": f"127.0.0.1:{service.port}",
-        "GUNICORN_WORKERS": os.environ.get("GUNICORN_WORKERS", "2"),
-    }
-    prefix = f"{service.name.upper()}_"
-    for name, value in os.environ.items():
-        if name.startswith(prefix):
-            env[name.removeprefix(prefix)] = value
-    return env
+def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line: where state lives, which ports, whether nginx fronts the shop."""
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--var-dir", type=Path, default=default_var_dir(), help="local state")
+    parser.add_argument("--base-port", type=int, default=8000, help="users answers on this + 1")
+    parser.add_argument(
+        "--no-front-door", action="store_true", help="no nginx even if it is on PATH"
+    )
+    return parser.parse_args(argv)
 
 
-def migrate(service: Service, log: Path) -> None:
-    """Run the service's migrations to head; stop with the log's tail if they fail."""
-    with log.open("ab") as output:
-        result = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", service.name, "db", "upgrade"],
-            env=service_env(service),
-            stdout=output,
-            stderr=output,
-            check=False,
-        )
-    if result.returncode != 0:
-        fail(f"migrating {service.name} failed", log)
+def front_door(layout: Layout) -> Program:
+    """nginx on the front door's port, proxying to the three services."""
+    upstreams = nginx.Upstreams(
+        **{service: [f"127.0.0.1:{layout.port(service)}"] for service in WEB_SERVICES}
+    )
+    config = nginx.render(layout.var_dir / "nginx", upstreams, port=layout.front_door_port)
+    return Program(
+        "nginx",
+        nginx.command(config),
+        dict(os.environ),
+        ready_url=f"{layout.front_door_url}/healthz",
+        tier=FRONT_DOOR,
+        stop_signal=signal.SIGQUIT,  # graceful: finish the requests in progress
+    )
 
 
-def start(service: Service, log: Path) -> subprocess.Popen[bytes]:
-    """Start the service under Gunicorn with the chassis configuration."""
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:flotilla.gunicorn"]
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            [*command, f"{service.name}.wsgi:app"],
-            env=service_env(service),
-            stdout=output,
-            stderr=output,
-            start_new_session=True,
-        )
+def check_ports(layout: Layout) -> None:
+    """Fail at once, naming the port, if something already listens where the system would."""
+    ports = {service: layout.port(service) for service in WEB_SERVICES}
+    if layout.front_door:
+        ports["nginx"] = layout.front_door_port
+    for name, port in ports.items():
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                message = f"cannot listen on port {port}: it is in use (--base-port moves all)"
+                raise Failure(name, message, None) from None
 
 
-def wait_until_ready(service: Service, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Wait until ``/healthz/ready`` answers 200; stop with the log if the service cannot."""
-    try:
-        wait_for_http(f"{service.url}/healthz/ready", timeout=READY_TIMEOUT, process=process)
-    except (ProcessExited, TimeoutError) as error:
-        fail(f"{service.name} did not become ready: {error}", log)
+def create_databases(environ: Mapping[str, str], layout: Layout) -> None:
+    """Create each service's PostgreSQL database if it does not exist yet."""
+    for service in SERVICES_WITH_DATABASES:
+        url = service_env(service, layout, environ).get("DATABASE_URL", "")
+        try:
+            if url and ensure_database(url):
+                say(f"created database {masked(url)}")
+        except psycopg.Error as error:
+            raise Failure(service, f"has no database {masked(url)}: {error}", None) from None
 
 
-def fail(message: str, log: Path) -> None:
-    """Print what went wrong and the end of the service's log, then exit 1."""
-    print(f"\nflotilla: {message}; last lines of {log.relative_to(ROOT)}:", file=sys.stderr)
-    print(log_tail(log), file=sys.stderr)
-    raise SystemExit(1)
+def start_system(supervisor: Supervisor, layout: Layout, environ: Mapping[str, str]) -> None:
+    """Migrate, then start everything in order, each step once the previous one is up."""
+    check_ports(layout)
+    create_databases(environ, layout)
+    say("migrating the databases, declaring the queues ...")
+    envs = {service: service_env(service, layout, environ) for service in SERVICES_WITH_DATABASES}
+    steps = [Step(f"{name}-migrate", migration(name), env) for name, env in envs.items()]
+    declare = flask("notifications", "tasks", "declare-queues")  # before any relay publishes
+    supervisor.run_all([*steps, Step("notifications-queues", declare, envs["notifications"])])
+    for service in WEB_SERVICES:
+        say(f"starting {service} ...")
+        supervisor.wait_ready([supervisor.start(web(service, layout, environ))])
+    say("starting the outbox relays, order recovery and the notifications worker ...")
+    supervisor.wait_ready([supervisor.start(program) for program in background(layout, environ)])
+    if layout.front_door:
+        say(f"starting nginx on port {layout.front_door_port} ...")
+        supervisor.wait_ready([supervisor.start(front_door(layout))])
 
 
-def stop(processes: list[subprocess.Popen[bytes]]) -> int:
-    """SIGTERM every service (graceful), wait for all, return the worst exit code."""
-    for process in processes:  # all drain at once rather than one after another
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    codes = [stop_process(process, timeout=40) for process in processes]
-    return max((abs(code) for code in codes), default=0)
-
-
-def banner() -> str:
-    """Where everything answers."""
-    lines = ["", "Flotilla is running:"]
-    for service in SERVICES:
-        lines.append(f"  {service.name:<10} {service.url}   (API docs: {service.url}/docs)")
-    lines += ["", "Logs: var/log/<service>.log    Stop: Ctrl-C", ""]
+def banner(layout: Layout, environ: Mapping[str, str]) -> str:
+    """Where the shop answers, its API docs, where logs go, how to stop."""
+    if layout.front_door:
+        lines = ["", f"Flotilla is running at {layout.front_door_url}", ""]
+        lines.append(f"  Front door: nginx, routing {', '.join(ROUTES)}")
+    else:
+        lines = ["", "Flotilla is running, without nginx: each service on its port", ""]
+        lines += [f"  {service + ':':<12}{layout.url(service)}" for service in WEB_SERVICES]
+    lines += [
+        f"  {'API docs:' if service == 'users' else '':<12}{layout.url(service)}/docs  ({service})"
+        for service in WEB_SERVICES
+    ]
+    mail = mail_dir(layout, environ)
+    lines += [
+        f"  Background: outbox relays (users, orders), order recovery every "
+        f"{RECOVERY_INTERVAL:g}s, notifications worker",
+        f"  E-mail:     {f'.eml files in {shown(mail)}' if mail else 'sent through SMTP_HOST'}",
+        f"  Logs:       {shown(layout.log_dir)}/<process>.log{access_log(layout)}",
+        "  Try it:     make demo (in another terminal)",
+        "  Stop:       Ctrl-C",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def main() -> int:
-    """Migrate, start, wait until ready, print the URLs, then wait for Ctrl-C."""
-    (VAR / "log").mkdir(parents=True, exist_ok=True)
-    processes: list[subprocess.Popen[bytes]] = []
-    stopping = False
+def access_log(layout: Layout) -> str:
+    """Where nginx's JSON access log is, if it runs."""
+    if not layout.front_door:
+        return ""
+    return f", nginx's access log {shown(layout.var_dir / 'nginx' / 'access.log')}"
 
-    def request_stop(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def say(message: str) -> None:
+    """One progress line."""
+    print(f"flotilla: {message}", flush=True)
+
+
+def report(failure: Failure) -> None:
+    """What failed and the end of its log."""
+    print(f"\nflotilla: {failure}", file=sys.stderr, flush=True)
+    if failure.log is not None:
+        print(f"last lines of {shown(failure.log)}:", file=sys.stderr)
+        print(log_tail(failure.log), file=sys.stderr, flush=True)
+
+
+def stop(supervisor: Supervisor, layout: Layout, *, failed: str = "") -> int:
+    """Stop everything; 0 if every process ended cleanly (``failed`` was reported already)."""
+    say("stopping: the front door, the web services (requests in flight finish), the rest ...")
+    layout.state_file.unlink(missing_ok=True)
+    codes = supervisor.stop()
+    unclean = {name: code for name, code in codes.items() if code != 0 and name != failed}
+    for name, code in unclean.items():
+        say(f"{name} exited with code {code}; see {shown(supervisor.log_path(name))}")
+    say("stopped.")
+    return 1 if unclean or failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the system, print where it answers, run until Ctrl-C or a failure."""
+    options = parse_options(argv)
+    use_nginx = not options.no_front_door and shutil.which("nginx") is not None
+    layout = Layout(options.var_dir.resolve(), options.base_port, front_door=use_nginx)
+    environ = dict(os.environ)
+    supervisor = Supervisor(layout.log_dir)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    failed = ""
     try:
-        for service in SERVICES:
-            log = VAR / "log" / f"{service.name}.log"
-            print(f"flotilla: migrating and starting {service.name} ...", flush=True)
-            migrate(service, log)
-            processes.append(start(service, log))
-            wait_until_ready(service, processes[-1], log)
-        print(banner(), flush=True)
-        while not stopping and all(process.poll() is None for process in processes):
-            time.sleep(0.5)
+        start_system(supervisor, layout, environ)
+        run_state = state(layout, supervisor.pids(), environ)
+        layout.state_file.write_text(json.dumps(run_state, indent=2) + "\n")
+        print(banner(layout, environ), flush=True)
+        supervisor.watch()
+    except Stopped:
+        pass
+    except Failure as failure:
+        failed = failure.name
+        report(failure)
     finally:
-        print("flotilla: stopping (waiting for in-flight requests) ...", flush=True)
-        code = stop(processes)
-    print("flotilla: stopped.", flush=True)
-    return 0 if stopping else code or 1
+        code = stop(supervisor, layout, failed=failed)
+    return code
 
 
 if __name__ == "__main__":
