@@ -27,14 +27,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from databases import ensure_database, service_database_url
 from flotilla.testing import postgres_database, postgres_server_url, wait_until
+from system import Layout, service_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
-sys.path.insert(0, str(SCRIPTS))  # the runner's modules, to test how it derives databases
 
-from databases import ensure_database, service_database_url  # noqa: E402 - path above
-from system import Layout, service_env  # noqa: E402 - path above
 
 SERVICES = ("USERS", "CATALOG", "ORDERS", "NOTIFICATIONS")
 FRONT_DOOR_OFFSET = 80

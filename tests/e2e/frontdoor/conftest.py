@@ -18,7 +18,6 @@ import gzip
 import http.client
 import ssl
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,15 +42,14 @@ from flotilla.testing import (
     read_json_lines,
     wait_until,
 )
+from nginx import Tuning, Upstreams, command, render
 from orders import create_app as create_orders
 from orders.config import OrdersSettings
 from users import create_app as create_users
 from users.config import UsersSettings
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "scripts"))  # scripts/nginx.py renders the configuration
 
-from nginx import Tuning, Upstreams, command, render  # noqa: E402 - path above
 
 PASSWORD = "correct horse battery"
 PRODUCTS = 12

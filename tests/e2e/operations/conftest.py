@@ -41,6 +41,7 @@ from flotilla.testing import (
     read_json_lines,
     wait_until,
 )
+from nginx import Tuning, Upstreams, command, render
 from orders import create_app as create_orders
 from orders.config import OrdersSettings
 from users import create_app as create_users
@@ -49,9 +50,7 @@ from users.config import UsersSettings
 from ..calls import call
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "scripts"))  # scripts/nginx.py, which renders the config
 
-from nginx import Tuning, Upstreams, command, render  # noqa: E402 - path above
 
 REPLICAS: dict[str, tuple[str, ...]] = {
     "users": ("users",),
