@@ -1,13 +1,17 @@
-"""HTTP calls the end-to-end tests make: one request, its status, JSON body and headers."""
+"""What the end-to-end tests send: one HTTP request at a time, and an administrator's token."""
 
 from __future__ import annotations
 
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import orjson
+
+from flotilla.auth import SigningKey, issue_access_token
+from flotilla.config import AuthSettings
 
 Body = dict[str, Any]
 
@@ -33,3 +37,16 @@ def call(
         with error:
             raw, status, answer_headers = error.read(), error.code, error.headers
     return status, orjson.loads(raw) if raw else {}, dict(answer_headers)
+
+
+def admin_token(private_pem: str) -> str:
+    """An administrator's access token signed with users' key (no such account is needed)."""
+    fields = AuthSettings.model_fields
+    return issue_access_token(
+        SigningKey.from_pem(private_pem),
+        subject="1",
+        roles=("admin",),
+        issuer=fields["AUTH_ISSUER"].default,
+        audience=fields["AUTH_AUDIENCE"].default,
+        lifetime=timedelta(minutes=15),
+    )

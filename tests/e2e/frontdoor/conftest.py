@@ -21,7 +21,6 @@ import subprocess
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,8 +30,7 @@ import pytest
 
 from catalog import create_app as create_catalog
 from catalog.config import CatalogSettings
-from flotilla.auth import SigningKey, issue_access_token
-from flotilla.config import AuthSettings
+from flotilla.auth import SigningKey
 from flotilla.processes import stop_process, wait_for_http
 from flotilla.testing import (
     GunicornServer,
@@ -47,6 +45,8 @@ from orders import create_app as create_orders
 from orders.config import OrdersSettings
 from users import create_app as create_users
 from users.config import UsersSettings
+
+from ..calls import admin_token
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -305,7 +305,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
             doors.append(Nginx.start(tmp_path / "http", upstreams))
             tls_port = free_port()
             doors.append(Nginx.start(tmp_path / "https", upstreams, tls_port=tls_port))
-            shop = Shop(servers, doors[0], doors[1], tls_port, admin_token=admin_token(key))
+            shop = Shop(
+                servers, doors[0], doors[1], tls_port, admin_token=admin_token(key.private_pem())
+            )
             stock(shop)
             yield shop
         finally:
@@ -341,19 +343,6 @@ def stock(shop: Shop) -> None:
         )
         assert answer.status == 201, answer.body
         shop.product_ids.append(answer.json()["id"])
-
-
-def admin_token(key: SigningKey) -> str:
-    """An administrator's access token signed with users' key (no such account is needed)."""
-    fields = AuthSettings.model_fields
-    return issue_access_token(
-        key,
-        subject="1",
-        roles=("admin",),
-        issuer=fields["AUTH_ISSUER"].default,
-        audience=fields["AUTH_AUDIENCE"].default,
-        lifetime=timedelta(minutes=15),
-    )
 
 
 def upstreams_of(users: Sequence[str], *, others: str) -> Upstreams:

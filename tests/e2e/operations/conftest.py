@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,7 @@ from sqlalchemy import create_engine, text
 
 from catalog import create_app as create_catalog
 from catalog.config import CatalogSettings
-from flotilla.auth import SigningKey, issue_access_token
-from flotilla.config import AuthSettings
+from flotilla.auth import SigningKey
 from flotilla.processes import stop_process, wait_for_http
 from flotilla.testing import (
     GunicornServer,
@@ -47,7 +45,7 @@ from orders.config import OrdersSettings
 from users import create_app as create_users
 from users.config import UsersSettings
 
-from ..calls import call
+from ..calls import admin_token, call
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -352,17 +350,4 @@ def stock_the_shop(shop: FrontDoor) -> None:
         lambda: call("POST", url, order, token=shop.token, headers=headers)[0] == 201,
         timeout=30,
         what="a first order through the front door",
-    )
-
-
-def admin_token(private_pem: str) -> str:
-    """An administrator's access token signed with users' key (no such account is needed)."""
-    fields = AuthSettings.model_fields
-    return issue_access_token(
-        SigningKey.from_pem(private_pem),
-        subject="1",
-        roles=("admin",),
-        issuer=fields["AUTH_ISSUER"].default,
-        audience=fields["AUTH_AUDIENCE"].default,
-        lifetime=timedelta(minutes=15),
     )

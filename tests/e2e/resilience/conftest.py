@@ -19,7 +19,6 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,7 @@ from sqlalchemy import create_engine, text
 
 from catalog import create_app as create_catalog
 from catalog.config import CatalogSettings
-from flotilla.auth import SigningKey, issue_access_token
-from flotilla.config import AuthSettings
+from flotilla.auth import SigningKey
 from flotilla.testing import (
     GunicornServer,
     TcpProxy,
@@ -44,7 +42,7 @@ from orders.config import OrdersSettings
 from users import create_app as create_users
 from users.config import UsersSettings
 
-from ..calls import call
+from ..calls import admin_token, call
 
 PASSWORD = "correct horse battery"
 INITIAL_STOCK = 1_000
@@ -295,16 +293,3 @@ def stock_the_shop(shop: Shop) -> None:
     assert status == 201, product
     shop.product_id = product["id"]
     wait_until(lambda: shop.place_order()[0] == 201, timeout=30, what="a first order")
-
-
-def admin_token(private_pem: str) -> str:
-    """An administrator's access token signed with users' key (no such account is needed)."""
-    fields = AuthSettings.model_fields
-    return issue_access_token(
-        SigningKey.from_pem(private_pem),
-        subject="1",
-        roles=("admin",),
-        issuer=fields["AUTH_ISSUER"].default,
-        audience=fields["AUTH_AUDIENCE"].default,
-        lifetime=timedelta(minutes=15),
-    )
