@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -65,3 +70,24 @@ def test_the_scrape_has_prometheus_content_type_once(client: FlaskClient) -> Non
     content_type = client.get("/metrics").headers["Content-Type"]
     assert content_type.startswith("text/plain; version=")
     assert content_type.count("charset") == 1
+
+
+def test_a_process_other_than_gunicorn_creates_a_missing_metrics_directory(
+    tmp_path: Path,
+) -> None:
+    """A migration or relay started with the variable set must not fail on its first metric."""
+    directory = tmp_path / "not-yet" / "metrics"
+    script = (
+        "from flotilla.metrics import instruments\n"
+        "instruments().requests.labels('GET', 'probe', '200').inc()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert list(directory.glob("counter_*.db"))

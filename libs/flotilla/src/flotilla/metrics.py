@@ -14,6 +14,7 @@ import re
 import time
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import (
@@ -50,8 +51,13 @@ def instruments() -> Instruments:
 
     prometheus_client picks file-backed or in-memory storage when it is first imported, and
     something may import it before ``PROMETHEUS_MULTIPROC_DIR`` is set; asking it again here
-    makes the choice follow the environment at the time metrics are created.
+    makes the choice follow the environment at the time metrics are created. The directory is
+    created if missing: Gunicorn's config prepares it, but a migration, relay or worker started
+    with the variable set (as a container's environment sets it for every process) may be the
+    first to write there, and prometheus_client would fail on a missing directory.
     """
+    if directory := os.environ.get(MULTIPROCESS_ENV):
+        Path(directory).mkdir(parents=True, exist_ok=True)
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     return Instruments(
         requests=Counter("http_requests", "HTTP requests served.", _LABELS),
