@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-import nginx  # scripts/, on the path through conftest
+import certificates  # scripts/, on pytest's path
+import nginx
 from nginx import Tuning, Upstreams, render
 
 from .conftest import ROOT
@@ -142,7 +143,7 @@ def test_upstreams_need_one_or_more_addresses() -> None:
 
 
 def test_the_development_certificate_is_self_signed_for_this_machine(tmp_path: Path) -> None:
-    files = nginx.ensure_certificate(tmp_path)
+    files = certificates.ensure_certificate(tmp_path)
 
     certificate = x509.load_pem_x509_certificate(files.certificate.read_bytes())
     names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -150,18 +151,18 @@ def test_the_development_certificate_is_self_signed_for_this_machine(tmp_path: P
     assert names.get_values_for_type(x509.IPAddress) == [IPv4Address("127.0.0.1")]
     assert certificate.issuer == certificate.subject
     assert files.key.stat().st_mode & 0o777 == 0o600
-    assert nginx.ensure_certificate(tmp_path) == files
+    assert certificates.ensure_certificate(tmp_path) == files
     assert x509.load_pem_x509_certificate(files.certificate.read_bytes()) == certificate
 
 
 def test_a_certificate_close_to_its_end_is_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(nginx, "CERTIFICATE_LIFETIME", timedelta(days=10))
-    old = nginx.ensure_certificate(tmp_path).certificate.read_bytes()
+    monkeypatch.setattr(certificates, "CERTIFICATE_LIFETIME", timedelta(days=10))
+    old = certificates.ensure_certificate(tmp_path).certificate.read_bytes()
     monkeypatch.undo()
 
-    files = nginx.ensure_certificate(tmp_path)
+    files = certificates.ensure_certificate(tmp_path)
 
     assert files.certificate.read_bytes() != old
     assert files.key.stat().st_mode & 0o777 == 0o600

@@ -20,7 +20,7 @@ import pytest
 from flask import Flask, Response, request
 
 from flotilla.testing import free_port, serve_app, wait_until
-from nginx import Tuning, render  # scripts/, on the path through conftest
+from nginx import Tuning, render  # scripts/, on pytest's path
 
 from .conftest import Nginx, fetch, upstreams_of
 
