@@ -52,7 +52,6 @@ import contextlib
 import importlib.metadata
 import os
 import platform
-import statistics
 import tempfile
 import threading
 import time
@@ -71,6 +70,7 @@ from flotilla import ServiceSettings, create_service
 from flotilla.http import BreakerPolicy, CircuitBreaker, RetryBudget, ServiceClient, remaining
 from flotilla.testing import GunicornServer
 from http_target_app import SLOW_PATH, SLOW_SECONDS
+from timing import Timing
 
 BENCH_DIR = Path(__file__).resolve().parent
 PATH = "/items/7"
@@ -96,35 +96,6 @@ IN_PROCESS = ("none", "pybreaker", "flotilla")
 OVER_HTTP = ("urllib3", "pybreaker", "flotilla")
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
-
-
-@dataclass(frozen=True)
-class Timing:
-    """One figure's samples, one per round: µs per call, or seconds of wall time."""
-
-    samples: tuple[float, ...]
-
-    @property
-    def median(self) -> float:
-        """The usual figure."""
-        return statistics.median(self.samples)
-
-    @property
-    def best(self) -> float:
-        """The least disturbed figure."""
-        return min(self.samples)
-
-    def ratio_to(self, baseline: Timing) -> float:
-        """Median over rounds of this round's figure divided by the baseline's."""
-        return statistics.median(
-            mine / theirs for mine, theirs in zip(self.samples, baseline.samples, strict=True)
-        )
-
-    def added_to(self, baseline: Timing) -> float:
-        """Median over rounds of this round's figure minus the baseline's."""
-        return statistics.median(
-            mine - theirs for mine, theirs in zip(self.samples, baseline.samples, strict=True)
-        )
 
 
 @dataclass(frozen=True)

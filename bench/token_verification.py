@@ -34,11 +34,9 @@ import importlib.metadata
 import itertools
 import os
 import platform
-import statistics
 import tempfile
 import timeit
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -56,6 +54,7 @@ from flotilla.auth import (
     verification_keys,
 )
 from flotilla.config import AuthSettings
+from timing import Timing
 
 ISSUER = "urn:flotilla:users"
 AUDIENCE = "flotilla"
@@ -63,23 +62,6 @@ CACHE_SIZE: int = AuthSettings.model_fields["AUTH_TOKEN_CACHE_SIZE"].default
 """The chassis' default, used by both the verifier and the app measured here."""
 ROUTES = ("open", "cold", "warm")
 """The open route; the protected one with a new token each request, and with the same one."""
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Microseconds per operation over several samples."""
-
-    samples: tuple[float, ...]
-
-    @property
-    def median(self) -> float:
-        """The usual cost."""
-        return statistics.median(self.samples)
-
-    @property
-    def best(self) -> float:
-        """The least disturbed cost."""
-        return min(self.samples)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -36,8 +36,10 @@ class DeadlineExceeded(GatewayTimeout):
 class Deadlines:
     """Gives every request a deadline, from ``REQUEST_DEADLINE`` and the caller's header."""
 
+    default: float
+    """``REQUEST_DEADLINE``, set by :meth:`init_app`, before which no request is served."""
+
     def __init__(self, app: Flask | None = None, settings: ServiceSettings | None = None) -> None:
-        self.default = 10.0
         if app is not None and settings is not None:
             self.init_app(app, settings)
 
