@@ -74,15 +74,23 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-front-door", action="store_true", help="no nginx even if it is on PATH"
     )
+    parser.add_argument(
+        "--no-rate-limits",
+        action="store_true",
+        help="nginx counts no per-address rates (a load test sends everything from one address)",
+    )
     return parser.parse_args(argv)
 
 
-def front_door(layout: Layout) -> Program:
+def front_door(layout: Layout, *, rate_limits: bool = True) -> Program:
     """nginx on the front door's port, proxying to the three services."""
     upstreams = nginx.Upstreams(
         **{service: [f"127.0.0.1:{layout.port(service)}"] for service in WEB_SERVICES}
     )
-    config = nginx.render(layout.var_dir / "nginx", upstreams, port=layout.front_door_port)
+    tuning = nginx.Tuning(rate_limits=rate_limits)
+    config = nginx.render(
+        layout.var_dir / "nginx", upstreams, port=layout.front_door_port, tuning=tuning
+    )
     return Program(
         "nginx",
         nginx.command(config),
@@ -119,7 +127,13 @@ def create_databases(environ: Mapping[str, str], layout: Layout) -> None:
             raise Failure(service, f"has no database {masked(url)}: {error}", None) from None
 
 
-def start_system(supervisor: Supervisor, layout: Layout, environ: Mapping[str, str]) -> None:
+def start_system(
+    supervisor: Supervisor,
+    layout: Layout,
+    environ: Mapping[str, str],
+    *,
+    rate_limits: bool = True,
+) -> None:
     """Migrate, then start everything in order, each step once the previous one is up."""
     check_ports(layout)
     create_databases(environ, layout)
@@ -135,7 +149,7 @@ def start_system(supervisor: Supervisor, layout: Layout, environ: Mapping[str, s
     supervisor.wait_ready([supervisor.start(program) for program in background(layout, environ)])
     if layout.front_door:
         say(f"starting nginx on port {layout.front_door_port} ...")
-        supervisor.wait_ready([supervisor.start(front_door(layout))])
+        supervisor.wait_ready([supervisor.start(front_door(layout, rate_limits=rate_limits))])
 
 
 def banner(layout: Layout, environ: Mapping[str, str]) -> str:
@@ -211,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     failed = ""
     try:
-        start_system(supervisor, layout, environ)
+        start_system(supervisor, layout, environ, rate_limits=not options.no_rate_limits)
         run_state = state(layout, supervisor.pids(), environ)
         layout.state_file.write_text(json.dumps(run_state, indent=2) + "\n")
         print(banner(layout, environ), flush=True)
