@@ -1,11 +1,12 @@
 """The outbox and the e-mail path, measured: relay throughput, latency, cost per registration.
 
 ``.venv/bin/python bench/outbox.py [--events 5000] [--registrations 100]
-[--poll-intervals 1.0,0.1] [--requests 200] [--rounds 10]``
+[--poll-intervals 1.0,0.1] [--requests 200] [--rounds 10] [--cost-events 2000]
+[--cost-rate 200] [--cost-mail eml,smtp] [--idle-seconds 3] [--only cost,relay,latency,request]``
 
-Three figures, all from this one run, on the machine's PostgreSQL and RabbitMQ (the URLs the
-tests use: ``FLOTILLA_TEST_POSTGRES_URL``, ``FLOTILLA_TEST_AMQP_URL``) in throw-away
-databases, queues and exchanges:
+Four figures, all from this one run (``--only`` picks some), on the machine's PostgreSQL
+and RabbitMQ (the URLs the tests use: ``FLOTILLA_TEST_POSTGRES_URL``,
+``FLOTILLA_TEST_AMQP_URL``) in throw-away databases, queues and exchanges:
 
 * **Relay throughput.** ``--events`` ``user.registered`` events are committed to the users
   outbox, a durable queue is bound to the exchange, and ``relay_pending`` publishes them all
@@ -22,6 +23,14 @@ databases, queues and exchanges:
   alternating rounds (every second one reversed) so load drift favours neither; the median
   round is reported. Twice: with Argon2 at the production cost (what a user waits for), and
   at a token cost (what the database work alone costs).
+
+* **CPU per event** (``bench/event_cost.py``). The orders relay and the notifications worker
+  run as processes with their defaults; ``--cost-events`` ``order.placed`` events are
+  committed at ``--cost-rate`` per second (0: all at once), and the CPU time the relay, the
+  worker (with its pool processes), RabbitMQ and their PostgreSQL backends used until every
+  e-mail was recorded is divided by the events; so is what each used while idle, per
+  second. Once per ``--cost-mail`` way of sending: ``eml`` files (``make run`` without
+  ``SMTP_HOST``) or ``smtp`` to an aiosmtpd server in this process.
 
 Nothing asserts on time: the script measures and reports; read ratios, on a shared machine.
 """
@@ -48,6 +57,7 @@ import requests
 from flask import Flask
 from sqlalchemy import create_engine, text
 
+from event_cost import EventCost, measure_event_cost, render_costs
 from flotilla.migrations import upgrade
 from flotilla.outbox import relay_pending
 from flotilla.testing import GunicornServer, postgres_database
@@ -90,24 +100,58 @@ class RequestCost:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the three measurements and print them as Markdown."""
+    """Run the measurements and print them as Markdown."""
+    args = parse_arguments(argv)
+    parts = set(args.only.split(","))
+    with tempfile.TemporaryDirectory() as directory:
+        var = Path(directory)
+        costs = [
+            measure_event_cost(
+                var / f"cost-{mail}",
+                events=args.cost_events,
+                rate=args.cost_rate,
+                mail=mail,
+                idle_seconds=args.idle_seconds,
+            )
+            for mail in (args.cost_mail.split(",") if "cost" in parts else [])
+        ]
+        throughput = measure_relay(var / "relay", args.events) if "relay" in parts else None
+        polls = [float(value) for value in args.poll_intervals.split(",")]
+        latencies = [
+            measure_latency(var / f"e2e-{poll}", poll, args.registrations)
+            for poll in (polls if "latency" in parts else [])
+        ]
+        requests_cost = []
+        if "request" in parts:
+            requests_cost = [
+                measure_cost(var / "fast", "token (t=1, 64 KiB)", FAST_HASHING, args),
+                measure_cost(var / "prod", "production (t=2, 19 MiB)", {}, args, share=0.2),
+            ]
+    text = render(
+        events=args.events,
+        throughput=throughput,
+        latencies=latencies,
+        costs=requests_cost,
+        event_costs=costs,
+        args=args,
+    )
+    print(text)
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--events", type=int, default=5000, help="events the relay publishes")
     parser.add_argument("--registrations", type=int, default=100, help="per poll interval")
     parser.add_argument("--poll-intervals", default="1.0,0.1", help="OUTBOX_POLL_INTERVAL values")
     parser.add_argument("--requests", type=int, default=200, help="per variant, token hashing")
     parser.add_argument("--rounds", type=int, default=10, help="alternating rounds per variant")
-    args = parser.parse_args(argv)
-    polls = [float(value) for value in args.poll_intervals.split(",")]
-    with tempfile.TemporaryDirectory() as directory:
-        var = Path(directory)
-        throughput = measure_relay(var / "relay", args.events)
-        latencies = [measure_latency(var / f"e2e-{p}", p, args.registrations) for p in polls]
-        costs = [
-            measure_cost(var / "fast", "token (t=1, 64 KiB)", FAST_HASHING, args),
-            measure_cost(var / "prod", "production (t=2, 19 MiB)", {}, args, share=0.2),
-        ]
-    print(render(args.events, throughput, latencies, costs, args))
+    parser.add_argument("--cost-events", type=int, default=2000, help="events measured for CPU")
+    parser.add_argument("--cost-rate", type=float, default=200, help="events/s committed; 0: all")
+    parser.add_argument("--cost-mail", default="eml,smtp", help="eml and/or smtp")
+    parser.add_argument("--idle-seconds", type=float, default=3.0, help="idle CPU measured for")
+    parser.add_argument("--only", default="cost,relay,latency,request", help="parts to run")
+    return parser.parse_args(argv)
 
 
 @contextlib.contextmanager
@@ -324,18 +368,19 @@ def _no_event(*_args: object, **_kwargs: object) -> None:
 
 
 def render(
+    *,
     events: int,
-    throughput: float,
+    throughput: float | None,
     latencies: list[Latencies],
     costs: list[RequestCost],
+    event_costs: list[EventCost],
     args: argparse.Namespace,
 ) -> str:
     """The figures as Markdown tables, with the conditions of the run."""
-    lines = [
-        "| measurement | figure |",
-        "|---|---:|",
-        f"| relay throughput, {events} events, confirms, batch 100 | {throughput:,.0f} events/s |",
-    ]
+    lines = ["| measurement | figure |", "|---|---:|"]
+    if throughput is not None:
+        relayed = f"relay throughput, {events} events, confirms, batch 100"
+        lines.append(f"| {relayed} | {throughput:,.0f} events/s |")
     for latency in latencies:
         poll = f"relay poll {latency.poll_interval:g} s, n={len(latency.samples)}"
         for leg, samples in (
@@ -344,14 +389,18 @@ def render(
             ("  of which published → e-mail at SMTP", latency.delivering),
         ):
             lines.append(f"| {leg}, {poll}, p50 / p95 / max | {_quantiles(samples)} |")
-    lines += ["", "| registration request, Argon2 | with event | without | added | ratio |"]
-    lines.append("|---|---:|---:|---:|---:|")
+    if costs:
+        lines += ["", "| registration request, Argon2 | with event | without | added | ratio |"]
+        lines.append("|---|---:|---:|---:|---:|")
     for cost in costs:
         added = cost.with_event - cost.without_event
         lines.append(
             f"| {cost.hashing} | {cost.with_event:.2f} ms | {cost.without_event:.2f} ms | "
             f"{added:+.2f} ms | {cost.with_event / cost.without_event:.3f} |"
         )
+    if event_costs:
+        lines += ["", "CPU per event (utime + stime, descendants included):", ""]
+        lines += render_costs(event_costs)
     lines += [
         "",
         f"{args.rounds} alternating rounds per variant; PostgreSQL and RabbitMQ on this "
