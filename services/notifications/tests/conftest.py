@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from flotilla.outbox import Event
 from flotilla.testing import app_fixture, empty_tables
 from notifications import create_app
 from notifications.config import NotificationsSettings
+from notifications.mail import Email
 from notifications.models import db
 from notifications.sender import SmtpSender
 from notifications.testing import MailServer
@@ -54,6 +57,22 @@ def smtp_app(app: Flask, mail_server: MailServer) -> Flask:
     smtp = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": mail_server.port, "SMTP_STARTTLS": False}
     app.extensions["notifications.sender"] = SmtpSender(settings.model_copy(update=smtp))
     return app
+
+
+def parsed(email: Email, *, tolerate: tuple[type[Exception], ...] = ()) -> EmailMessage:
+    """``email`` as a mail program reads it: parsed by the ``email`` package's strict policy.
+
+    Fails on any defect the parser finds, in the message, a part or a header, except those
+    of the ``tolerate`` types.
+    """
+    message = message_from_bytes(email.data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    for part in message.walk():
+        assert part.defects == []
+        for name, value in part.items():
+            found = [d for d in getattr(value, "defects", ()) if not isinstance(d, tolerate)]
+            assert found == [], name
+    return message
 
 
 EventFactory = Callable[..., Event]

@@ -13,7 +13,7 @@ import pytest
 from flotilla.testing import capture_logs
 from notifications.config import NotificationsSettings
 from notifications.events import UserRegistered, parse_payload
-from notifications.mail import welcome_email
+from notifications.mail import Email, welcome_email
 from notifications.sender import EmlWriter, SmtpSender
 from notifications.testing import MailServer
 
@@ -23,7 +23,7 @@ from .tls import Certificate, self_signed
 CREDENTIALS = ("shop", "correct horse battery")
 
 
-def a_welcome(settings: NotificationsSettings, **changes: Any) -> Any:
+def a_welcome(settings: NotificationsSettings, **changes: Any) -> Email:
     """A welcome e-mail to be sent."""
     event = make_event("user.registered", user_registered_payload(**changes))
     return welcome_email(parse_payload(event, UserRegistered), event_id=event.id, settings=settings)
@@ -53,7 +53,7 @@ def test_an_email_is_delivered_over_plain_smtp(mail_server: MailServer) -> None:
     message = a_welcome(settings)
     assert SmtpSender(settings).send(message) == f"smtp://127.0.0.1:{mail_server.port}"
     (received,) = mail_server.to("alice@example.com")
-    assert received.message["Message-ID"] == message["Message-ID"]
+    assert received.message["Message-ID"] == message.message_id
     assert received.sender == "no-reply@shop.example"
     assert received.message.get_body(("html",)) is not None
 
@@ -67,8 +67,62 @@ def test_starttls_and_a_login_are_used_when_configured(
         SMTP_PASSWORD=CREDENTIALS[1],
         SMTP_CA_FILE=str(certificate.cert_file),
     )
-    SmtpSender(settings).send(a_welcome(settings))
-    assert len(tls_server.to("alice@example.com")) == 1
+    sender = SmtpSender(settings)
+    for _ in range(3):
+        sender.send(a_welcome(settings))
+    received = tls_server.to("alice@example.com")
+    assert len(received) == 3
+    assert len({item.peer for item in received}) == 1  # one TLS handshake and login for all
+    assert sender.opened == 1
+
+
+def test_e_mails_share_one_connection_and_a_dropped_one_is_replaced(
+    mail_server: MailServer,
+) -> None:
+    settings = smtp_settings(mail_server.port, SMTP_STARTTLS=False)
+    sender = SmtpSender(settings, check_after_idle=float("inf"))  # never NOOP first
+    sender.send(a_welcome(settings))
+    sender.send(a_welcome(settings))
+    mail_server.down()  # the server drops every client between two e-mails
+    mail_server.up()
+    with capture_logs() as logs:
+        sender.send(a_welcome(settings))  # the envelope finds it closed: a new connection
+    peers = [item.peer for item in mail_server.received()]
+    assert len(peers) == 3
+    assert peers[0] == peers[1] != peers[2]
+    assert sender.opened == 2
+    reconnected = [line for line in logs if "reconnecting" in line["message"]]
+    assert len(reconnected) == 1
+
+
+def test_a_connection_idle_for_long_is_checked_before_it_is_reused(
+    mail_server: MailServer,
+) -> None:
+    settings = smtp_settings(mail_server.port, SMTP_STARTTLS=False)
+    now = [0.0]
+    sender = SmtpSender(settings, check_after_idle=5.0, clock=lambda: now[0])
+    sender.send(a_welcome(settings))
+    now[0] = 4.0
+    sender.send(a_welcome(settings))  # recently used: no check, same connection
+    mail_server.down()
+    mail_server.up()
+    now[0] = 10.0
+    with capture_logs() as logs:
+        sender.send(a_welcome(settings))  # NOOP fails, so a new connection before MAIL
+    peers = [item.peer for item in mail_server.received()]
+    assert peers[0] == peers[1] != peers[2]
+    assert sender.opened == 2
+    assert not [line for line in logs if "reconnecting" in line["message"]]
+
+
+def test_closing_the_sender_quits_its_connections(mail_server: MailServer) -> None:
+    settings = smtp_settings(mail_server.port, SMTP_STARTTLS=False)
+    sender = SmtpSender(settings)
+    sender.send(a_welcome(settings))
+    sender.close()
+    sender.send(a_welcome(settings))
+    assert sender.opened == 2
+    assert len({item.peer for item in mail_server.received()}) == 2
 
 
 def test_a_wrong_password_fails_the_send(tls_server: MailServer, certificate: Certificate) -> None:
@@ -117,6 +171,6 @@ def test_the_eml_writer_writes_one_file_per_message_id_and_logs_where(tmp_path: 
     assert [path.name for path in (tmp_path / "mail").iterdir()] == [Path(first).name]
     assert Path(first).suffix == ".eml"
     stored = message_from_bytes(Path(first).read_bytes(), policy=policy.default)
-    assert stored["Message-ID"] == message["Message-ID"]
+    assert stored["Message-ID"] == message.message_id
     written = [line for line in logs if line["message"] == "e-mail written to a file"]
     assert [line["path"] for line in written] == [str(Path(first).resolve())] * 2

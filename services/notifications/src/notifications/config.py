@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from email.headerregistry import HeaderRegistry
+from functools import cache
 from typing import Any, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -54,10 +56,7 @@ class NotificationsSettings(ServiceSettings):
     @field_validator("MAIL_FROM")
     @classmethod
     def _one_address(cls, value: str) -> str:
-        header = _from_header(value)
-        addresses = header.addresses
-        if header.defects or len(addresses) != 1 or not addresses[0].domain:
-            raise ValueError("must be one e-mail address, optionally with a name: 'Shop <a@b.c>'")
+        mailbox_of(value)  # raises ValueError
         return value
 
     @model_validator(mode="after")
@@ -71,10 +70,27 @@ class NotificationsSettings(ServiceSettings):
     @property
     def mail_domain(self) -> str:
         """The domain of ``MAIL_FROM``; it ends every Message-ID this service makes."""
-        domain: str = _from_header(self.MAIL_FROM).addresses[0].domain
-        return domain
+        return mailbox_of(self.MAIL_FROM).domain
 
 
-def _from_header(value: str) -> Any:
-    """``value`` parsed as a From: header: its ``addresses`` and its ``defects``."""
-    return HeaderRegistry()("From", value)  # typeshed lacks the dynamic header classes
+@dataclass(frozen=True)
+class Mailbox:
+    """One address with an optional display name, as in ``Shop <no-reply@shop.example>``."""
+
+    name: str
+    address: str
+    domain: str
+
+
+@cache
+def mailbox_of(value: str) -> Mailbox:
+    """``value`` parsed as a From: header holding one mailbox; ``ValueError`` otherwise.
+
+    Cached: ``MAIL_FROM`` is parsed once per process, not once per e-mail.
+    """
+    header: Any = HeaderRegistry()("From", value)  # typeshed lacks the dynamic header classes
+    addresses = header.addresses
+    if header.defects or len(addresses) != 1 or not addresses[0].domain:
+        raise ValueError("must be one e-mail address, optionally with a name: 'Shop <a@b.c>'")
+    found = addresses[0]
+    return Mailbox(found.display_name, found.addr_spec, found.domain)

@@ -27,12 +27,14 @@ from flotilla.testing import free_port
 
 @dataclass(frozen=True)
 class Received:
-    """One e-mail the server accepted: when, from whom, to whom, and the message."""
+    """One e-mail the server accepted: when, from whom, to whom, the message, over which
+    connection (the client's address and port)."""
 
     at: float
     sender: str
     recipients: tuple[str, ...]
     message: EmailMessage
+    peer: tuple[str, int]
 
 
 class _Inbox:
@@ -62,7 +64,9 @@ class _Inbox:
         assert isinstance(message, EmailMessage)
         with self.lock:
             sender = str(envelope.mail_from)
-            self.received.append(Received(time.time(), sender, recipients, message))
+            address: Any = session.peer  # (host, port) for a TCP client
+            peer = (str(address[0]), int(address[1]))
+            self.received.append(Received(time.time(), sender, recipients, message, peer))
         return "250 Message accepted for delivery"
 
 

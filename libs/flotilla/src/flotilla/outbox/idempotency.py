@@ -10,6 +10,10 @@ back, the duplicate applies the effect instead. Nothing is applied twice, nothin
 An effect outside the database (an e-mail) cannot join the transaction: send it before the
 commit, so a failure rolls the record back and the retry sends again. The remaining window
 (sent, then the commit fails) is why such effects are at least once.
+
+The record is one Core statement, ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (PostgreSQL
+and SQLite both have it), built once per dialect and run on the session's connection: one
+round trip, no ORM unit of work, and the duplicate check is the insert itself.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import MetaData
+from sqlalchemy import Insert, MetaData, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, scoped_session
 
@@ -37,6 +42,7 @@ class ProcessedEvents:
 
     def __init__(self, metadata: MetaData, *, table_name: str = "processed_events") -> None:
         self.table = processed_events_table(metadata, table_name)
+        self._records: dict[str, Insert] = {}
 
     def first_delivery(
         self, session: Session | scoped_session[Session], event_id: uuid.UUID, *, consumer: str
@@ -46,15 +52,25 @@ class ProcessedEvents:
         True the first time: apply the effect, then commit. False when it was recorded
         before: skip the effect.
         """
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = (
-            insert(self.table)
-            .values(consumer=consumer, event_id=event_id, processed_at=datetime.now(UTC))
-            .on_conflict_do_nothing()
-            .returning(self.table.c.event_id)
-        )
-        return session.execute(statement).first() is not None
+        connection = session.connection()  # begins the session's transaction if need be
+        values = {"consumer": consumer, "event_id": event_id, "processed_at": datetime.now(UTC)}
+        record = self._record(connection.dialect.name)
+        return connection.execute(record, values).first() is not None
+
+    def _record(self, dialect: str) -> Insert:
+        """The insert-unless-recorded statement for ``dialect``, built on first use."""
+        record = self._records.get(dialect)
+        if record is None:
+            insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            columns = ("consumer", "event_id", "processed_at")
+            record = (
+                insert(self.table)
+                .values({name: bindparam(name) for name in columns})
+                .on_conflict_do_nothing()
+                .returning(self.table.c.event_id)
+            )
+            self._records[dialect] = record
+        return record
 
     def once(
         self, session: Session | scoped_session[Session], *, consumer: str
