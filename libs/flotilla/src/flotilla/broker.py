@@ -32,15 +32,18 @@ def broker_directory(settings: ServiceSettings) -> Path:
     return settings.VAR_DIR / "broker"
 
 
-def transport_options(settings: ServiceSettings) -> dict[str, Any]:
+def transport_options(settings: ServiceSettings, *, confirm_each: bool = True) -> dict[str, Any]:
     """Publisher confirms on AMQP; folders under ``VAR_DIR`` for the filesystem transport.
+
+    ``confirm_each``: every publish waits for its own confirm (what Celery's publishing
+    needs). The outbox relay turns it off and waits once per batch instead.
 
     The filesystem transport claims a message by renaming its file into ``processed``; a
     rename within one file system is atomic, so two workers never take the same message
     (a move to the system temporary directory, kombu's default, may be a copy and is not).
     """
     if settings.BROKER_URL:
-        return {"confirm_publish": True}
+        return {"confirm_publish": True} if confirm_each else {}
     directory = broker_directory(settings)
     folders = {name: directory / name for name in ("messages", "control", "processed")}
     for folder in folders.values():
@@ -59,10 +62,10 @@ def events_exchange(settings: ServiceSettings) -> Exchange:
     return Exchange(settings.EVENTS_EXCHANGE, "topic", durable=True)
 
 
-def broker_connection(settings: ServiceSettings) -> Connection:
+def broker_connection(settings: ServiceSettings, *, confirm_each: bool = True) -> Connection:
     """A kombu connection (not yet open) to the service's broker, with its timeouts."""
     return Connection(
         broker_url(settings),
-        transport_options=transport_options(settings),
+        transport_options=transport_options(settings, confirm_each=confirm_each),
         connect_timeout=settings.BROKER_CONNECT_TIMEOUT,
     )

@@ -97,6 +97,24 @@ def test_the_relay_publishes_in_creation_order_and_marks_them(
     assert pending_ids(app) == []
 
 
+def test_a_batch_is_published_whole_and_its_confirms_waited_for_once(
+    make_app: AppFactory, names: Names, rabbit: Rabbit
+) -> None:
+    app = make_app(OUTBOX_BATCH_SIZE=20)
+    probe = rabbit.bind_queue(f"{names.service}.probe", names.exchange).name
+    ids = add_events(app, 50)
+    publisher = BrokerPublisher(app.extensions["flotilla.settings"])
+    try:
+        assert relay_pending(app, publisher) == 50
+        assert publisher.waits == 3  # 20 + 20 + 10, one wait each, not one per event
+    finally:
+        publisher.close()
+    messages = rabbit.take_all(probe)
+    assert [uuid.UUID(body["id"]) for body in event_bodies(messages)] == ids
+    assert {message.properties["delivery_mode"] for message in messages} == {2}
+    assert pending_ids(app) == []
+
+
 def test_events_are_marked_published_only_once_the_broker_confirms(
     app: Flask, names: Names, rabbit: Rabbit
 ) -> None:

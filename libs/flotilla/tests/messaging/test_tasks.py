@@ -29,14 +29,21 @@ def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def worker(app: Flask, tmp_path: Path, name: str = "worker") -> WorkerProcess:
+POOLS = ["prefork", "threads", "solo"]
+"""Every execution pool ``TASK_POOL`` offers: each must keep the delivery guarantees."""
+
+
+def worker(
+    app: Flask, tmp_path: Path, name: str = "worker", pool: str = "prefork"
+) -> WorkerProcess:
     """A worker process for ``app``'s settings (same broker, database and VAR_DIR)."""
     settings = app.extensions["flotilla.settings"]
     env = {
         "SAMPLE_WORKER": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
-        "TASK_CONCURRENCY": "1",
         **{key: str(value) for key, value in settings.model_dump().items() if key.isupper()},
+        "TASK_CONCURRENCY": "1",
+        "TASK_POOL": pool,
     }
     env.pop("SECRET_KEY_FALLBACKS", None)
     return WorkerProcess(
@@ -70,6 +77,7 @@ def test_celery_is_configured_to_lose_nothing(app: Flask, names: Names) -> None:
     assert conf.broker_transport_options == {"confirm_publish": True}
     assert conf.task_soft_time_limit < conf.task_time_limit
     assert conf.task_default_queue == names.work_queue
+    assert conf.worker_pool == "prefork"  # the chassis default; TASK_POOL chooses another
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -89,15 +97,16 @@ def test_declared_queues_keep_events_published_before_any_worker_starts(
 
 
 @pytest.mark.process
+@pytest.mark.parametrize("pool", POOLS)
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_task_runs_in_app_context_with_the_request_id_in_its_logs(
-    app: Flask, tmp_path: Path
+    app: Flask, tmp_path: Path, pool: str
 ) -> None:
     headers = {"X-Request-ID": "req-task-1", "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}
     with app.test_request_context("/", headers=headers):
         app.preprocess_request()
         record.delay("first")
-    with worker(app, tmp_path) as running:
+    with worker(app, tmp_path, pool=pool) as running:
         wait_until(lambda: lines(tmp_path / "done.txt") == ["first"], what="task ran")
         ran = next(r for r in running.log_records() if r.get("message") == "sample task ran")
     assert ran["request_id"] == "req-task-1"
@@ -107,31 +116,33 @@ def test_a_task_runs_in_app_context_with_the_request_id_in_its_logs(
 
 
 @pytest.mark.process
+@pytest.mark.parametrize("pool", POOLS)
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_task_whose_worker_is_killed_is_run_again(app: Flask, tmp_path: Path) -> None:
+def test_a_task_whose_worker_is_killed_is_run_again(app: Flask, tmp_path: Path, pool: str) -> None:
     with app.app_context():
         slow.delay("only")
-    first = worker(app, tmp_path, "first")
+    first = worker(app, tmp_path, "first", pool=pool)
     first.start()
     try:
         wait_until(lambda: len(lines(tmp_path / "started.txt")) == 1, what="task started")
     finally:
         first.kill()
     (tmp_path / "release").touch()
-    with worker(app, tmp_path, "second"):
+    with worker(app, tmp_path, "second", pool=pool):
         wait_until(lambda: lines(tmp_path / "done.txt") == ["only"], what="task redelivered")
     assert len(lines(tmp_path / "started.txt")) == 2
 
 
 @pytest.mark.process
+@pytest.mark.parametrize("pool", POOLS)
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_poison_task_is_dead_lettered_and_the_worker_goes_on(
-    app: Flask, tmp_path: Path, names: Names, rabbit: Rabbit
+    app: Flask, tmp_path: Path, names: Names, rabbit: Rabbit, pool: str
 ) -> None:
     with app.app_context():
         task_id = poison.delay("bad")
         record.delay("next")
-    with worker(app, tmp_path):
+    with worker(app, tmp_path, pool=pool):
         wait_until(lambda: lines(tmp_path / "done.txt") == ["next"], what="next task ran")
         wait_until(lambda: rabbit.count(names.dead_queue) == 1, what="dead letter")
     assert lines(tmp_path / "attempts.txt") == ["bad"] * 3  # the first run and two retries

@@ -10,6 +10,7 @@ from typing import Any, Self
 from pydantic import Field, field_validator, model_validator
 
 from flotilla import ServiceSettings
+from flotilla.config.messaging import TaskPool
 
 
 class NotificationsSettings(ServiceSettings):
@@ -38,6 +39,12 @@ class NotificationsSettings(ServiceSettings):
     )
     SHOP_NAME: str = Field("Flotilla Shop", description="The shop's name as e-mails show it.")
     SHOP_URL: str = Field("http://127.0.0.1:8080", description="The shop's address in e-mails.")
+    TASK_POOL: TaskPool = Field(
+        "threads", description="Threads: sending e-mail waits on I/O (docs/adr/0017-task-pools.md)."
+    )
+    TASK_CONCURRENCY: int = Field(
+        4, ge=1, description="E-mails a worker sends at once, one thread (and connection) each."
+    )
     TASK_MAX_RETRIES: int = Field(
         20,
         ge=0,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
+
+TaskPool = Literal["prefork", "threads", "solo"]
+"""Celery's execution pools the chassis supports (docs/adr/0017-task-pools.md)."""
 
 
 class MessagingSettings(BaseSettings):
@@ -15,10 +18,14 @@ class MessagingSettings(BaseSettings):
         3.0, gt=0, description="Seconds to wait for the broker before a publish counts as failed."
     )
     TASK_SOFT_TIME_LIMIT: float = Field(
-        60.0, gt=0, description="Seconds after which a running task is asked to stop (retried)."
+        60.0,
+        gt=0,
+        description="Seconds after which a running task is asked to stop (retried); prefork only.",
     )
     TASK_TIME_LIMIT: float = Field(
-        90.0, gt=0, description="Seconds after which a running task's process is killed."
+        90.0,
+        gt=0,
+        description="Seconds after which a running task's process is killed; prefork only.",
     )
     TASK_MAX_RETRIES: int = Field(
         5, ge=0, description="Retries of a failing task before it goes to the dead-letter queue."
@@ -29,8 +36,12 @@ class MessagingSettings(BaseSettings):
     TASK_RETRY_BACKOFF_MAX: float = Field(
         300.0, gt=0, description="Longest delay in seconds between two retries of a task."
     )
+    TASK_POOL: TaskPool = Field(
+        "prefork",
+        description="How a worker runs tasks: prefork (a process each), threads, or solo (inline).",
+    )
     TASK_CONCURRENCY: int = Field(
-        2, ge=1, description="Task processes per worker (each runs one task at a time)."
+        2, ge=1, description="Tasks a worker runs at once: processes (prefork) or threads."
     )
     EVENTS_EXCHANGE: str = Field(
         "flotilla.events", description="Topic exchange events are published to, by event type."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 
@@ -11,6 +12,10 @@ from flask.cli import AppGroup
 
 cli = AppGroup("tasks", help="Background tasks.")
 
+CELERY_PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+"""Celery's "received" and "succeeded" lines, two per task, without the request id; a task's
+own lines carry it, and failures and retries are logged at WARNING and above."""
+
 
 @cli.command("worker")
 @click.option("--concurrency", type=int, default=None, help="Override TASK_CONCURRENCY.")
@@ -19,6 +24,9 @@ def worker_command(concurrency: int | None) -> None:
     from flotilla.tasks.extension import tasks_state  # noqa: PLC0415 - cli is imported by it
 
     state = tasks_state(current_app)
+    if state.settings.LOG_LEVEL != "DEBUG":
+        for name in CELERY_PER_TASK_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     worker = state.celery.Worker(
         quiet=True,  # no ASCII banner on stdout: every line stays JSON
         loglevel=state.settings.LOG_LEVEL,

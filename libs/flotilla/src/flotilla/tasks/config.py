@@ -4,6 +4,8 @@ Every choice here is one the classic recipe gets wrong by default: late acks and
 ``reject_on_worker_lost`` so a task whose worker dies is delivered again; prefetch 1 so a
 long task does not hold messages other workers could run; publisher confirms so a publish
 returns only once RabbitMQ has the message; JSON only so a message can never run code.
+The execution pool is ``TASK_POOL``: prefork by default, threads for short I/O-bound tasks
+such as sending e-mail (docs/adr/0017-task-pools.md).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def celery_config(settings: ServiceSettings, queue: Queue) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        "worker_pool": settings.TASK_POOL,
         "worker_concurrency": settings.TASK_CONCURRENCY,
         "task_soft_time_limit": settings.TASK_SOFT_TIME_LIMIT,
         "task_time_limit": settings.TASK_TIME_LIMIT,
