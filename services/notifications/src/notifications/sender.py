@@ -220,6 +220,7 @@ class EmlWriter:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._resolved: Path | None = None
 
     def path_for(self, email: Email) -> Path:
         """The file of ``email``: its Message-ID, so a second copy replaces the first."""
@@ -229,6 +230,8 @@ class EmlWriter:
     def send(self, email: Email) -> str:
         """Write the file (atomically: a reader never sees half of it) and log its path."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        if self._resolved is None:  # the absolute path of the directory, found once
+            self._resolved = self.directory.resolve()
         path = self.path_for(email)
         descriptor, partial = tempfile.mkstemp(dir=self.directory, suffix=".partial")
         try:
@@ -238,7 +241,8 @@ class EmlWriter:
         except BaseException:
             Path(partial).unlink(missing_ok=True)
             raise
-        log.info("e-mail written to a file", extra={"path": str(path.resolve())})
+        written = self._resolved / path.name
+        log.info("e-mail written to a file", extra={"path": str(written)})
         return str(path)
 
 
