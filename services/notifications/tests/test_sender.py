@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import threading
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from flotilla.testing import capture_logs
+from flotilla.testing import capture_logs, wait_until
 from notifications.config import NotificationsSettings
 from notifications.events import UserRegistered, parse_payload
 from notifications.mail import Email, welcome_email
@@ -113,6 +114,32 @@ def test_a_connection_idle_for_long_is_checked_before_it_is_reused(
     assert peers[0] == peers[1] != peers[2]
     assert sender.opened == 2
     assert not [line for line in logs if "reconnecting" in line["message"]]
+
+
+def test_a_send_cut_during_data_is_not_sent_again_on_the_spot(mail_server: MailServer) -> None:
+    settings = smtp_settings(mail_server.port, SMTP_STARTTLS=False)
+    sender = SmtpSender(settings)
+    sender.send(a_welcome(settings, email="first@example.com"))
+    mail_server.hold("alice@example.com")
+
+    def cut_while_held() -> None:
+        wait_until(lambda: mail_server.holding, what="the message waiting in DATA")
+        mail_server.down()
+
+    cutter = threading.Thread(target=cut_while_held)
+    cutter.start()
+    try:
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            sender.send(a_welcome(settings))  # the server may have had it: the task retries
+    finally:
+        cutter.join(10)
+        mail_server.release()
+    assert sender.opened == 1  # no second connection, no second attempt
+    assert mail_server.to("alice@example.com") == []
+    mail_server.up()
+    sender.send(a_welcome(settings))  # the retry: the closed connection was not kept
+    assert sender.opened == 2
+    assert len(mail_server.to("alice@example.com")) == 1
 
 
 def test_closing_the_sender_quits_its_connections(mail_server: MailServer) -> None:
