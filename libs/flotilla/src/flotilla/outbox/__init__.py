@@ -11,6 +11,7 @@ from flotilla.outbox.envelope import EVENT_TASK, Event, event_message
 from flotilla.outbox.idempotency import ProcessedEvents
 from flotilla.outbox.metrics import PendingStats, pending_stats, refresh_gauges
 from flotilla.outbox.relay import (
+    BatchPublisher,
     BrokerPublisher,
     PendingEvent,
     Publisher,
@@ -25,6 +26,7 @@ from flotilla.outbox.writer import Outbox, new_event
 
 __all__ = [
     "EVENT_TASK",
+    "BatchPublisher",
     "BrokerPublisher",
     "Event",
     "Outbox",

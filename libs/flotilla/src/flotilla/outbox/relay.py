@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from amqp.exceptions import MessageNacked  # type: ignore[import-untyped]
 from flask import Flask
@@ -71,6 +71,7 @@ Outcome = tuple[list[int], Exception | None]
 """The positions confirmed, in order, up to the first event that was not; and why not."""
 
 
+@runtime_checkable
 class BatchPublisher(Publisher, Protocol):
     """A publisher that can send many events and wait for the broker's confirms once."""
 
@@ -98,8 +99,10 @@ class _ConfirmedChannel:
         channel.events["basic_nack"].add(lambda tag, multiple: self._answer(tag, multiple, False))
 
     def _answer(self, tag: int, multiple: bool, acked: bool) -> None:
+        """Record the broker's answer for ``tag`` (and all before it, if ``multiple``)."""
         for number in range(self._first, tag + 1) if multiple else (tag,):
-            self._answers.setdefault(number, acked)
+            if number >= self._first:  # a late answer for an earlier batch is not this one's
+                self._answers.setdefault(number, acked)
 
     def publish_all(self, events: Sequence[PendingEvent], exchange: str) -> Outcome:
         """Publish every event, then wait once until the broker has answered for each."""
@@ -136,8 +139,10 @@ class _ConfirmedChannel:
         confirmed: list[int] = []
         for number, pending in enumerate(events, start=self._first):
             answer = self._answers.get(number)
-            if answer is not True:
-                return confirmed, error or (MessageNacked() if answer is False else None)
+            if answer is None:
+                return confirmed, error or TimeoutError("the broker did not confirm in time")
+            if not answer:
+                return confirmed, MessageNacked()
             confirmed.append(pending.position)
         return confirmed, error
 
@@ -250,10 +255,8 @@ def _pending(row: Row[Any]) -> PendingEvent:
 
 def _publish_in_order(events: Sequence[PendingEvent], publisher: Publisher) -> Outcome:
     """Publish until the first failure; the positions confirmed and that failure, if any."""
-    publish_all = getattr(publisher, "publish_all", None)
-    if publish_all is not None:
-        outcome: Outcome = publish_all(events)
-        return outcome
+    if isinstance(publisher, BatchPublisher):
+        return publisher.publish_all(events)
     return _publish_one_by_one(events, publisher.publish)
 
 
