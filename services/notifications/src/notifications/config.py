@@ -40,7 +40,7 @@ class NotificationsSettings(ServiceSettings):
     SHOP_NAME: str = Field("Flotilla Shop", description="The shop's name as e-mails show it.")
     SHOP_URL: str = Field("http://127.0.0.1:8080", description="The shop's address in e-mails.")
     TASK_POOL: TaskPool = Field(
-        "threads", description="Threads: sending e-mail waits on I/O (docs/adr/0017-task-pools.md)."
+        "threads", description="Threads: sending e-mail waits on I/O (docs/adr/0019-task-pools.md)."
     )
     TASK_CONCURRENCY: int = Field(
         4, ge=1, description="E-mails a worker sends at once, one thread (and connection) each."

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
 
 TaskPool = Literal["prefork", "threads", "solo"]
-"""Celery's execution pools the chassis supports (docs/adr/0017-task-pools.md)."""
+"""Celery's execution pools the chassis supports (docs/adr/0019-task-pools.md)."""
 
 
 class MessagingSettings(BaseSettings):

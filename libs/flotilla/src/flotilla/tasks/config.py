@@ -5,7 +5,7 @@ Every choice here is one the classic recipe gets wrong by default: late acks and
 long task does not hold messages other workers could run; publisher confirms so a publish
 returns only once RabbitMQ has the message; JSON only so a message can never run code.
 The execution pool is ``TASK_POOL``: prefork by default, threads for short I/O-bound tasks
-such as sending e-mail (docs/adr/0017-task-pools.md).
+such as sending e-mail (docs/adr/0019-task-pools.md).
 """
 
 from __future__ import annotations
