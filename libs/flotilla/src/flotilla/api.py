@@ -115,6 +115,16 @@ def register_blueprints(app: Flask, *blueprints: flask_smorest.Blueprint) -> Non
         api.register_blueprint(blueprint)
 
 
+def json_document(body: bytes) -> Response:
+    """A 200 JSON answer of ``body``, already rendered (a cached document): nothing is dumped.
+
+    flask-smorest returns a view's ``Response`` as it is, so the view keeps its declared
+    schema in the OpenAPI document while the bytes come from wherever they were rendered.
+    """
+    response: Response = current_app.response_class(body, mimetype="application/json")
+    return response
+
+
 def current_api() -> ServiceApi:
     """The API of the current app."""
     api: ServiceApi = current_app.extensions["flotilla.api"]

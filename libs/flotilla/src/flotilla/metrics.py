@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -33,6 +33,7 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LABELS = ("method", "endpoint", "status")
 _CONVERTER = re.compile(r"<(?:[^<>:]+:)?([^<>:]+)>")
+_STARTED_KEY = "flotilla.metrics.started"
 
 
 @dataclass(frozen=True)
@@ -120,21 +121,34 @@ class Metrics:
 def _start_timer() -> None:
     if request.endpoint == "flotilla_metrics.metrics":
         return
-    g.flotilla_metrics_started = time.perf_counter()
+    request.environ[_STARTED_KEY] = time.perf_counter()
     instruments().in_flight.inc()
 
 
 def _observe(response: Response) -> Response:
-    started: float | None = g.get("flotilla_metrics_started")
+    started: float | None = request.environ.get(_STARTED_KEY)
     if started is None:
         return response
     method = request.method if request.method in _KNOWN_METHODS else "OTHER"
-    endpoint = _route_label(request.url_rule.rule) if request.url_rule else "<unmatched>"
-    labels = (method, endpoint, str(response.status_code))
-    metrics = instruments()
-    metrics.requests.labels(*labels).inc()
-    metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+    rule = request.url_rule
+    count, latency = _series(method, rule.rule if rule else None, response.status_code)
+    count.inc()
+    latency.observe(time.perf_counter() - started)
     return response
+
+
+@cache
+def _series(method: str, rule: str | None, status: int) -> tuple[Counter, Histogram]:
+    """The two labelled series one request updates, looked up once per (method, route, status).
+
+    prometheus_client's ``labels()`` checks and converts the values and takes a lock on every
+    call; the set of distinct label values is small (routes x methods x statuses), so each
+    process keeps the children it has used. They are created after the fork, in the worker,
+    since nothing calls this in a server's parent process.
+    """
+    labels = (method, _route_label(rule) if rule is not None else "<unmatched>", str(status))
+    metrics = instruments()
+    return metrics.requests.labels(*labels), metrics.latency.labels(*labels)
 
 
 @cache
@@ -144,7 +158,7 @@ def _route_label(rule: str) -> str:
 
 
 def _leave(_error: BaseException | None) -> None:
-    if g.pop("flotilla_metrics_started", None) is not None:
+    if request.environ.pop(_STARTED_KEY, None) is not None:
         instruments().in_flight.dec()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
+from flask import Response, url_for
 
 from catalog import reservations as stock
 from catalog import service
@@ -18,7 +18,7 @@ from catalog.schemas import (
     ReservationCreate,
     ReservationPublic,
 )
-from flotilla.api import Blueprint, ProblemSchema
+from flotilla.api import Blueprint, ProblemSchema, json_document
 from flotilla.auth import require_auth
 from flotilla.pagination import Page
 
@@ -59,17 +59,17 @@ def list_products(limit: int, cursor: str | None, active: bool, q: str | None) -
 @products.get(f"/{PRODUCT_ID}")
 @products.response(200, ProductPublic)
 @products.alt_response(404, schema=ProblemSchema, description="No such product.")
-def get_product(product_id: int) -> Product:
+def get_product(product_id: int) -> Response:
     """Read a product."""
-    return service.get_product(product_id)
+    return json_document(service.product_document(product_id))
 
 
 @products.get("/by-sku/<string(maxlength=64):sku>")
 @products.response(200, ProductPublic)
 @products.alt_response(404, schema=ProblemSchema, description="No such product.")
-def get_product_by_sku(sku: str) -> Product:
+def get_product_by_sku(sku: str) -> Response:
     """Read a product by its SKU, in any case."""
-    return service.get_product_by_sku(sku)
+    return json_document(service.product_document_by_sku(sku))
 
 
 @products.patch(f"/{PRODUCT_ID}")
