@@ -42,7 +42,7 @@ from orders.config import OrdersSettings
 from users import create_app as create_users
 from users.config import UsersSettings
 
-from ..calls import admin_token, call
+from ..calls import admin_token, call, signed_token
 
 PASSWORD = "correct horse battery"
 INITIAL_STOCK = 1_000
@@ -71,6 +71,7 @@ class Shop:
     servers: dict[str, GunicornServer]
     users_proxy: TcpProxy
     token: str = ""
+    profileless_token: str = ""
     product_id: int = 0
     frozen: list[int] = field(default_factory=list)
 
@@ -79,13 +80,15 @@ class Shop:
         """Where orders answers."""
         return self.servers["orders"].url
 
-    def place_order(self, key: str | None = None, **headers: str) -> tuple[int, dict[str, str]]:
+    def place_order(
+        self, key: str | None = None, token: str | None = None, **headers: str
+    ) -> tuple[int, dict[str, str]]:
         """Order one unit of the product: the status and the problem or order body."""
         status, body, _ = call(
             "POST",
             f"{self.orders_url}/api/v1/orders",
             {"lines": [{"product_id": self.product_id, "quantity": 1}]},
-            token=self.token,
+            token=token or self.token,
             headers={"Idempotency-Key": key or uuid.uuid4().hex, **headers},
         )
         return status, body
@@ -284,6 +287,8 @@ def stock_the_shop(shop: Shop) -> None:
     )
     assert status == 200, tokens
     shop.token = tokens["access_token"]
+    key = shop.envs["users"]["AUTH_SIGNING_KEY"]
+    shop.profileless_token = signed_token(key, subject=str(account["id"]), roles=("customer",))
     status, product, _ = call(
         "POST",
         f"{shop.servers['catalog'].url}/api/v1/products",
