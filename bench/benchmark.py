@@ -26,12 +26,14 @@ the script measures and reports; readers judge.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 
 from components import Classifier
 from credentials import generate_signing_key
@@ -63,6 +65,7 @@ RUN_COMMAND = "scripts/run.py --no-rate-limits"
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Measure what the options ask for; print it; write RESULTS.md and the figures."""
+    signal.signal(signal.SIGTERM, _terminate)  # stop the system and clean up, as on Ctrl-C
     options = parse_options(argv)
     started = time.monotonic()
     wrk_path = ensure_wrk()
@@ -119,7 +122,12 @@ def measure_system(options: Options, wrk_path: str, report: Report) -> Wrk:
 def describe_system(stack: Stack) -> SystemDescription:
     """The checkout and each web service's server, as they run now."""
     servers = tuple(
-        (web.component, f"{web.server} {package_version(stack, web.server)}", web.command)
+        (
+            web.component,
+            f"{web.server} {package_version(stack, web.server)}, "
+            f"{len(web.workers)} worker processes",
+            web.command,
+        )
         for web in web_servers(stack.process.pid)
     )
     return SystemDescription(str(stack.root), checkout_version(stack.root), RUN_COMMAND, servers)
@@ -148,6 +156,10 @@ def publish(report: Report, wrk: Wrk | None) -> None:
     if options.save is not None:
         save(report, options.save, checkout)
         print(f"wrote {options.save}")
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,12 @@ def run_measured(command: Sequence[str], env: Mapping[str, str] | None = None) -
         process = subprocess.Popen(
             list(command), stdout=out, stderr=err, cwd=ROOT, env={**os.environ, **(env or {})}
         )
-        _, status, usage = os.wait4(process.pid, 0)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:  # interrupted: the load must not outlive the benchmark
+            process.kill()
+            process.wait()
+            raise
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)

@@ -29,6 +29,8 @@ def cpu_table(columns: Sequence[Column], unit: str) -> str:
         label = f"{name} (shared)" if name in shared else name
         lines.append(_row(label, [cells.get(name, 0.0) for cells in per_unit]))
     lines.append(_row("**all counted**", [sum(cells.values()) for cells in per_unit]))
+    own = [sum(ms for name, ms in cells.items() if name not in shared) for cells in per_unit]
+    lines.append(_row("all counted but the shared servers", own))
     machine = [_machine(runs) for _, runs in columns]
     lines.append(_row("whole machine, other work included", machine))
     sampling = [_sampler(runs) for _, runs in columns]

@@ -75,6 +75,7 @@ class CpuSampler:
         self._start_ticks = 0
         self._busy = (0.0, 0.0)
         self._own = (0.0, 0.0)
+        self._failure: BaseException | None = None
 
     def __enter__(self) -> CpuSampler:
         self._start_ticks = uptime_ticks()
@@ -93,6 +94,10 @@ class CpuSampler:
     ) -> None:
         self._stop.set()
         self._thread.join()
+        if self._failure is not None:
+            raise RuntimeError("sampling /proc failed; the window's figures are void") from (
+                self._failure
+            )
         self.sample()
         self._ended_at = time.monotonic()
         self._busy = (self._busy[0], machine_busy_s())
@@ -112,8 +117,11 @@ class CpuSampler:
         )
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.sample()
+        try:
+            while not self._stop.wait(self.interval_s):
+                self.sample()
+        except Exception as error:  # reported by __exit__, on the caller's thread
+            self._failure = error
 
     def sample(self) -> None:
         """Read every process once; start, update or close the tracks of the run's ones."""
