@@ -25,12 +25,13 @@ the script measures and reports; readers judge.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -97,7 +98,11 @@ def measure_login_section(options: Options, wrk: str, report: Report) -> None:
 def measure_system(options: Options, wrk_path: str, report: Report) -> Wrk:
     """Start the system, seed it, measure its sections, read memory; stop it, clean up."""
     print(f"starting {RUN_COMMAND} in {options.shop_root} ...", flush=True)
-    with isolated() as isolation, running_stack(options.shop_root, isolation) as stack:
+    with (
+        isolated() as isolation,
+        timed("the system, started to stopped"),
+        running_stack(options.shop_root, isolation) as stack,
+    ):
         report.system = describe_system(stack)
         classifier = Classifier({stack.process.pid: None}, isolation.database_prefix, read_argv)
         wrk = Wrk(wrk_path, options.threads, classifier)
@@ -109,14 +114,25 @@ def measure_system(options: Options, wrk_path: str, report: Report) -> Wrk:
             token = system.customer_token()
             order_ids = place_orders(stack, token, system.seeded, options.read_orders)
         if "reads" in options.sections:
-            report.reads = measure_reads(system, order_ids)
+            with timed("reads"):
+                report.reads = measure_reads(system, order_ids)
         if "orders" in options.sections:
-            report.orders = measure_orders(system)
+            with timed("orders"):
+                report.orders = measure_orders(system)
         if "rates" in options.sections:
-            report.rates = measure_rates(system, order_ids)
+            with timed("rates"):
+                report.rates = measure_rates(system, order_ids)
         report.memory = web_servers(stack.process.pid)
         print("stopping the system (Ctrl-C to make run) ...", flush=True)
     return wrk
+
+
+@contextlib.contextmanager
+def timed(section: str) -> Iterator[None]:
+    """Print how long ``section`` took, for whoever keeps the run within its budget."""
+    started = time.monotonic()
+    yield
+    print(f"[{section}] took {time.monotonic() - started:.0f} s", flush=True)
 
 
 def describe_system(stack: Stack) -> SystemDescription:

@@ -11,7 +11,8 @@ run gets, under one random name ``bench_<hex>``:
 * RabbitMQ: a virtual host of its own (``rabbitmqctl add_vhost``), so exchanges and queues
   keep their production names without meeting anyone else's; deleted afterwards.
 * ports: a block whose service ports (base + 1 to 3) and front door (base + 80) are free,
-  below Linux's ephemeral range, and a temporary ``--var-dir`` for logs, state and e-mails.
+  below Linux's ephemeral range, and a temporary ``--var-dir`` for logs, state and e-mails
+  (kept, and named, when the run fails).
 """
 
 from __future__ import annotations
@@ -76,8 +77,19 @@ def isolated() -> Iterator[Isolation]:
         redis_server = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
         redis_url = stack.enter_context(claimed_redis_database(redis_server, name))
         broker_url = stack.enter_context(virtual_host(amqp_server_url(), name))
-        var_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"{name}-")))
+        var_dir = stack.enter_context(kept_on_failure(Path(tempfile.mkdtemp(prefix=f"{name}-"))))
         yield Isolation(name, database_url, redis_url, broker_url, var_dir, free_base_port())
+
+
+@contextlib.contextmanager
+def kept_on_failure(directory: Path) -> Iterator[Path]:
+    """``directory``, removed afterwards unless the run failed: then its logs are evidence."""
+    try:
+        yield directory
+    except BaseException:
+        print(f"the run failed; its logs stay in {directory}", flush=True)
+        raise
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def drop_databases(prefix: str) -> None:
