@@ -37,6 +37,22 @@ RUNNER = "make run's runner (scripts/run.py)"
 POSTGRES, POSTGRES_SERVER = "PostgreSQL", "PostgreSQL server processes"
 REDIS, RABBITMQ = "Redis", "RabbitMQ"
 RABBITMQ_HELPERS = ("epmd", "erl_child_setup", "inet_gethost")
+SERVER_TITLES = (
+    "checkpointer",
+    "background writer",
+    "walwriter",
+    "autovacuum launcher",
+    "logical replication",
+    "archiver",
+    "logger",
+    "stats collector",
+    "walsender",
+    "walreceiver",
+    "startup",
+    "io worker",
+    "walsummarizer",
+)
+"""How PostgreSQL titles its own processes (shared by every database)."""
 HELPER = "multiprocessing.resource_tracker"
 """A child process of some servers (uvicorn) that serves no requests."""
 
@@ -117,11 +133,17 @@ class Classifier:
             del self.families[root]  # its pid may be reused by anything afterwards
 
     def classify(self, stat: ProcessStat, stats: Mapping[int, ProcessStat]) -> Membership | None:
-        """``stat``'s membership, None when the process is not the run's; ``stats`` is the
-        same moment's table, for the ancestry."""
-        if stat.key not in self._known:
-            self._known[stat.key] = self._family(stat, stats) or self._server(stat, stats)
-        return self._known[stat.key]
+        """``stat``'s membership, None when the process is not the run's (or not yet known to
+        be); ``stats`` is the same moment's table, for the ancestry."""
+        if stat.key in self._known:
+            return self._known[stat.key]
+        found = self._family(stat, stats)
+        settled = True
+        if found is None:
+            found, settled = self._server(stat, stats)
+        if settled:
+            self._known[stat.key] = found
+        return found
 
     def _family(self, stat: ProcessStat, stats: Mapping[int, ProcessStat]) -> Membership | None:
         chain = [stat.pid]
@@ -150,29 +172,39 @@ class Classifier:
             return not any(stat.ppid == top for stat in stats.values())
         return False
 
-    def _server(self, stat: ProcessStat, stats: Mapping[int, ProcessStat]) -> Membership | None:
+    def _server(
+        self, stat: ProcessStat, stats: Mapping[int, ProcessStat]
+    ) -> tuple[Membership | None, bool]:
+        """A shared server's process, or None; and whether that is settled (see _postgres)."""
         if stat.comm == "postgres":
-            return self._postgres(stat)
+            return self._postgres(stat, stats)
         if stat.comm == "redis-server":
-            return Membership(Component(REDIS, True, shared=True), stat.pid, worker=False)
-        rabbit = Component(RABBITMQ, True, shared=True)
+            return Membership(Component(REDIS, True, shared=True), stat.pid, worker=False), True
+        rabbit = Membership(Component(RABBITMQ, True, shared=True), stat.pid, worker=False)
         if stat.comm == "beam.smp" and "rabbit boot" in " ".join(self.argv_of(stat.pid)):
-            return Membership(rabbit, stat.pid, worker=False)
+            return rabbit, True
         if stat.comm in RABBITMQ_HELPERS and stat.state != "Z":
             parent = stats.get(stat.ppid)
             if stat.ppid <= 1 or (parent is not None and self.classify(parent, stats)):
-                return Membership(rabbit, stat.pid, worker=False)
-        return None
+                return rabbit, True
+        return None, True
 
-    def _postgres(self, stat: ProcessStat) -> Membership | None:
-        title = " ".join(self.argv_of(stat.pid))
-        match = POSTGRES_TITLE.match(title)
-        if match is None:  # the postmaster keeps its real command line
-            return Membership(Component(POSTGRES_SERVER, False, shared=True), stat.pid, False)
+    def _postgres(
+        self, stat: ProcessStat, stats: Mapping[int, ProcessStat]
+    ) -> tuple[Membership | None, bool]:
+        """A backend is the run's if its database is; a backend just forked still shows the
+        postmaster's command line or an unfinished title, and is looked at again next time."""
+        server = Membership(Component(POSTGRES_SERVER, False, shared=True), stat.pid, False)
+        match = POSTGRES_TITLE.match(" ".join(self.argv_of(stat.pid)))
+        if match is None:  # the postmaster keeps its real command line; its children change it
+            parent = stats.get(stat.ppid)
+            return (None, False) if parent and parent.comm == "postgres" else (server, True)
         body = match.group(1)
+        if body.startswith(SERVER_TITLES):
+            return server, True
         database = BACKEND.match(body) or AUTOVACUUM.match(body)
         if database is None:
-            return Membership(Component(POSTGRES_SERVER, False, shared=True), stat.pid, False)
+            return None, False
         if database.group(1).startswith(self.database_prefix):
-            return Membership(Component(POSTGRES, False), stat.pid, worker=False)
-        return None
+            return Membership(Component(POSTGRES, False), stat.pid, worker=False), True
+        return None, True

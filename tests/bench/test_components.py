@@ -118,3 +118,16 @@ def test_postgres_backends_count_only_for_the_runs_databases(
     backend = stat(700, 600, comm="postgres")
     membership = classifier({700: title.split(" ")}).classify(backend, {700: backend})
     assert (membership.component.name if membership else None) == component
+
+
+def test_a_backend_not_yet_titled_is_looked_at_again_until_it_says_its_database() -> None:
+    postmaster = stat(600, 1, comm="postgres")
+    backend = stat(701, 600, comm="postgres")
+    stats = {600: postmaster, 701: backend}
+    titles = {701: ["/usr/lib/postgresql/15/bin/postgres", "-D", "/var/lib/postgresql"]}
+    found = classifier(titles)
+    assert found.classify(backend, stats) is None
+    titles[701] = ["postgres: 15/main: postgres bench_ab12_users 127.0.0.1(5546) idle"]
+    membership = found.classify(backend, stats)
+    assert membership is not None
+    assert membership.component.name == POSTGRES
