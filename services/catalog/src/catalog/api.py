@@ -8,7 +8,7 @@ from flask import Response, url_for
 
 from catalog import reservations as stock
 from catalog import service
-from catalog.models import Product, Reservation
+from catalog.models import Product
 from catalog.schemas import (
     ProductCreate,
     ProductPublic,
@@ -96,7 +96,7 @@ def deactivate_product(product_id: int) -> None:
 @reservations.response(201, ReservationPublic)
 @reservations.alt_response(200, schema=ReservationPublic, description="Reserved before.")
 @reservations.alt_response(409, schema=ProblemSchema, description="Out of stock or released.")
-def reserve_stock(data: dict[str, Any]) -> tuple[Reservation, int]:
+def reserve_stock(data: dict[str, Any]) -> tuple[stock.ReservationView, int]:
     """Hold stock for an order: all lines or none; a repeat holds nothing more."""
     reservation, created = stock.reserve_stock(**data)
     return reservation, 201 if created else 200
@@ -105,7 +105,7 @@ def reserve_stock(data: dict[str, Any]) -> tuple[Reservation, int]:
 @reservations.get(f"/{ORDER_ID}")
 @reservations.response(200, ReservationPublic)
 @reservations.alt_response(404, schema=ProblemSchema, description="No such reservation.")
-def get_reservation(order_id: int) -> Reservation:
+def get_reservation(order_id: int) -> stock.ReservationView:
     """Read an order's reservation, held or released."""
     return stock.get_reservation(order_id)
 
