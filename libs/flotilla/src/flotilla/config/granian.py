@@ -22,8 +22,8 @@ class ServeSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
 
     WEB_SERVER: WebServer = Field(
-        "gunicorn",
-        description="The server `flotilla serve` runs the app under: gunicorn or granian.",
+        "granian",
+        description="The server `flotilla serve` runs the app under: granian or gunicorn.",
     )
 
 
