@@ -120,7 +120,7 @@ def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
     Recycling exists to bound what a worker leaks. Counting requests (``MAX_REQUESTS``) does
     it at a rate that grows with the load: at the old default of 1000, a busy worker was
     replaced every second or two, and the connections it dropped all moved to the other
-    worker (``docs/adr/0017-servers-and-recycling.md``). Memory is what a leak costs, so a
+    worker (``docs/adr/0017-granian-by-default.md``). Memory is what a leak costs, so a
     worker is replaced when its memory, not its request count, says so.
     """
     if not _MAX_RSS_BYTES:

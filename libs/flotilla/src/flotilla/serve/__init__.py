@@ -8,7 +8,7 @@
 Either way the app gets the same metrics across workers, readiness that fails before a
 worker drains, JSON logs with the request id, and graceful reloads and stops; the tests hold
 both servers to the same checks. Why two servers, and which is the default:
-``docs/adr/0017-servers-and-recycling.md``.
+``docs/adr/0017-granian-by-default.md``.
 """
 
 from __future__ import annotations
