@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
+import signal
 import textwrap
 from pathlib import Path
 
@@ -20,7 +22,14 @@ from flotilla.serve.granian import GranianServer, parse_bind
 from flotilla.serve.heartbeat import Beating, Heartbeats
 from flotilla.serve.worker import serve_wsgi_worker
 
-from .web_servers import get, logged_worker_pids, start_server, wait_until
+from .web_servers import (
+    get,
+    logged_worker_pids,
+    process_is_gone,
+    start_server,
+    wait_for_record,
+    wait_until,
+)
 
 
 def test_the_worker_takes_what_granians_wsgi_worker_takes() -> None:
@@ -91,3 +100,21 @@ def test_a_worker_over_its_memory_limit_is_replaced_and_requests_keep_succeeding
     assert [status for status, _ in answers] == [200] * 4
     assert "worker-1 RSS over threshold, gracefully respawning.." in messages
     assert {body["pid"] for _, body in answers[1:]}.isdisjoint(first)
+
+
+@pytest.mark.process
+def test_workers_stop_when_the_main_process_is_killed(tmp_path: Path) -> None:
+    server = start_server("granian", tmp_path, workers=2)
+    workers = server.workers()
+    try:
+        os.kill(server.pid, signal.SIGKILL)
+        wait_until(lambda: all(map(process_is_gone, workers)), "the orphaned workers to stop")
+        stopping = wait_for_record(server, "main process gone, stopping")
+    finally:
+        for pid in workers:  # never leave one behind, whatever the test found
+            if not process_is_gone(pid):
+                os.kill(pid, signal.SIGKILL)
+        server.stop()
+
+    assert stopping["main_pid"] == server.pid
+    assert len(workers) == 2

@@ -53,12 +53,20 @@ class Heartbeats:
         return float(self._table[slot])
 
     def start_beating(self, slot: int) -> None:
-        """In a worker: beat from a daemon thread for as long as the process runs Python."""
+        """In a worker: beat from a daemon thread for as long as the process runs Python.
+
+        The same thread stops the worker gracefully (SIGTERM to itself) once its main process
+        is gone, as a Gunicorn worker does: an orphan would go on accepting connections on
+        the shared socket with nobody to replace or stop it.
+        """
+        parent = os.getppid()
 
         def run() -> None:
-            while True:
+            while os.getppid() == parent:
                 self.beat(slot)
                 time.sleep(BEAT_INTERVAL)
+            log.warning("main process gone, stopping", extra={"main_pid": parent})
+            os.kill(os.getpid(), signal.SIGTERM)
 
         self.beat(slot)
         threading.Thread(target=run, name="flotilla-heartbeat", daemon=True).start()
