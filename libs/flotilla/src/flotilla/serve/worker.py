@@ -64,13 +64,10 @@ class WorkerApp:
     answer.
     """
 
-    def __init__(
-        self, app: WsgiApp, *, heartbeats: Heartbeats, linger: float, access_log: bool
-    ) -> None:
+    def __init__(self, app: WsgiApp, *, heartbeats: Heartbeats, linger: float) -> None:
         self.app = app
         self.heartbeats = heartbeats
         self.linger = linger
-        self.access_log = access_log
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request; with ``Connection: close`` once the worker is stopping."""
@@ -89,9 +86,7 @@ def load_worker_app(
     """Called by granian in each new worker: the app (imported by the main process already)."""
     if not access_log:
         logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
-    return WorkerApp(
-        import_app(target), heartbeats=heartbeats, linger=linger, access_log=access_log
-    )
+    return WorkerApp(import_app(target), heartbeats=heartbeats, linger=linger)
 
 
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
@@ -158,8 +153,13 @@ def serve_wsgi_worker(  # noqa: PLR0917 - granian passes these positionally
     wsgi = _callback_wrapper(callback, scope_opts, log_access_fmt)
     scheduler = _new_cbscheduler(loop, wsgi, impl_asyncio=task_impl == TaskImpl.asyncio)
     serve(scheduler, loop, granian_stop)
+    _stop_when_told(callback.linger, granian_stop, stopped)
+
+
+def _stop_when_told(linger: float, granian_stop: Any, stopped: threading.Event) -> None:
+    """Wait for SIGTERM or SIGINT, then stop in the three steps of the module doc."""
     signal.sigwait(STOP_SIGNALS)
     health.begin_shutdown()
-    time.sleep(callback.linger)
+    time.sleep(linger)
     granian_stop.set()
     stopped.wait()
