@@ -1,6 +1,7 @@
-"""The shop under Gunicorn on PostgreSQL, with handles to break it: kill, freeze, slow down.
+"""The shop on PostgreSQL, with handles to break it: kill, freeze, slow down.
 
-users, catalog and orders each run as a real Gunicorn on a database of their own; orders
+users, catalog and orders each run as a real web server on a database of their own, under
+each server in turn (the ``shop`` fixture's parameter: Gunicorn, then granian); orders
 reaches users through a :class:`~flotilla.testing.TcpProxy` so a test can delay users'
 answers at the TCP level, and reaches catalog directly so a test can kill or freeze its
 processes. orders runs two workers sharing their breaker through Redis.
@@ -29,13 +30,15 @@ from catalog import create_app as create_catalog
 from catalog.config import CatalogSettings
 from flotilla.auth import SigningKey
 from flotilla.testing import (
-    GunicornServer,
+    SERVERS,
+    ServerProcess,
     TcpProxy,
     free_port,
     migrate,
     postgres_database,
     service_redis,
     wait_until,
+    web_server,
 )
 from orders import create_app as create_orders
 from orders.config import OrdersSettings
@@ -68,8 +71,10 @@ class Shop:
     tmp_path: Path
     databases: dict[str, str]
     envs: dict[str, dict[str, str]]
-    servers: dict[str, GunicornServer]
+    servers: dict[str, ServerProcess]
     users_proxy: TcpProxy
+    server: str = "gunicorn"
+    """The web server every service runs under (``WEB_SERVER``)."""
     token: str = ""
     profileless_token: str = ""
     product_id: int = 0
@@ -94,7 +99,7 @@ class Shop:
         return status, body
 
     def catalog_processes(self) -> list[int]:
-        """The catalog Gunicorn master and its workers."""
+        """The catalog server's main process and its workers."""
         master = self.servers["catalog"].pid
         return [master, *children(master)]
 
@@ -119,7 +124,11 @@ class Shop:
     def start_catalog(self) -> None:
         """Start catalog again on its port (after :meth:`kill_catalog`)."""
         self.servers["catalog"] = serve(
-            "catalog", self.envs["catalog"], self.tmp_path, port=self.servers["catalog"].port
+            self.server,
+            "catalog",
+            self.envs["catalog"],
+            self.tmp_path,
+            port=self.servers["catalog"].port,
         )
 
     def recover_orders(self) -> str:
@@ -183,17 +192,24 @@ class Shop:
 
 
 def children(pid: int) -> list[int]:
-    """Direct child processes of ``pid`` (Gunicorn's workers), from /proc."""
+    """Direct child processes of ``pid`` (a server's workers), from /proc."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         found.extend(int(child) for child in (task / "children").read_text().split())
     return found
 
 
-def serve(name: str, env: dict[str, str], tmp_path: Path, *, port: int) -> GunicornServer:
-    """Start ``name`` under Gunicorn on ``port`` and wait until it is ready."""
-    server = GunicornServer(
-        f"{name}.wsgi:app", env=env, log_path=tmp_path / f"{name}.log", port=port, cwd=tmp_path
+def serve(
+    server_name: str, name: str, env: dict[str, str], tmp_path: Path, *, port: int
+) -> ServerProcess:
+    """Start ``name`` under ``server_name`` on ``port`` and wait until it is ready."""
+    server = web_server(
+        server_name,
+        f"{name}.wsgi:app",
+        env=env,
+        log_path=tmp_path / f"{name}.log",
+        port=port,
+        cwd=tmp_path,
     )
     server.start()
     return server
@@ -218,6 +234,7 @@ def environments(
             "ARGON2_MEMORY_KIB": "1024",
             "RATE_LIMITS_ENABLED": "false",
             "GUNICORN_WORKERS": "1",
+            "GRANIAN_WORKERS": "1",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "users-metrics"),
         },
         "catalog": {
@@ -225,6 +242,7 @@ def environments(
             "DATABASE_URL": databases["catalog"],
             "AUTH_JWKS_URL": jwks,
             "GUNICORN_WORKERS": "1",
+            "GRANIAN_WORKERS": "1",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "catalog-metrics"),
         },
         "orders": {
@@ -239,14 +257,17 @@ def environments(
             "REQUEST_DEADLINE": "5",
             "PENDING_ORDER_TIMEOUT": "6",
             "GUNICORN_WORKERS": "2",
+            "GRANIAN_WORKERS": "2",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "orders-metrics"),
         },
     }
 
 
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Shop]:
-    """users, catalog and orders running, a customer signed in, a product in stock."""
+@pytest.fixture(params=sorted(SERVERS, reverse=True))
+def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shop]:
+    """users, catalog and orders running under the parameter's server, a customer signed in,
+    a product in stock."""
+    server: str = request.param
     with (
         postgres_database() as users_db,
         postgres_database() as catalog_db,
@@ -260,16 +281,16 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
         migrate(create_users(UsersSettings.model_validate(envs["users"])))
         migrate(create_catalog(CatalogSettings.model_validate(envs["catalog"])))
         migrate(create_orders(OrdersSettings.model_validate(envs["orders"])))
-        shop = Shop(tmp_path, databases, envs, {}, proxy)
+        shop = Shop(tmp_path, databases, envs, {}, proxy, server)
         try:
             for name in ("users", "catalog", "orders"):
-                shop.servers[name] = serve(name, envs[name], tmp_path, port=ports[name])
+                shop.servers[name] = serve(server, name, envs[name], tmp_path, port=ports[name])
             stock_the_shop(shop)
             yield shop
         finally:
             shop.thaw_catalog()
-            for server in shop.servers.values():
-                server.stop()
+            for running in shop.servers.values():
+                running.stop()
             proxy.close()
 
 
