@@ -9,12 +9,16 @@ requests it served did happen. Without the variable, metrics live in process mem
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 from flask import Blueprint, Flask, Response, request
 from prometheus_client import (
@@ -36,6 +40,31 @@ _CONVERTER = re.compile(r"<(?:[^<>:]+:)?([^<>:]+)>")
 _STARTED_KEY = "flotilla.metrics.started"
 
 
+T = TypeVar("T")
+
+
+def created_once(factory: Callable[[], T]) -> Callable[[], T]:
+    """Make a metric factory return what its first call made, even when threads race.
+
+    prometheus_client refuses a second metric of a name (``Duplicated timeseries``), and
+    ``functools.cache`` alone lets two threads of a newly started worker both run the
+    factory: one of their requests then fails. Metrics made this way are usually made
+    while the app is built, before any worker starts; the lock covers the ones made later.
+    """
+    lock = threading.Lock()
+    made: list[T] = []
+
+    @functools.wraps(factory)
+    def get() -> T:
+        if not made:
+            with lock:
+                if not made:
+                    made.append(factory())
+        return made[0]
+
+    return get
+
+
 @dataclass(frozen=True)
 class Instruments:
     """The request metrics of this process, created once on first use."""
@@ -46,7 +75,7 @@ class Instruments:
     app_info: Gauge
 
 
-@cache
+@created_once
 def instruments() -> Instruments:
     """Create the metrics, after the Gunicorn config had its chance to set the directory.
 

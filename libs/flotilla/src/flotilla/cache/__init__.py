@@ -55,7 +55,7 @@ from prometheus_client import Counter
 from flotilla.cache.redis_store import RETRY_INTERVAL, Outage, RedisStore, redis_pool
 from flotilla.cache.stores import LEASE_SECONDS, CacheUnavailable, MemoryStore, Store
 from flotilla.config import ServiceSettings
-from flotilla.metrics import instruments
+from flotilla.metrics import created_once, instruments
 
 __all__ = [
     "LEASE_SECONDS",
@@ -203,7 +203,7 @@ def _lookup_series(namespace: str, result: str) -> Counter:
     return lookups().labels(namespace, result)
 
 
-@functools.cache
+@created_once
 def lookups() -> Counter:
     """``flotilla_cache_requests_total{cache, result}``, in the request metrics' storage."""
     instruments()  # selects file-backed values under Gunicorn before this metric exists
