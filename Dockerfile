@@ -46,12 +46,15 @@ RUN groupadd --system --gid 10001 flotilla \
 WORKDIR /app
 COPY --from=builder --chown=root:root /app /app
 # VAR_DIR and the metrics directory are under /tmp: with a read-only root filesystem, /tmp is
-# the one writable mount (an emptyDir in Kubernetes, a tmpfs in compose). Gunicorn creates the
-# metrics directory and hands it to its workers as PROMETHEUS_MULTIPROC_DIR; set for every
-# process instead, it would stop the migrations, relays and worker, which do not create it.
+# the one writable mount (an emptyDir in Kubernetes, a tmpfs in compose). The web server
+# creates the metrics directory and hands it to its workers as PROMETHEUS_MULTIPROC_DIR; set
+# for every process instead, it would stop the migrations, relays and worker, which do not
+# create it. Both servers are configured alike, so WEB_SERVER=gunicorn is all a switch takes.
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    GRANIAN_BIND=0.0.0.0:8000 \
+    GRANIAN_METRICS_DIR=/tmp/flotilla/metrics \
     GUNICORN_BIND=0.0.0.0:8000 \
     GUNICORN_METRICS_DIR=/tmp/flotilla/metrics \
     VAR_DIR=/tmp/flotilla
@@ -61,16 +64,18 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz/live', timeout=2)"]
 
-# The default command of each service. A final stage per service, picked by SERVICE below,
-# keeps every command in exec form: the process gets the signals itself, as PID 1.
+# The default command of each service: its web server, granian unless WEB_SERVER=gunicorn
+# (which then replaces flotilla serve in the same process). A final stage per service, picked
+# by SERVICE below, keeps every command in exec form: the process gets the signals itself,
+# as PID 1.
 FROM runtime AS service-users
-CMD ["gunicorn", "-c", "python:flotilla.gunicorn", "users.wsgi:app"]
+CMD ["flotilla", "serve", "users.wsgi:app"]
 
 FROM runtime AS service-catalog
-CMD ["gunicorn", "-c", "python:flotilla.gunicorn", "catalog.wsgi:app"]
+CMD ["flotilla", "serve", "catalog.wsgi:app"]
 
 FROM runtime AS service-orders
-CMD ["gunicorn", "-c", "python:flotilla.gunicorn", "orders.wsgi:app"]
+CMD ["flotilla", "serve", "orders.wsgi:app"]
 
 # The notifications image runs its worker: it has no web server, so no HTTP health check.
 FROM runtime AS service-notifications

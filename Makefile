@@ -37,8 +37,8 @@ fmt: sync ## format and fix what ruff can
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
-bench: sync ## load benchmarks; figures go to bench/RESULTS.md
-	$(RUN) python bench/benchmark.py
+bench: sync ## the system as make run starts it, against baselines; figures go to bench/RESULTS.md
+	$(RUN) python bench/benchmark.py $(BENCH_ARGS)
 
 signing-key: sync ## print a new Ed25519 token signing key (PEM) for AUTH_SIGNING_KEY
 	@$(RUN) python -m flotilla.auth generate-key

@@ -1,14 +1,7 @@
-"""The benchmark database: migrate and seed it; read PostgreSQL's transaction counters.
-
-The counters (``pg_stat_database``) show what each server sends, whatever the client code
-claims. They are read only while no connection to the benchmark database is open, because
-PostgreSQL 15 flushes a live backend's counters lazily.
-"""
+"""The logins' users database (migrate, seed), libpq URLs, and the PostgreSQL server's version."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -22,17 +15,6 @@ from users.passwords import passwords
 
 SEEDED_PASSWORD = "bench-password"
 """Every seeded user's password (a throw-away database; S rules are off under bench/)."""
-
-
-@dataclass(frozen=True)
-class TransactionCounts:
-    """``xact_commit`` and ``xact_rollback`` of one database, or a change in them."""
-
-    commits: int
-    rollbacks: int
-
-    def __sub__(self, other: TransactionCounts) -> TransactionCounts:
-        return TransactionCounts(self.commits - other.commits, self.rollbacks - other.rollbacks)
 
 
 def prepare_database(settings: UsersSettings, users: int) -> tuple[int, int]:
@@ -72,39 +54,6 @@ def seed_users(connection: psycopg.Connection[Any], count: int, password_hash: s
 def libpq_url(url: Any) -> str:
     """A SQLAlchemy URL (``postgresql+psycopg://...``) as a URL libpq understands."""
     return str(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
-
-
-def transaction_counts(database_url: str) -> TransactionCounts:
-    """The benchmark database's transaction counters, read once no connection to it is open.
-
-    They are read through the server's ``postgres`` database, so reading adds nothing to them.
-    """
-    database = make_url(database_url).database or ""
-    admin_url = libpq_url(make_url(database_url).set(database="postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        wait_until_disconnected(connection, database)
-        row = connection.execute(
-            "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = %s",
-            (database,),
-        ).fetchone()
-    if row is None:
-        raise RuntimeError(f"pg_stat_database has no row for {database}")
-    return TransactionCounts(int(row[0]), int(row[1]))
-
-
-def wait_until_disconnected(
-    connection: psycopg.Connection[Any], database: str, timeout: float = 30.0
-) -> None:
-    """Wait until no backend serves ``database``: an exiting backend flushes its counters."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = connection.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
-        ).fetchone()
-        if row is not None and row[0] == 0:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"connections to {database} stayed open for {timeout} s")
 
 
 def server_version() -> str:

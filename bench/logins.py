@@ -16,8 +16,9 @@ Why this shape:
 * Rounds repeat each concurrency, every second round in the other order. Percentiles are
   over every request of every round; each round's p50 is shown too, so the spread between
   rounds is visible.
-* The server is target a of the read benchmark (same settings, database and seeded users),
-  started once; its rate limits are off, since one client address sends every attempt.
+* The server is the users service alone under Gunicorn (``targets``), on its own database
+  of seeded users, started once; its rate limits are off, since one client address sends
+  every attempt.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def measure_logins(
     """Start ``target``, check each case's status, warm up, then measure in rounds."""
     log_path = logs / "logins.log"
     rounds: list[LoginRound] = []
-    with running(target, log_path, id_range[0]) as base_url:
+    with running(target, log_path) as base_url:
         for case in CASES:
             check_login(base_url, case, id_range[0])
         load = LoginLoad(wrk, base_url, script_args(id_range))

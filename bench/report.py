@@ -1,47 +1,32 @@
-"""The run as Markdown tables, and the generated section of RESULTS.md rewritten in place.
+"""The run as Markdown, and the generated section of RESULTS.md rewritten in place.
 
-Every rate is shown as a ratio to the chassis under Gunicorn (target a) in the same run,
-every login latency as a ratio to a right-password login in the same rounds, and the orders
-latencies as ratios to the calls they are read against: absolute numbers from another run or
-machine do not compare.
+Read rates are shown as ratios to the baselines measured in the same rounds, login latencies
+as ratios to a right-password login in the same rounds: absolute numbers from another run or
+machine do not compare. Each section's renderer lives beside its concern (``report_reads``,
+``report_orders``, ``report_cpu``, ``report_logins``); this module puts them in order.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import statistics
+import subprocess
 import sys
 from collections.abc import Sequence
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from database import server_version
-from in_process import HashTiming
-from logins import CASES, CONNECTIONS, LOG_IN_SCRIPT, RIGHT_PASSWORD, LoginCase, LoginMeasurement
-from options import Options
-from ordering import CALLS, COMPARISONS, ORDERS_SCRIPT, PLACED_ORDERS, Call, OrdersMeasurement
-from results import Report, Result
-from shop import PRODUCT_STOCK, PRODUCTS
-from wrk import wrk_command, wrk_version
+from loads import Wrk
+from rates import K6
+from report_logins import render_hash, render_logins, render_token_verification
+from report_orders import render_checks, render_memory, render_orders, render_rates
+from report_reads import render_reads
+from results import Report, SystemDescription
+from wrk import wrk_version
 
 BEGIN_MARK = "<!-- bench:results:begin -->"
 END_MARK = "<!-- bench:results:end -->"
-HEADER = (
-    "| target | req/s: median (each round) | ratio to a | p50 ms | p99 ms | errors c/r/w/t "
-    "| non-2xx | worker restarts | commits/req | rollbacks/req | xacts/req |\n"
-    "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-)
-LOGIN_HEADER = (
-    "| login case (status) | wrk | logins | p50 ms (each round's) | p95 ms | p99 ms "
-    "| p50 / right | p95 / right | unexpected status |\n"
-    "|---|---|--:|--:|--:|--:|--:|--:|--:|"
-)
-ORDERS_HEADER = (
-    "| call | server | req/s: median (each round) | p50 ms | p99 ms | errors c/r/w/t "
-    "| answers (all rounds) | read against | p50 ratio: median (each round) | p50 added ms |\n"
-    "|---|---|--:|--:|--:|--:|---|---|--:|--:|"
-)
 RESULTS_TEMPLATE = f"""# Benchmark results
 
 Written by `make bench` (`bench/benchmark.py`); text outside the markers is kept across runs.
@@ -49,6 +34,7 @@ Written by `make bench` (`bench/benchmark.py`); text outside the markers is kept
 {BEGIN_MARK}
 {END_MARK}
 """
+PACKAGES = ("flask", "gunicorn", "uvicorn", "fastapi", "asyncpg", "psycopg", "psycopg-pool")
 
 
 def describe_command(argv: Sequence[str] | None) -> str:
@@ -59,231 +45,70 @@ def describe_command(argv: Sequence[str] | None) -> str:
 
 def describe_machine(wrk: str) -> dict[str, str]:
     """Versions and load that a reader needs to judge the figures."""
-    return {
-        "CPU": f"{os.cpu_count()} cores, shared with other work; wrk, servers and PostgreSQL "
-        "all run on them",
+    machine = {
+        "CPU": f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), shared with "
+        "other work; the load generator, the system and its servers all run on them",
         "load average (1/5/15 min) at start": ", ".join(f"{v:.2f}" for v in os.getloadavg()),
         "Python": platform.python_version(),
-        "Gunicorn": version("gunicorn"),
-        "Flask": version("flask"),
-        "SQLAlchemy": version("sqlalchemy"),
-        "psycopg": version("psycopg"),
+        "baselines' packages": ", ".join(f"{name} {_version(name)}" for name in PACKAGES),
         "PostgreSQL": server_version(),
+        "nginx": _first_line(["nginx", "-v"]).removeprefix("nginx version: "),
         "wrk": wrk_version(wrk),
     }
+    if K6.exists():
+        machine["k6"] = _first_line([str(K6), "version"])
+    return machine
 
 
-def render_table(report: Report) -> str:
-    """The Markdown table, targets in key order, median req/s as a ratio to target a's."""
-    reference = report.results.get("a")
-    base = reference.median.requests_per_second if reference else 0.0
-    rows = [render_row(result, base) for _, result in sorted(report.results.items())]
-    return "\n".join([HEADER, *rows])
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "-"
 
 
-def render_row(result: Result, base: float) -> str:
-    """One target's row: rate and latency of the median round, counts over all rounds."""
-    samples, median = result.samples, result.median
-    rate = median.requests_per_second
-    rounds = " / ".join(f"{s.requests_per_second:,.0f}" for s in samples)
-    errors = zip(*(s.run.socket_errors for s in samples), strict=True)
-    transactions = result.transactions
-    cells = [
-        f"{result.target.key}. {result.target.label}",
-        f"{rate:,.0f} ({rounds})",
-        f"{rate / base:.2f}" if base else "-",
-        f"{median.run.p50_ms:.1f}",
-        f"{median.run.p99_ms:.1f}",
-        "/".join(str(sum(column)) for column in errors),
-        str(sum(s.run.non_2xx for s in samples)),
-        result.restarts,
-        f"{result.per_request(transactions.commits):.2f}",
-        f"{result.per_request(transactions.rollbacks):.2f}",
-        f"{result.per_request(transactions.commits + transactions.rollbacks):.2f}",
-    ]
-    return "| " + " | ".join(cells) + " |"
+def _first_line(command: list[str]) -> str:
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    return ((done.stdout or done.stderr).strip().splitlines() or ["?"])[0]
 
 
-def render_section(report: Report, table: str) -> str:
-    """The generated part of RESULTS.md: when, on what, then reads, logins, tokens, orders."""
+def render_section(report: Report, wrk: Wrk | None) -> str:
+    """The generated part of RESULTS.md: when, on what, then every section measured."""
     machine = "\n".join(f"- {name}: {value}" for name, value in report.machine.items())
-    parts = [
-        f"Run {report.started:%Y-%m-%d %H:%M} UTC by `make bench` (`{report.command}`).",
-        "",
-        machine,
-    ]
-    if report.results:
-        parts += ["", "### Reads", "", render_read_conditions(report), "", table]
+    took = f", {report.elapsed_s / 60:.1f} minutes" if report.elapsed_s else ""
+    parts = [f"Run {report.started:%Y-%m-%d %H:%M} UTC{took} (`{report.command}`).", "", machine]
+    if report.system is not None:
+        parts += ["", "### The system", "", render_system(report.system)]
+    options = report.options
+    if report.reads is not None and wrk is not None:
+        parts += ["", "### Reads", "", render_reads(report.reads, options, wrk)]
+    if report.orders is not None and wrk is not None:
+        parts += ["", "### Orders", "", render_orders(report.orders, options, wrk)]
+    if report.rates is not None:
+        parts += ["", "### Fixed rate", "", render_rates(report.rates, options)]
+        parts += ["", render_checks(report.rates.mail, report.rates.stock)]
+    if report.memory:
+        parts += ["", "### Memory after the load", "", render_memory(report.memory)]
     if report.logins is not None:
-        parts += ["", "### Logins", "", render_logins(report.logins, report.options)]
+        parts += ["", "### Logins", "", render_logins(report.logins, options)]
     if report.password_hash is not None:
         parts += ["", render_hash(report.password_hash, report.logins)]
     if report.token_verification is not None:
-        parts += ["", "### Token verification", "", render_token_verification(report)]
-    if report.orders is not None:
-        parts += ["", "### Orders", "", render_orders(report.orders, report.options)]
+        printed = render_token_verification(report.token_verification)
+        parts += ["", "### Token verification", "", printed]
     return "\n".join(parts)
 
 
-def render_read_conditions(report: Report) -> str:
-    """How each read target was loaded, and in which order."""
-    options = report.options
-    wrk_line = " ".join(
-        wrk_command(
-            "wrk",
-            seconds=options.duration,
-            threads=options.threads,
-            connections=options.connections,
-        )
+def render_system(system: SystemDescription) -> str:
+    """Which checkout ran, how it was started, and the server of each web service."""
+    servers = "\n".join(
+        f"- {component}: {server} (`{command}`)" for component, server, command in system.servers
     )
     return (
-        f"Each target, in each of {options.rounds} round(s): {options.warmup} s warm-up, then "
-        f"`BENCH_ACCESS_TOKEN=TOKEN {wrk_line} http://127.0.0.1:PORT -- LOW HIGH PATH`, over "
-        f"{options.users:,} seeded users. Order: {', '.join(report.order)}."
+        f"`{system.command}` in {system.checkout} (commit {system.version}), every service at "
+        f"its defaults; nginx's per-address rate limits off (`--no-rate-limits`: the load "
+        f"comes from one address).\n\n{servers}"
     )
-
-
-def render_logins(logins: LoginMeasurement, options: Options) -> str:
-    """The login table, one row per case and concurrency, and how it was measured."""
-    wrk_line = " ".join(
-        wrk_command(
-            "wrk", seconds=options.login_duration, threads=1, connections=1, script=LOG_IN_SCRIPT
-        )
-    )
-    cases = " ".join(
-        f"{case.key} {case.login_prefix} {case.password} {case.expected_status}" for case in CASES
-    )
-    errors = "; ".join(
-        f"-c{connections}: "
-        + "/".join(str(sum(r.socket_errors[i] for r in logins.at(connections))) for i in range(4))
-        for connections in CONNECTIONS
-    )
-    conditions = (
-        f"Target a's server and settings, started once. Each request's case drawn at random; "
-        f"{options.warmup} s warm-up at 2 connections, then {options.login_rounds} round(s) of "
-        f"{options.login_duration} s at 1 and at 2 connections (`-t1 -c1`, `-t2 -c2`; the "
-        f"other order in every second round): `{wrk_line} http://127.0.0.1:PORT -- LOW HIGH "
-        f"{cases}`. Percentiles over every login of every round; ratios to the right "
-        f"password at the same concurrency. wrk socket errors c/r/w/t: {errors}. Gunicorn "
-        f"workers restarted meanwhile: {logins.worker_restarts}."
-    )
-    rows = [
-        render_login_row(case, connections, logins) for connections in CONNECTIONS for case in CASES
-    ]
-    return "\n".join([conditions, "", LOGIN_HEADER, *rows])
-
-
-def render_login_row(case: LoginCase, connections: int, logins: LoginMeasurement) -> str:
-    """One case at one concurrency, with its ratios to the right password's."""
-    figures = logins.figures(case, connections)
-    right = logins.figures(RIGHT_PASSWORD, connections)
-    rounds = " / ".join(f"{p50:.1f}" for p50 in figures.round_p50_ms)
-    cells = [
-        f"{case.key}: {case.label} ({case.expected_status})",
-        f"-t{connections} -c{connections}",
-        f"{figures.count:,}",
-        f"{figures.p50_ms:.1f} ({rounds})",
-        f"{figures.p95_ms:.1f}",
-        f"{figures.p99_ms:.1f}",
-        f"{figures.p50_ms / right.p50_ms:.2f}",
-        f"{figures.p95_ms / right.p95_ms:.2f}",
-        str(figures.unexpected),
-    ]
-    return "| " + " | ".join(cells) + " |"
-
-
-def render_hash(hashing: HashTiming, logins: LoginMeasurement | None) -> str:
-    """One hash in-process, and its share of a right-password login at one connection."""
-    text = (
-        f"One Argon2id hash in the runner's process with the service's `Passwords` "
-        f"(time_cost={hashing.time_cost}, memory_cost={hashing.memory_kib:,} KiB, "
-        f"parallelism={hashing.parallelism}), {len(hashing.hash_ms)} times, alternating with "
-        f"a verification, just before the logins, with no server running: hash "
-        f"{hashing.hash_median:.1f} ms, "
-        f"verify {hashing.verify_median:.1f} ms (medians; verify "
-        f"{min(hashing.verify_ms):.1f} to {max(hashing.verify_ms):.1f} ms)."
-    )
-    if logins is None:
-        return text
-    connections = min(CONNECTIONS)
-    login_p50 = logins.figures(RIGHT_PASSWORD, connections).p50_ms
-    share = hashing.verify_median / login_p50
-    return (
-        f"{text} A right-password login at `-c{connections}` took {login_p50:.1f} ms at p50, "
-        f"so the verification is {share:.0%} of it."
-    )
-
-
-def render_token_verification(report: Report) -> str:
-    """What ``bench/token_verification.py`` printed, under the command that printed it."""
-    return (
-        "`python bench/token_verification.py` (its defaults), run by `make bench` before the "
-        f"first server started:\n\n{report.token_verification}"
-    )
-
-
-def render_orders(orders: OrdersMeasurement, options: Options) -> str:
-    """How the orders calls were loaded, then one row per call with its ratios."""
-    wrk_line = " ".join(
-        wrk_command(
-            "wrk",
-            seconds=options.duration,
-            threads=options.threads,
-            connections=options.connections,
-            script=ORDERS_SCRIPT,
-        )
-    )
-    conditions = (
-        f"users, catalog and orders under Gunicorn (target a's config with "
-        f"`GUNICORN_MAX_REQUESTS=0`), each on its own PostgreSQL database, started once; "
-        f"{PRODUCTS:,} products (ids {orders.product_ids[0]}..{orders.product_ids[1]}, stock "
-        f"{PRODUCT_STOCK:,} each); {PLACED_ORDERS} orders placed over HTTP first (ids "
-        f"{orders.order_ids[0]}..{orders.order_ids[1]}), which the GETs draw from. Each call, in "
-        f"each of {options.rounds} round(s): {options.warmup} s warm-up, then "
-        f"`BENCH_ACCESS_TOKEN=TOKEN {wrk_line} http://127.0.0.1:PORT -- CALL ARGS`; order "
-        f"{', '.join(call.key for call in CALLS)}, reversed in every second round. Ratios are "
-        f"taken within each round, the median over rounds shown. Warm-up answers of another "
-        f"status: {orders.warmup_unexpected()}. Gunicorn workers restarted meanwhile: "
-        f"{orders.worker_restarts}."
-    )
-    rows = [render_orders_row(orders, call) for call in CALLS]
-    return "\n".join([conditions, "", ORDERS_HEADER, *rows])
-
-
-def render_orders_row(orders: OrdersMeasurement, call: Call) -> str:
-    """One call's row: the median round's rate and latency, answers over all rounds."""
-    runs, median = orders.runs(call), orders.median(call)
-    answers: dict[int, int] = {}
-    for run in runs:
-        for status, count in run.statuses.items():
-            answers[status] = answers.get(status, 0) + count
-    errors = zip(*(run.run.socket_errors for run in runs), strict=True)
-    cells = [
-        f"{call.key}: {call.label}",
-        call.service,
-        f"{median.requests_per_second:,.0f} ("
-        + " / ".join(f"{run.requests_per_second:,.0f}" for run in runs)
-        + ")",
-        f"{median.run.p50_ms:.1f}",
-        f"{median.run.p99_ms:.1f}",
-        "/".join(str(sum(column)) for column in errors),
-        ", ".join(f"{status}: {count:,}" for status, count in sorted(answers.items())),
-        *render_comparison(orders, call),
-    ]
-    return "| " + " | ".join(cells) + " |"
-
-
-def render_comparison(orders: OrdersMeasurement, call: Call) -> list[str]:
-    """The last three cells: what ``call`` is read against, and how it compares (or dashes)."""
-    references = dict(COMPARISONS).get(call)
-    if references is None:
-        return ["-"] * 3
-    p50 = orders.ratios(call, references)
-    return [
-        " + ".join(reference.key for reference in references),
-        f"{statistics.median(p50):.2f} (" + " / ".join(f"{ratio:.2f}" for ratio in p50) + ")",
-        f"{orders.added_ms(call, references):+.1f}",
-    ]
 
 
 def write_results(path: Path, section: str) -> None:

@@ -14,12 +14,11 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-LUA_SCRIPT = BENCH_DIR / "get_user.lua"
 
 
 @dataclass(frozen=True)
 class WrkRun:
-    """What wrk's ``done()`` reported for one run (see get_user.lua)."""
+    """What wrk's ``done()`` reported for one run (see frontdoor.lua)."""
 
     requests: int
     duration_s: float
@@ -54,30 +53,6 @@ def wrk_version(wrk: str) -> str:
     return (banner.stdout or banner.stderr).split(" [")[0].removeprefix("wrk ").strip()
 
 
-def run_wrk(
-    wrk: str,
-    *,
-    base_url: str,
-    seconds: int,
-    threads: int,
-    connections: int,
-    script_args: Sequence[str],
-    env: Mapping[str, str] | None = None,
-) -> WrkRun:
-    """Run wrk with get_user.lua for ``seconds``; parse the JSON line its ``done()`` wrote."""
-    output = run_script(
-        wrk,
-        script=LUA_SCRIPT,
-        base_url=base_url,
-        seconds=seconds,
-        threads=threads,
-        connections=connections,
-        script_args=script_args,
-        env=env,
-    )
-    return parse_wrk(output)
-
-
 def run_script(
     wrk: str,
     *,
@@ -104,7 +79,7 @@ def run_script(
 
 
 def wrk_command(
-    wrk: str, *, seconds: int, threads: int, connections: int, script: Path = LUA_SCRIPT
+    wrk: str, *, seconds: int, threads: int, connections: int, script: Path
 ) -> list[str]:
     """wrk and its flags, up to the URL; the same for every target."""
     return [

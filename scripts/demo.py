@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from email import message_from_bytes, policy
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,12 @@ class Shop:
         token: str = "",
         headers: dict[str, str] | None = None,
         expect: int = 200,
-    ) -> tuple[Any, dict[str, str]]:
-        """Send one request, print it, and return its JSON body and headers."""
+    ) -> tuple[Any, Message]:
+        """Send one request, print it, and return its JSON body and headers.
+
+        The headers stay a :class:`~email.message.Message`, whose lookups ignore case as
+        HTTP's names do: granian sends them in lower case, Gunicorn capitalised.
+        """
         sent = {"Accept": "application/json", **(headers or {})}
         if body is not None:
             sent["Content-Type"] = "application/json"
@@ -78,10 +83,10 @@ class Shop:
         request = urllib.request.Request(self.url(path), data, sent, method=method)  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310 - http only
-                status, raw, answer = response.status, response.read(), dict(response.headers)
+                status, raw, answer = response.status, response.read(), response.headers
         except urllib.error.HTTPError as error:
             with error:
-                status, raw, answer = error.code, error.read(), dict(error.headers)
+                status, raw, answer = error.code, error.read(), error.headers
         answer_body = json.loads(raw) if raw else None
         print(f"  {method} {path} -> {status}  {short(answer_body)}")
         if status != expect:

@@ -2,7 +2,7 @@
 
 First every service's database is migrated (side by side) and the notifications queues are
 declared, so no relay publishes an event no queue is bound for. Then, each step once the one
-before is up: users, catalog and orders under Gunicorn (users issues the keys the others
+before is up: users, catalog and orders under granian (users issues the keys the others
 verify; orders calls both), the outbox relays of users and orders, orders' recovery loop,
 the notifications worker, and nginx in front when it is on PATH. Up means ``/healthz/ready``
 (nginx: ``/healthz``) answers 200, or a background process has logged its start line. The

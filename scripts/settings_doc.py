@@ -14,9 +14,11 @@ from pydantic_settings import BaseSettings
 from catalog.config import CatalogSettings
 from flotilla.config import (
     AuthSettings,
+    GranianSettings,
     GunicornSettings,
     HttpClientSettings,
     MessagingSettings,
+    ServeSettings,
     ServiceSettings,
     settings_table,
 )
@@ -53,6 +55,12 @@ def generated() -> str:
             "notifications service: its own and changed defaults",
             NotificationsSettings,
             (ServiceSettings,),
+        ),
+        ("The web server (`flotilla serve`)", ServeSettings, ()),
+        (
+            "granian (`flotilla serve` with `WEB_SERVER=granian`), as `GRANIAN_<NAME>`",
+            GranianSettings,
+            (),
         ),
         ("Gunicorn (`flotilla.gunicorn`), as `GUNICORN_<NAME>`", GunicornSettings, ()),
     ]

@@ -26,7 +26,7 @@ from typing import IO
 from system import ROOT, Program
 
 STOP_TIMEOUT = 45.0
-"""Seconds a process gets to stop: Gunicorn's graceful timeout (30 s) and some margin."""
+"""Seconds a process gets to stop: the web servers' graceful timeout (30 s) and some margin."""
 POLL_INTERVAL = 0.1
 
 

@@ -122,8 +122,9 @@ def service_env(service: str, layout: Layout, environ: Mapping[str, str]) -> dic
 def _topology(service: str, layout: Layout) -> dict[str, str]:
     """Where ``service`` keeps its files, listens, and finds the others."""
     env = {"VAR_DIR": str(layout.var_dir), "PROXY_HOPS": "1" if layout.front_door else "0"}
-    if service in WEB_SERVICES:
-        env["GUNICORN_BIND"] = f"127.0.0.1:{layout.port(service)}"
+    if service in WEB_SERVICES:  # either server, so WEB_SERVER=gunicorn is all it takes
+        address = f"127.0.0.1:{layout.port(service)}"
+        env |= {"GRANIAN_BIND": address, "GUNICORN_BIND": address}
     if service != "users":
         env["AUTH_JWKS_URL"] = f"{layout.url('users')}/.well-known/jwks.json"
     if service == "orders":
@@ -141,10 +142,18 @@ def migration(service: str) -> list[str]:
     return flask(service, "db", "upgrade")
 
 
+WEB_WORKERS = "2"
+"""Worker processes per web service, under either server: two on a laptop is plenty."""
+
+
 def web(service: str, layout: Layout, environ: Mapping[str, str]) -> Program:
-    """``service`` under Gunicorn with the chassis configuration."""
-    env = {"GUNICORN_WORKERS": "2", **service_env(service, layout, environ)}
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:flotilla.gunicorn"]
+    """``service`` under ``flotilla serve``: granian, or Gunicorn with ``WEB_SERVER=gunicorn``."""
+    env = {
+        "GRANIAN_WORKERS": WEB_WORKERS,
+        "GUNICORN_WORKERS": WEB_WORKERS,
+        **service_env(service, layout, environ),
+    }
+    command = [sys.executable, "-m", "flotilla", "serve"]
     return Program(
         service,
         [*command, f"{service}.wsgi:app"],

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
-from flotilla.config import GunicornSettings, ServiceSettings
+from flotilla.config import GranianSettings, GunicornSettings, ServeSettings, ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -30,7 +30,7 @@ SERVICES = ("users", "catalog", "orders", "notifications")
 WEB_SERVICES = ("users", "catalog", "orders")
 
 IMAGE_VARIABLES = {
-    "PATH": "the image's virtual environment first, so its python, gunicorn and flask run",
+    "PATH": "the image's virtual environment first, so its python, flotilla and flask run",
     "PYTHONDONTWRITEBYTECODE": "no .pyc files written at run time (read-only root filesystem)",
     "PYTHONUNBUFFERED": "log lines reach the container's output as they are written",
 }
@@ -38,8 +38,15 @@ IMAGE_VARIABLES = {
 
 ``PROMETHEUS_MULTIPROC_DIR`` is not one of them: set for every process, it stops those that do
 not create the directory (``flask db upgrade``, the relays, the worker) on their first metric.
-``GUNICORN_METRICS_DIR`` names it; Gunicorn creates it and passes it to its workers.
+``GRANIAN_METRICS_DIR`` (``GUNICORN_METRICS_DIR``) names it; the web server creates it and
+passes it to its workers.
 """
+
+WEB_SERVER_SETTINGS: dict[str, tuple[str, type[BaseSettings]]] = {
+    "granian": ("GRANIAN_", GranianSettings),
+    "gunicorn": ("GUNICORN_", GunicornSettings),
+}
+"""Each web server's variable prefix and settings class."""
 
 
 # --- tools ---------------------------------------------------------------------------------
@@ -84,9 +91,30 @@ def variable_names(settings: type[BaseSettings]) -> set[str]:
     return names
 
 
+def server_variable_names() -> set[str]:
+    """Every variable ``flotilla serve`` and the web servers read."""
+    names = variable_names(ServeSettings)
+    for _, settings in WEB_SERVER_SETTINGS.values():
+        names |= variable_names(settings)
+    return names
+
+
 def setting_names(service: str) -> set[str]:
-    """Every variable a process of ``service`` reads as a setting: its own and Gunicorn's."""
-    return variable_names(settings_class(service)) | variable_names(GunicornSettings)
+    """Every variable a process of ``service`` reads as a setting: its own and the servers'."""
+    return variable_names(settings_class(service)) | server_variable_names()
+
+
+def web_server_setting(environment: Mapping[str, str], name: str) -> str:
+    """Setting ``name`` (``BIND``) of the server ``flotilla serve`` runs in ``environment``.
+
+    The server is ``WEB_SERVER`` or the default; the value is its variable (``GRANIAN_BIND``)
+    or that setting's default.
+    """
+    server = environment.get("WEB_SERVER") or ServeSettings.model_fields["WEB_SERVER"].default
+    prefix, settings = WEB_SERVER_SETTINGS[server]
+    if f"{prefix}{name}" in environment:
+        return environment[f"{prefix}{name}"]
+    return str(settings.model_fields[name].get_default(call_default_factory=True))
 
 
 # --- the Dockerfile ------------------------------------------------------------------------
@@ -253,7 +281,7 @@ def duration_seconds(text: str) -> float:
 
 
 def python_command(command: list[str]) -> list[str]:
-    """``command`` with its program (gunicorn, flask) run by this interpreter's environment."""
+    """``command`` with its program (flotilla, flask) run by this interpreter's environment."""
     program = Path(sysconfig.get_path("scripts")) / command[0]
     if program.is_file():
         return [str(program), *command[1:]]

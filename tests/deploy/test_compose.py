@@ -34,7 +34,6 @@ from sqlalchemy import make_url
 
 import system
 from flotilla.auth.keys import SigningKey
-from flotilla.config import GunicornSettings
 from flotilla.processes import log_tail, stop_process, wait_for_http
 from flotilla.testing import (
     DEFAULT_REDIS_URL,
@@ -66,6 +65,7 @@ from .conftest import (
     setting_names,
     settings_class,
     tool,
+    web_server_setting,
 )
 
 COMPOSE_DIR = ROOT / "deploy" / "compose"
@@ -234,7 +234,7 @@ def test_nginx_runs_the_configuration_make_run_renders() -> None:
     environment = compose_environment(nginx)
     assert set(environment) == placeholders
     for service in WEB_SERVICES:
-        port = image_environment(service)["GUNICORN_BIND"].rpartition(":")[2]
+        port = web_server_setting(image_environment(service), "BIND").rpartition(":")[2]
         assert environment[f"FLOTILLA_{service.upper()}_UPSTREAM"] == f"{service}:{port}"
     assert nginx["ports"] == [f"8080:{environment['FLOTILLA_PORT']}"]
     assert "location = /healthz " in (NGINX_DIR / "flotilla" / "healthz.conf").read_text()
@@ -270,10 +270,10 @@ def test_containers_get_longer_to_stop_than_their_processes_need() -> None:
     services = compose()["services"]
     for service in WEB_SERVICES:
         environment = service_environment(service, example_secrets())
-        graceful = int(environment.get("GUNICORN_GRACEFUL_TIMEOUT", 0)) or int(
-            GunicornSettings.model_fields["GRACEFUL_TIMEOUT"].default
-        )
-        assert duration_seconds(services[service]["stop_grace_period"]) > graceful
+        for server in ("granian", "gunicorn"):  # the one running, the one a setting away
+            settings = environment | {"WEB_SERVER": server}
+            graceful = int(web_server_setting(settings, "GRACEFUL_TIMEOUT"))
+            assert duration_seconds(services[service]["stop_grace_period"]) > graceful
     worker = services["notifications-worker"]
     time_limit = settings_class("notifications").model_fields["TASK_TIME_LIMIT"].default
     assert duration_seconds(worker["stop_grace_period"]) > time_limit
@@ -331,6 +331,7 @@ class Deployment:
         local |= {
             "PATH": os.environ["PATH"],
             "VAR_DIR": str(self.directory / name),
+            "GRANIAN_METRICS_DIR": str(self.directory / name / "metrics"),
             "GUNICORN_METRICS_DIR": str(self.directory / name / "metrics"),
             "SERVICE_NAME": self.service_name(service),
             "EVENTS_EXCHANGE": self.exchange,
@@ -345,7 +346,7 @@ class Deployment:
             server = make_url(postgres_server_url())
             url = make_url(value).set(host=server.host, port=server.port, database=database)
             return url.render_as_string(hide_password=False)
-        if key == "GUNICORN_BIND" and service in self.ports:  # notifications' worker binds none
+        if key in {"GRANIAN_BIND", "GUNICORN_BIND"} and service in self.ports:  # worker: none
             return f"127.0.0.1:{self.ports[service]}"
         if key == "SMTP_HOST":
             return "127.0.0.1"

@@ -2,7 +2,7 @@
 
 No image is built here (there is no container engine): hadolint checks the file, and the
 rest reads the stages each service's image is made of and checks them against the code —
-the user, the port Gunicorn binds, the health check's path, the default command, the
+the user, the port the web server binds, the health check's path, the default command, the
 environment, and what the build context lets in.
 """
 
@@ -30,10 +30,11 @@ from .conftest import (
     setting_names,
     settings_class,
     tool,
+    web_server_setting,
 )
 
 COMPILERS = ("build-essential", "gcc", "g++", "clang", "make", "cc ", "libc6-dev", "python3-dev")
-WEB_COMMAND = ["gunicorn", "-c", "python:flotilla.gunicorn"]
+WEB_COMMAND = ["flotilla", "serve"]
 
 
 def exec_form(arguments: str) -> list[str]:
@@ -112,7 +113,7 @@ def test_the_image_runs_as_the_unprivileged_flotilla_user(service: str) -> None:
 
 
 @pytest.mark.parametrize("service", WEB_SERVICES)
-def test_the_default_command_is_gunicorn_with_the_chassis_config(service: str) -> None:
+def test_the_default_command_is_the_chassis_web_server(service: str) -> None:
     command = exec_form(image_setting(service, "CMD") or "null")
     assert command == [*WEB_COMMAND, f"{service}.wsgi:app"]
     assert (ROOT / "services" / service / "src" / service / "wsgi.py").is_file()
@@ -127,8 +128,11 @@ def test_the_notifications_image_runs_the_worker_and_has_no_http_check() -> None
 @pytest.mark.parametrize("service", WEB_SERVICES)
 def test_exposed_port_bound_port_and_health_check_port_agree(service: str) -> None:
     environment = image_environment(service)
-    bind_port = environment["GUNICORN_BIND"].rpartition(":")[2]
-    assert environment["GUNICORN_BIND"] == f"0.0.0.0:{bind_port}"
+    bind = web_server_setting(environment, "BIND")
+    bind_port = bind.rpartition(":")[2]
+    assert bind == f"0.0.0.0:{bind_port}"
+    # Gunicorn, one setting away, binds the same.
+    assert environment["GUNICORN_BIND"] == environment["GRANIAN_BIND"] == bind
     assert image_setting(service, "EXPOSE") == bind_port == "8000"
     assert health_check_url(service) == f"http://127.0.0.1:{bind_port}/healthz/live"
 
@@ -150,6 +154,7 @@ def test_every_image_variable_is_a_setting_or_has_a_stated_reason(service: str) 
     assert {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"} <= set(environment)
     assert environment["PATH"].startswith("/app/.venv/bin:")
     assert environment["VAR_DIR"] == "/tmp/flotilla"
+    assert environment["GRANIAN_METRICS_DIR"] == "/tmp/flotilla/metrics"
     assert environment["GUNICORN_METRICS_DIR"] == "/tmp/flotilla/metrics"
     assert "PROMETHEUS_MULTIPROC_DIR" not in environment  # see IMAGE_VARIABLES
 

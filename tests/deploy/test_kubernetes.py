@@ -3,8 +3,8 @@
 Each overlay is rendered with ``kubectl kustomize`` and checked against the Kubernetes schema
 (``kubernetes-validate --strict``) and yamllint; then the rendered objects are read beside the
 code: commands against ``scripts/system.py``, probes against the apps' routes, every variable
-against the settings classes, the grace periods against Gunicorn's and Celery's, the Ingress
-against deploy/nginx's routes. A drift between the files and the code fails here.
+against the settings classes, the grace periods against the web server's and Celery's, the
+Ingress against deploy/nginx's routes. A drift between the files and the code fails here.
 
 Kubernetes 1.30 is the oldest version validated: the first whose kubelet runs the ``sleep``
 preStop action by default (beta; GA in 1.34, also validated), which the web pods use because
@@ -29,12 +29,19 @@ from pydantic import ValidationError
 import system
 from catalog.config import CatalogSettings
 from flotilla import ServiceSettings
-from flotilla.config import GunicornSettings, MessagingSettings
+from flotilla.config import MessagingSettings
 from notifications.config import NotificationsSettings
 from orders.config import OrdersSettings
 from users.config import UsersSettings
 
-from .conftest import IMAGE_VARIABLES, image_environment, tool, variable_names
+from .conftest import (
+    IMAGE_VARIABLES,
+    image_environment,
+    server_variable_names,
+    tool,
+    variable_names,
+    web_server_setting,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -127,13 +134,13 @@ def example_secrets() -> dict[str, dict[str, str]]:
 
 
 def declared_variables(service: str, *, web: bool) -> set[str]:
-    """Every variable ``service``'s processes read; Gunicorn's only in a web pod."""
+    """Every variable ``service``'s processes read; the web servers' only in a web pod."""
     names = variable_names(SETTINGS[service]) | set(IMAGE_VARIABLES)
-    return names | variable_names(GunicornSettings) if web else names
+    return names | server_variable_names() if web else names
 
 
 def is_web(workload: Manifest) -> bool:
-    """A Gunicorn pod (users, catalog, orders behind their Services)."""
+    """A web server's pod (users, catalog, orders behind their Services)."""
     return bool(workload["metadata"]["labels"]["app.kubernetes.io/component"] == "web")
 
 
@@ -207,7 +214,7 @@ def test_manifests_pass_yamllint() -> None:
 def test_every_process_of_the_runner_runs_with_its_command(overlay: str) -> None:
     layout = system.Layout(var_dir=Path("/nonexistent"))
     expected = {
-        ("web", service): ["gunicorn", *system.web(service, layout, {}).command[3:]]
+        ("web", service): system.web(service, layout, {}).command[2:]
         for service in system.WEB_SERVICES
     }
     for _, service, arguments, _ in system.BACKGROUND_PROGRAMS:
@@ -232,14 +239,14 @@ def test_each_process_runs_in_the_image_of_its_service(overlay: str) -> None:
 
 
 @pytest.mark.parametrize("service", system.WEB_SERVICES)
-def test_probes_ask_routes_the_app_serves_on_the_port_gunicorn_binds(
+def test_probes_ask_routes_the_app_serves_on_the_port_the_server_binds(
     service: str, tmp_path: Path
 ) -> None:
     deployment = of_kind("prod", "Deployment")[service]
     web = container(deployment)
     served = routes(service, tmp_path)
     ports = {port["name"]: port["containerPort"] for port in web["ports"]}
-    bind = environment("prod", deployment).get("GUNICORN_BIND", GunicornSettings().BIND)
+    bind = web_server_setting(effective_environment("prod", deployment), "BIND")
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         http = web[probe]["httpGet"]
         assert http["path"] in served, (probe, http["path"])
@@ -270,15 +277,16 @@ def test_services_call_each_other_where_the_cluster_answers(overlay: str, tmp_pa
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_grace_period_outlasts_the_prestop_sleep_and_gunicorns_drain(overlay: str) -> None:
+def test_grace_period_outlasts_the_prestop_sleep_and_the_servers_drain(overlay: str) -> None:
     for service in system.WEB_SERVICES:
         deployment = of_kind(overlay, "Deployment")[service]
         sleep = container(deployment)["lifecycle"]["preStop"]["sleep"]["seconds"]
-        graceful = environment(overlay, deployment).get("GUNICORN_GRACEFUL_TIMEOUT")
-        drain = int(graceful) if graceful else GunicornSettings().GRACEFUL_TIMEOUT
+        env = effective_environment(overlay, deployment)
+        drain = int(web_server_setting(env, "GRACEFUL_TIMEOUT"))
+        switched = int(web_server_setting(env | {"WEB_SERVER": "gunicorn"}, "GRACEFUL_TIMEOUT"))
         grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         assert sleep >= 1
-        assert grace > sleep + drain, service
+        assert grace > sleep + max(drain, switched), service
 
 
 def test_worker_grace_period_outlasts_a_running_task() -> None:
@@ -339,21 +347,23 @@ def test_the_runners_topology_is_set_in_every_pod(overlay: str) -> None:
         service = service_of(workload)
         needed = set(system.service_env(service, layout, {}))
         if not is_web(workload):
-            needed.discard("GUNICORN_BIND")
+            needed -= {"GRANIAN_BIND", "GUNICORN_BIND"}
         missing = needed - set(environment(overlay, workload))
         assert not missing, (workload["metadata"]["name"], sorted(missing))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_only_gunicorn_is_given_a_metrics_directory(overlay: str) -> None:
-    # Gunicorn creates GUNICORN_METRICS_DIR and hands it to its workers; a flask command given
+def test_only_the_web_server_is_given_a_metrics_directory(overlay: str) -> None:
+    # The server creates its METRICS_DIR and hands it to its workers; a flask command given
     # PROMETHEUS_MULTIPROC_DIR would stop at its first metric, the directory not existing yet
     # on a fresh emptyDir.
     for workload in workloads(overlay):
         env = effective_environment(overlay, workload)
         assert not env.get("PROMETHEUS_MULTIPROC_DIR"), workload["metadata"]["name"]
         if is_web(workload):
-            assert env.get("GUNICORN_METRICS_DIR"), workload["metadata"]["name"]
+            for server in ("granian", "gunicorn"):  # the one running, the one a setting away
+                directory = web_server_setting(env | {"WEB_SERVER": server}, "METRICS_DIR")
+                assert directory, (workload["metadata"]["name"], server)
 
 
 def _load(
@@ -398,7 +408,7 @@ def test_every_directory_a_process_writes_is_a_writable_volume(overlay: str) -> 
         ]
         env = effective_environment(overlay, workload)
         assert env.get("VAR_DIR"), workload["metadata"]["name"]
-        for name in ("VAR_DIR", "GUNICORN_METRICS_DIR"):
+        for name in ("VAR_DIR", "GRANIAN_METRICS_DIR", "GUNICORN_METRICS_DIR"):
             if env.get(name):
                 path = Path(env[name])
                 assert any(path.is_relative_to(mount) for mount in writable), (name, path)

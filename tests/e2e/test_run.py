@@ -3,10 +3,10 @@
 ``scripts/run.py`` starts the whole system as a child of the test, in the embedded default
 (SQLite, file broker, .eml files), behind nginx when it is installed; ``scripts/demo.py``
 then walks through the shop against it. Ctrl-C (SIGINT) must stop every process the runner
-started — checked by PID, Gunicorn's and Celery's own children included — with exit status 0.
-A process that dies stops the rest with its log's end printed; a port in use stops the start
-before anything runs. The last tests check how one ``DATABASE_URL`` becomes one database per
-service, without starting anything.
+started — checked by PID, the web servers' and Celery's own children included — with exit
+status 0. A process that dies stops the rest with its log's end printed; a port in use stops
+the start before anything runs. The last tests check how one ``DATABASE_URL`` becomes one
+database per service, without starting anything.
 """
 
 from __future__ import annotations
@@ -229,14 +229,14 @@ def test_a_process_that_dies_stops_the_system_with_the_end_of_its_log(runner: Ru
     )
     children = descendants(runner.process.pid)
     direct = children_of(runner.process.pid)
-    (users,) = [pid for pid in direct if b"users.wsgi:app" in command_line(pid)]  # the master
+    (users,) = [pid for pid in direct if b"users.wsgi:app" in command_line(pid)]  # main process
 
     os.kill(users, signal.SIGKILL)  # while the runner waits for catalog
 
     assert runner.process.wait(timeout=90) == 1, runner.text()
     output = runner.text()
     assert "flotilla: users exited with code -9" in output
-    assert "Booting worker" in output.partition("users exited")[2]  # the end of users' log
+    assert "worker started" in output.partition("users exited")[2]  # the end of users' log
     assert "flotilla: catalog exited" not in output  # stopped as asked, mid-start
     assert output.rstrip().endswith("flotilla: stopped.")
     # users' workers, orphaned, were killed by their group; a SIGKILL takes a moment to land

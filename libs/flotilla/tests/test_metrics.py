@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from flotilla.metrics import _route_label
+from flotilla.metrics import _route_label, created_once
 
 
 def sample(client: FlaskClient, name: str, **labels: str) -> float:
@@ -91,3 +94,24 @@ def test_a_process_other_than_gunicorn_creates_a_missing_metrics_directory(
 
     assert result.returncode == 0, result.stderr
     assert list(directory.glob("counter_*.db"))
+
+
+def test_a_metric_factory_runs_once_when_threads_ask_together() -> None:
+    calls: list[int] = []
+    start = threading.Barrier(8)
+
+    @created_once
+    def factory() -> object:
+        calls.append(1)
+        time.sleep(0.05)  # wide open for a second thread, were there no lock
+        return object()
+
+    def ask() -> object:
+        start.wait()
+        return factory()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        made = list(pool.map(lambda _: ask(), range(8)))
+
+    assert len(calls) == 1
+    assert all(item is made[0] for item in made)

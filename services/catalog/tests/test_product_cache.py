@@ -145,7 +145,7 @@ def test_redis_holds_products_under_the_service_name(app: Flask, tmp_path: Path)
             keys = sorted(connection.scan_iter(match=f"flotilla:{name}:cache:products:*"))
             ttl = connection.ttl(keys[0])
         close(other)
-    assert keys == [f"flotilla:{name}:cache:products:id:{product['id']}".encode()]
+    assert keys == [f"flotilla:{name}:cache:products:v1:id:{product['id']}".encode()]
     assert 0 < ttl <= 60
 
 

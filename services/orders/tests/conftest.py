@@ -199,8 +199,14 @@ class Account:
     headers: dict[str, str]
 
 
-def access_token(shop: Shop, user_id: int, roles: tuple[str, ...]) -> str:
-    """A token for ``user_id`` signed with the shop's key, as a login would issue it."""
+def access_token(
+    shop: Shop, user_id: int, roles: tuple[str, ...], profile: dict[str, str] | None = None
+) -> str:
+    """A token for ``user_id`` signed with the shop's key.
+
+    Without ``profile`` it is a token as issued before tokens carried the customer's e-mail
+    and name, for which orders asks users; with one, as a login issues it now.
+    """
     settings: UsersSettings = shop.users.extensions["flotilla.settings"]
     return issue_access_token(
         shop.signing_key,
@@ -209,6 +215,7 @@ def access_token(shop: Shop, user_id: int, roles: tuple[str, ...]) -> str:
         issuer=settings.AUTH_ISSUER,
         audience=settings.AUTH_AUDIENCE,
         lifetime=timedelta(minutes=15),
+        profile=profile,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,7 +21,9 @@ from .conftest import (
     ProductFactory,
     Shop,
     StuckOrder,
+    access_token,
     compensations,
+    events,
     json_of,
     place,
     reservation_states,
@@ -54,6 +57,32 @@ def test_after_catalog_is_back_the_same_key_places_the_order(
     response = place(shop.orders.test_client(), customer, {mug["id"]: 1}, key="k")
     assert response.status_code == 201
     assert "Idempotent-Replayed" not in response.headers
+    assert stock_of(shop, mug["id"]) == 4
+
+
+def test_a_token_with_a_profile_places_the_order_without_asking_users(
+    shop: Shop,
+    app: Flask,
+    customer: Account,
+    make_product: ProductFactory,
+    make_orders_app: OrdersAppFactory,
+) -> None:
+    mug = make_product("MUG-1", stock=5)
+    with serve_app(shop.users) as url:
+        pass  # users stopped: its port refuses connections
+    orders = make_orders_app(USERS_URL=url)
+    profile = {"email": "carol.now@example.com", "name": "Carol Now"}
+    token = access_token(shop, customer.id, customer.roles, profile)
+    signed_in = replace(customer, headers={"Authorization": f"Bearer {token}"})
+
+    response = place(orders.test_client(), signed_in, {mug["id"]: 1})
+
+    assert response.status_code == 201, response.data
+    (event,) = events(app)
+    assert (event.payload["email"], event.payload["display_name"]) == (
+        "carol.now@example.com",
+        "Carol Now",
+    )
     assert stock_of(shop, mug["id"]) == 4
 
 

@@ -72,6 +72,23 @@ def test_a_login_returns_an_eddsa_access_token_and_a_refresh_token(
     assert claims["roles"] == ["customer"]
     assert claims["exp"] - claims["iat"] == 900
     assert len(body["refresh_token"]) >= 43  # 32 random bytes, base64url: 256 bits
+    assert claims["email"] == customer.email  # the profile orders needs, without asking users
+
+
+def test_a_new_access_token_carries_the_profile_as_it_is_now(
+    app: Flask, client: FlaskClient, customer: Account
+) -> None:
+    first = log_in(client, customer.username).json
+    assert "name" not in claims_of(app, first["access_token"])  # no display name yet
+    changed = client.patch(
+        "/api/v1/users/me",
+        json={"display_name": "Carol C.", "email": "carol.c@example.com"},
+        headers=customer.headers,
+    )
+    assert changed.status_code == 200
+    renewed = refresh(client, first["refresh_token"]).json
+    claims = claims_of(app, renewed["access_token"])
+    assert (claims["email"], claims["name"]) == ("carol.c@example.com", "Carol C.")
 
 
 def test_the_login_may_be_the_email_in_any_case(client: FlaskClient, customer: Account) -> None:

@@ -15,6 +15,7 @@ from cryptography import x509
 
 import certificates  # scripts/, on pytest's path
 import nginx
+from flotilla.config import GranianSettings, GunicornSettings
 from nginx import Tuning, Upstreams, render
 
 from .conftest import ROOT
@@ -201,3 +202,14 @@ def test_nginx_and_gixy_accept_every_variant() -> None:
         assert f"nginx -t [{variant}]: ok" in result.stdout
     for variant in ("http", "https"):
         assert f"gixy [{variant}]: ok" in result.stdout
+
+
+def test_nginx_gives_up_an_idle_connection_before_either_server_closes_it() -> None:
+    # A request written into a connection the server is closing fails, and a POST then cannot
+    # be resent: nginx must be the side that closes an idle upstream connection.
+    text = (SOURCE / "flotilla" / "upstream.conf").read_text()
+    found = re.search(r"^keepalive_timeout (\d+)s;", text, re.MULTILINE)
+    assert found is not None
+    nginx_idle = int(found.group(1))
+    assert nginx_idle < GranianSettings.model_fields["KEEPALIVE"].default
+    assert nginx_idle < GunicornSettings.model_fields["KEEPALIVE"].default

@@ -1,10 +1,12 @@
-"""The shop behind its front door, started once for the operations tests of this directory.
+"""The shop behind its front door, started once per web server for the operations tests.
 
 nginx, configured by ``scripts/nginx.py`` exactly as ``make run`` configures it, fronts one
-users replica and two replicas each of catalog and orders; every replica is a real Gunicorn
+users replica and two replicas each of catalog and orders; every replica is a real web server
 on its own port, and the replicas of a service share its PostgreSQL database, as pods of a
-deployment do. orders calls users and catalog-a directly, on their own ports, as in
-``make run``: only clients go through the front door. The tests signal or kill catalog-b,
+deployment do. The whole shop runs once under each server (the ``shop`` fixture's parameter:
+Gunicorn, then granian), so every test of this directory runs against both. orders calls
+users and catalog-a directly, on their own ports, as in ``make run``: only clients go
+through the front door. The tests signal or kill catalog-b,
 orders-b and nginx, and route around replicas; each test first has the replicas of the
 service it loads running and in nginx's rotation (:meth:`FrontDoor.ensure_serving`), so no
 test depends on what an earlier one broke.
@@ -32,12 +34,14 @@ from catalog.config import CatalogSettings
 from flotilla.auth import SigningKey
 from flotilla.processes import stop_process, wait_for_http
 from flotilla.testing import (
-    GunicornServer,
+    SERVERS,
+    ServerProcess,
     free_port,
     migrate,
     postgres_database,
     read_json_lines,
     wait_until,
+    web_server,
 )
 from nginx import Tuning, Upstreams, command, render
 from orders import create_app as create_orders
@@ -56,10 +60,11 @@ REPLICAS: dict[str, tuple[str, ...]] = {
     "orders": ("orders-a", "orders-b"),
 }
 WORKERS = {"users": 1, "catalog": 2, "orders": 1}
-"""Gunicorn workers per replica: few, on a shared 2-core machine; catalog has two so that a
-SIGHUP has several workers to replace."""
+"""Workers per replica: few, on a shared 2-core machine; catalog has two so that a SIGHUP has
+several workers to replace."""
 THREADS = 4
-"""Gunicorn threads per worker (the chassis default, written out for the slow-client test)."""
+"""Threads per worker, Gunicorn's and granian's (the chassis default, written out for the
+slow-client test)."""
 INITIAL_STOCK = 1_000_000
 REQUEST_DEADLINE = 3
 PENDING_ORDER_TIMEOUT = 4
@@ -79,7 +84,9 @@ class FrontDoor:
     databases: dict[str, str]
     envs: dict[str, dict[str, str]]
     ports: dict[str, int]
-    servers: dict[str, GunicornServer] = field(default_factory=dict)
+    server: str = "gunicorn"
+    """The web server every replica runs under (``WEB_SERVER``)."""
+    servers: dict[str, ServerProcess] = field(default_factory=dict)
     nginx: subprocess.Popen[bytes] | None = None
     nginx_port: int = 0
     nginx_directory: Path = Path()
@@ -110,7 +117,8 @@ class FrontDoor:
     def start(self, name: str) -> None:
         """Start replica ``name`` on its port and wait until it is ready."""
         service = name.split("-", maxsplit=1)[0]
-        server = GunicornServer(
+        server = web_server(
+            self.server,
             f"{service}.wsgi:app",
             env=self.envs[service],
             log_path=self.tmp_path / f"{name}.log",
@@ -121,7 +129,7 @@ class FrontDoor:
         self.servers[name] = server
 
     def processes(self, name: str) -> list[int]:
-        """Replica ``name``'s Gunicorn master and its workers."""
+        """Replica ``name``'s main process (Gunicorn's master, granian's) and its workers."""
         master = self.servers[name].pid
         return [master, *workers(master)]
 
@@ -232,7 +240,7 @@ class FrontDoor:
 
 
 def workers(master: int) -> list[int]:
-    """Direct child processes of ``master`` (Gunicorn's workers), from /proc."""
+    """Direct child processes of ``master`` (a server's workers, nginx's), from /proc."""
     found: list[int] = []
     for task in Path(f"/proc/{master}/task").iterdir():
         found.extend(int(child) for child in (task / "children").read_text().split())
@@ -251,6 +259,7 @@ def environments(
         "LOG_LEVEL": "INFO",
         "PROXY_HOPS": "1",
         "GUNICORN_THREADS": str(THREADS),
+        "GRANIAN_BLOCKING_THREADS": str(THREADS),
         "AUTH_JWKS_URL": f"{users_url}/.well-known/jwks.json",
     }
     envs = {
@@ -272,15 +281,20 @@ def environments(
             **common,
             "DATABASE_URL": databases[service],
             "GUNICORN_WORKERS": str(WORKERS[service]),
+            "GRANIAN_WORKERS": str(WORKERS[service]),
         }
     del envs["users"]["AUTH_JWKS_URL"]  # users signs; it verifies with its own keys
     return envs
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontDoor]:
-    """Every replica and nginx running, a customer signed in, a product in stock."""
-    tmp_path = tmp_path_factory.mktemp("operations")
+@pytest.fixture(scope="module", params=sorted(SERVERS, reverse=True))
+def shop(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FrontDoor]:
+    """Every replica (under the parameter's server) and nginx running, a customer signed in,
+    a product in stock."""
+    server: str = request.param
+    tmp_path = tmp_path_factory.mktemp(f"operations-{server}")
     with (
         postgres_database() as users_db,
         postgres_database() as catalog_db,
@@ -288,7 +302,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontDoor]:
     ):
         databases = {"users": users_db, "catalog": catalog_db, "orders": orders_db}
         ports = {name: free_port() for names in REPLICAS.values() for name in names}
-        shop = FrontDoor(tmp_path, databases, environments(tmp_path, databases, ports), ports)
+        shop = FrontDoor(
+            tmp_path, databases, environments(tmp_path, databases, ports), ports, server
+        )
         migrate(create_users(UsersSettings.model_validate(shop.envs["users"])))
         migrate(create_catalog(CatalogSettings.model_validate(shop.envs["catalog"])))
         migrate(create_orders(OrdersSettings.model_validate(shop.envs["orders"])))

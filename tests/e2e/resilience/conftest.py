@@ -1,6 +1,7 @@
-"""The shop under Gunicorn on PostgreSQL, with handles to break it: kill, freeze, slow down.
+"""The shop on PostgreSQL, with handles to break it: kill, freeze, slow down.
 
-users, catalog and orders each run as a real Gunicorn on a database of their own; orders
+users, catalog and orders each run as a real web server on a database of their own, under
+each server in turn (the ``shop`` fixture's parameter: Gunicorn, then granian); orders
 reaches users through a :class:`~flotilla.testing.TcpProxy` so a test can delay users'
 answers at the TCP level, and reaches catalog directly so a test can kill or freeze its
 processes. orders runs two workers sharing their breaker through Redis.
@@ -29,20 +30,22 @@ from catalog import create_app as create_catalog
 from catalog.config import CatalogSettings
 from flotilla.auth import SigningKey
 from flotilla.testing import (
-    GunicornServer,
+    SERVERS,
+    ServerProcess,
     TcpProxy,
     free_port,
     migrate,
     postgres_database,
     service_redis,
     wait_until,
+    web_server,
 )
 from orders import create_app as create_orders
 from orders.config import OrdersSettings
 from users import create_app as create_users
 from users.config import UsersSettings
 
-from ..calls import admin_token, call
+from ..calls import admin_token, call, signed_token
 
 PASSWORD = "correct horse battery"
 INITIAL_STOCK = 1_000
@@ -68,9 +71,12 @@ class Shop:
     tmp_path: Path
     databases: dict[str, str]
     envs: dict[str, dict[str, str]]
-    servers: dict[str, GunicornServer]
+    servers: dict[str, ServerProcess]
     users_proxy: TcpProxy
+    server: str = "gunicorn"
+    """The web server every service runs under (``WEB_SERVER``)."""
     token: str = ""
+    profileless_token: str = ""
     product_id: int = 0
     frozen: list[int] = field(default_factory=list)
 
@@ -79,19 +85,21 @@ class Shop:
         """Where orders answers."""
         return self.servers["orders"].url
 
-    def place_order(self, key: str | None = None, **headers: str) -> tuple[int, dict[str, str]]:
+    def place_order(
+        self, key: str | None = None, token: str | None = None, **headers: str
+    ) -> tuple[int, dict[str, str]]:
         """Order one unit of the product: the status and the problem or order body."""
         status, body, _ = call(
             "POST",
             f"{self.orders_url}/api/v1/orders",
             {"lines": [{"product_id": self.product_id, "quantity": 1}]},
-            token=self.token,
+            token=token or self.token,
             headers={"Idempotency-Key": key or uuid.uuid4().hex, **headers},
         )
         return status, body
 
     def catalog_processes(self) -> list[int]:
-        """The catalog Gunicorn master and its workers."""
+        """The catalog server's main process and its workers."""
         master = self.servers["catalog"].pid
         return [master, *children(master)]
 
@@ -116,7 +124,11 @@ class Shop:
     def start_catalog(self) -> None:
         """Start catalog again on its port (after :meth:`kill_catalog`)."""
         self.servers["catalog"] = serve(
-            "catalog", self.envs["catalog"], self.tmp_path, port=self.servers["catalog"].port
+            self.server,
+            "catalog",
+            self.envs["catalog"],
+            self.tmp_path,
+            port=self.servers["catalog"].port,
         )
 
     def recover_orders(self) -> str:
@@ -180,17 +192,24 @@ class Shop:
 
 
 def children(pid: int) -> list[int]:
-    """Direct child processes of ``pid`` (Gunicorn's workers), from /proc."""
+    """Direct child processes of ``pid`` (a server's workers), from /proc."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         found.extend(int(child) for child in (task / "children").read_text().split())
     return found
 
 
-def serve(name: str, env: dict[str, str], tmp_path: Path, *, port: int) -> GunicornServer:
-    """Start ``name`` under Gunicorn on ``port`` and wait until it is ready."""
-    server = GunicornServer(
-        f"{name}.wsgi:app", env=env, log_path=tmp_path / f"{name}.log", port=port, cwd=tmp_path
+def serve(
+    server_name: str, name: str, env: dict[str, str], tmp_path: Path, *, port: int
+) -> ServerProcess:
+    """Start ``name`` under ``server_name`` on ``port`` and wait until it is ready."""
+    server = web_server(
+        server_name,
+        f"{name}.wsgi:app",
+        env=env,
+        log_path=tmp_path / f"{name}.log",
+        port=port,
+        cwd=tmp_path,
     )
     server.start()
     return server
@@ -215,6 +234,7 @@ def environments(
             "ARGON2_MEMORY_KIB": "1024",
             "RATE_LIMITS_ENABLED": "false",
             "GUNICORN_WORKERS": "1",
+            "GRANIAN_WORKERS": "1",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "users-metrics"),
         },
         "catalog": {
@@ -222,6 +242,7 @@ def environments(
             "DATABASE_URL": databases["catalog"],
             "AUTH_JWKS_URL": jwks,
             "GUNICORN_WORKERS": "1",
+            "GRANIAN_WORKERS": "1",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "catalog-metrics"),
         },
         "orders": {
@@ -236,14 +257,17 @@ def environments(
             "REQUEST_DEADLINE": "5",
             "PENDING_ORDER_TIMEOUT": "6",
             "GUNICORN_WORKERS": "2",
+            "GRANIAN_WORKERS": "2",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "orders-metrics"),
         },
     }
 
 
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Shop]:
-    """users, catalog and orders running, a customer signed in, a product in stock."""
+@pytest.fixture(params=sorted(SERVERS, reverse=True))
+def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shop]:
+    """users, catalog and orders running under the parameter's server, a customer signed in,
+    a product in stock."""
+    server: str = request.param
     with (
         postgres_database() as users_db,
         postgres_database() as catalog_db,
@@ -257,16 +281,16 @@ def shop(tmp_path: Path) -> Iterator[Shop]:
         migrate(create_users(UsersSettings.model_validate(envs["users"])))
         migrate(create_catalog(CatalogSettings.model_validate(envs["catalog"])))
         migrate(create_orders(OrdersSettings.model_validate(envs["orders"])))
-        shop = Shop(tmp_path, databases, envs, {}, proxy)
+        shop = Shop(tmp_path, databases, envs, {}, proxy, server)
         try:
             for name in ("users", "catalog", "orders"):
-                shop.servers[name] = serve(name, envs[name], tmp_path, port=ports[name])
+                shop.servers[name] = serve(server, name, envs[name], tmp_path, port=ports[name])
             stock_the_shop(shop)
             yield shop
         finally:
             shop.thaw_catalog()
-            for server in shop.servers.values():
-                server.stop()
+            for running in shop.servers.values():
+                running.stop()
             proxy.close()
 
 
@@ -284,6 +308,8 @@ def stock_the_shop(shop: Shop) -> None:
     )
     assert status == 200, tokens
     shop.token = tokens["access_token"]
+    key = shop.envs["users"]["AUTH_SIGNING_KEY"]
+    shop.profileless_token = signed_token(key, subject=str(account["id"]), roles=("customer",))
     status, product, _ = call(
         "POST",
         f"{shop.servers['catalog'].url}/api/v1/products",

@@ -8,6 +8,7 @@ so they are the outermost WSGI layer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Request, Response
@@ -52,6 +53,27 @@ class ServiceRequest(Request):
         raise MalformedJson("The request body is not valid JSON.")
 
 
+class ServiceApp(Flask):
+    """Flask, remembering which hooks and views need no async adapter.
+
+    Flask asks ``inspect.iscoroutinefunction`` about every hook and view on every request
+    (``ensure_sync``); a service runs about ten hooks per request, so the answer, which never
+    changes, is worth keeping: about 10 µs of a request that costs a few hundred.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_functions: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Flask's answer for ``func``, computed once per function."""
+        try:
+            return self._sync_functions[func]
+        except KeyError:
+            sync = self._sync_functions[func] = super().ensure_sync(func)
+            return sync
+
+
 def create_service(import_name: str, settings: ServiceSettings, *, version: str = "0.0.0") -> Flask:
     """Build a Flask app with logging, errors, health, metrics, security and OpenAPI.
 
@@ -59,7 +81,7 @@ def create_service(import_name: str, settings: ServiceSettings, *, version: str 
     :func:`flotilla.api.register_blueprints`.
     """
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
-    app = Flask(import_name, static_folder=None)
+    app = ServiceApp(import_name, static_folder=None)
     app.request_class = ServiceRequest
     app.session_interface = _NoSessions()
     app.json = OrjsonProvider(app)

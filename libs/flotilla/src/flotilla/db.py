@@ -29,7 +29,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask.globals import app_ctx
-from sqlalchemy import Engine, MetaData, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, make_url, text
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
@@ -190,10 +190,21 @@ class Database:
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A session for reads only, on an autocommit connection: no BEGIN/ROLLBACK."""
+        with (
+            self.read_connection() as connection,
+            Session(bind=connection, autoflush=False, expire_on_commit=False) as session,
+        ):
+            yield session
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A Core connection for reads only, in autocommit: no BEGIN/ROLLBACK, no ORM.
+
+        For the hottest reads: a ``select()`` of columns executed here skips the session's
+        identity map and object construction, several times cheaper than loading objects.
+        """
         with self.engine.connect() as connection:
-            autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-            with Session(bind=autocommit, autoflush=False, expire_on_commit=False) as session:
-                yield session
+            yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
     def _remove_session(self, _error: BaseException | None) -> None:
         self.session.remove()

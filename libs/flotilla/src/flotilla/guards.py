@@ -42,6 +42,9 @@ class BodyGuards:
 
 
 def _guard_body() -> None:
+    environ = request.environ
+    if not environ.get("CONTENT_LENGTH") and "HTTP_TRANSFER_ENCODING" not in environ:
+        return  # no body: nothing to judge (most requests; checked without parsing anything)
     if request.routing_exception is not None:
         return
     limit: int | None = current_app.config["MAX_CONTENT_LENGTH"]

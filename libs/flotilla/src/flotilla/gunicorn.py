@@ -6,6 +6,7 @@ and friends override it. The hooks below connect Gunicorn's process model to the
 * the multiprocess metrics directory is created before the app is imported (Prometheus
   decides its storage then), emptied at start and cleaned of dead workers' live gauges;
 * SIGTERM to a worker flips readiness to 503 before the worker drains;
+* a worker whose memory grew past ``MAX_WORKER_RSS`` finishes its requests and is replaced;
 * every lifecycle event is one JSON log line, and so is every access-log line.
 
 Database pools need nothing here: :mod:`flotilla.db` resets them in every forked child.
@@ -15,49 +16,28 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
-import tempfile
-from pathlib import Path
+import time
 from types import FrameType
 from typing import Any
 
-from flotilla import db, health, metrics
+from flotilla import db, health, metrics, metrics_dir
 from flotilla.config import GunicornSettings, load_settings
 from flotilla.gunicorn_logging import service_name
 from flotilla.logging import configure_logging
+from flotilla.processes import resident_bytes
 
 _settings = load_settings(GunicornSettings)
 log = logging.getLogger("flotilla.gunicorn")
 
-
-_PREPARED_BY = "FLOTILLA_METRICS_PREPARED_BY"
-_TEMPORARY = "FLOTILLA_METRICS_TEMPORARY"
-
-
-def _prepare_metrics_dir() -> str:
-    """Choose the directory and empty it, once per master process."""
-    if os.environ.get(_PREPARED_BY) == str(os.getpid()):
-        return os.environ[metrics.MULTIPROCESS_ENV]
-    chosen = os.environ.get(metrics.MULTIPROCESS_ENV) or _settings.METRICS_DIR
-    if chosen:
-        Path(chosen).mkdir(parents=True, exist_ok=True)
-        for stale in Path(chosen).glob("*.db"):  # samples of an earlier run's processes
-            stale.unlink()
-    else:
-        chosen = tempfile.mkdtemp(prefix="flotilla-metrics-")
-        os.environ[_TEMPORARY] = chosen
-    os.environ[metrics.MULTIPROCESS_ENV] = chosen
-    os.environ[_PREPARED_BY] = str(os.getpid())
-    return chosen
-
-
-_prepare_metrics_dir()
+metrics_dir.prepare(_settings.METRICS_DIR)
 
 bind = [_settings.BIND]
 workers = _settings.WORKERS
 worker_class = _settings.WORKER_CLASS
-threads = _settings.THREADS
+# Gunicorn silently runs gthread when a sync worker is given more than one thread: THREADS
+# (default 4) belongs to gthread only, so GUNICORN_WORKER_CLASS=sync really means sync.
+threads = _settings.THREADS if worker_class == "gthread" else 1
 timeout = _settings.TIMEOUT
 graceful_timeout = _settings.GRACEFUL_TIMEOUT
 keepalive = _settings.KEEPALIVE
@@ -129,6 +109,35 @@ def pre_request(worker: Any, req: Any) -> None:
         req.must_close = True
 
 
+_RSS_CHECK_INTERVAL = 1.0
+"""Seconds between two reads of a worker's memory (one small /proc read each)."""
+_MAX_RSS_BYTES = _settings.MAX_WORKER_RSS * 1024 * 1024
+
+
+def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
+    """A worker over ``MAX_WORKER_RSS`` stops accepting, finishes its requests and is replaced.
+
+    Recycling exists to bound what a worker leaks. Counting requests (``MAX_REQUESTS``) does
+    it at a rate that grows with the load: at the old default of 1000, a busy worker was
+    replaced every second or two, and the connections it dropped all moved to the other
+    worker (``docs/adr/0018-granian-by-default.md``). Memory is what a leak costs, so a
+    worker is replaced when its memory, not its request count, says so.
+    """
+    if not _MAX_RSS_BYTES:
+        return
+    now = time.monotonic()
+    if now < getattr(worker, "flotilla_rss_checked", 0.0) + _RSS_CHECK_INTERVAL:
+        return
+    worker.flotilla_rss_checked = now
+    resident = resident_bytes()
+    if resident > _MAX_RSS_BYTES and worker.alive:
+        log.warning(
+            "worker over its memory limit, replacing it",
+            extra={"worker_pid": worker.pid, "rss_mib": resident // (1024 * 1024)},
+        )
+        worker.alive = False
+
+
 def worker_abort(worker: Any) -> None:
     """A timed-out worker handles SIGABRT (only if its main thread can still run Python).
 
@@ -142,10 +151,10 @@ def worker_abort(worker: Any) -> None:
 def worker_exit(server: Any, worker: Any) -> None:
     """A worker is exiting (run in the worker): after a clean stop, exit at once.
 
-    A worker that served its last request (``max_requests``, SIGTERM, SIGHUP) has nothing left
-    to do, yet CPython's interpreter teardown of a Flask + SQLAlchemy app takes about 0.3 s,
-    during which the master waits to replace it: with the default ``max_requests`` a worker
-    was missing for 0.3 s of every few seconds. So the database connections are closed
+    A worker that served its last request (memory limit, ``max_requests``, SIGTERM, SIGHUP)
+    has nothing left to do, yet CPython's interpreter teardown of a Flask + SQLAlchemy app
+    takes about 0.3 s, during which the master waits to replace it: with ``max_requests`` at
+    1000 a worker was missing for 0.3 s of every few seconds. So the database connections are closed
     properly, the logs flushed, and the process leaves with ``os._exit(0)`` (the replacement
     now boots about 30 ms after the exit). A worker that failed to boot or was aborted keeps
     its exit status, which the master needs to tell a crash from a recycle.
@@ -165,7 +174,5 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def on_exit(server: Any) -> None:
     """Master exiting."""
-    temporary = os.environ.get(_TEMPORARY)
-    if temporary and os.environ.get(_PREPARED_BY) == str(os.getpid()):  # ours, not inherited
-        shutil.rmtree(temporary, ignore_errors=True)
+    metrics_dir.remove()
     log.info("gunicorn stopped")

@@ -44,7 +44,7 @@ from redis.retry import Retry
 from flotilla.api import document_operation
 from flotilla.config import ServiceSettings
 from flotilla.errors import TooManyRequests
-from flotilla.metrics import instruments
+from flotilla.metrics import created_once, instruments
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def redis_pool(url: str) -> redis.ConnectionPool:
     )
 
 
-@functools.cache
+@created_once
 def refusals() -> Counter:
     """``flotilla_rate_limited_total{scope}``, in the same storage as the request metrics."""
     instruments()  # selects file-backed values under Gunicorn before this metric exists

@@ -9,14 +9,18 @@ requests it served did happen. Without the variable, metrics live in process mem
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -33,6 +37,32 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LABELS = ("method", "endpoint", "status")
 _CONVERTER = re.compile(r"<(?:[^<>:]+:)?([^<>:]+)>")
+_STARTED_KEY = "flotilla.metrics.started"
+
+
+T = TypeVar("T")
+
+
+def created_once(factory: Callable[[], T]) -> Callable[[], T]:
+    """Make a metric factory return what its first call made, even when threads race.
+
+    prometheus_client refuses a second metric of a name (``Duplicated timeseries``), and
+    ``functools.cache`` alone lets two threads of a newly started worker both run the
+    factory: one of their requests then fails. Metrics made this way are usually made
+    while the app is built, before any worker starts; the lock covers the ones made later.
+    """
+    lock = threading.Lock()
+    made: list[T] = []
+
+    @functools.wraps(factory)
+    def get() -> T:
+        if not made:
+            with lock:
+                if not made:
+                    made.append(factory())
+        return made[0]
+
+    return get
 
 
 @dataclass(frozen=True)
@@ -45,7 +75,7 @@ class Instruments:
     app_info: Gauge
 
 
-@cache
+@created_once
 def instruments() -> Instruments:
     """Create the metrics, after the Gunicorn config had its chance to set the directory.
 
@@ -120,21 +150,34 @@ class Metrics:
 def _start_timer() -> None:
     if request.endpoint == "flotilla_metrics.metrics":
         return
-    g.flotilla_metrics_started = time.perf_counter()
+    request.environ[_STARTED_KEY] = time.perf_counter()
     instruments().in_flight.inc()
 
 
 def _observe(response: Response) -> Response:
-    started: float | None = g.get("flotilla_metrics_started")
+    started: float | None = request.environ.get(_STARTED_KEY)
     if started is None:
         return response
     method = request.method if request.method in _KNOWN_METHODS else "OTHER"
-    endpoint = _route_label(request.url_rule.rule) if request.url_rule else "<unmatched>"
-    labels = (method, endpoint, str(response.status_code))
-    metrics = instruments()
-    metrics.requests.labels(*labels).inc()
-    metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+    rule = request.url_rule
+    count, latency = _series(method, rule.rule if rule else None, response.status_code)
+    count.inc()
+    latency.observe(time.perf_counter() - started)
     return response
+
+
+@cache
+def _series(method: str, rule: str | None, status: int) -> tuple[Counter, Histogram]:
+    """The two labelled series one request updates, looked up once per (method, route, status).
+
+    prometheus_client's ``labels()`` checks and converts the values and takes a lock on every
+    call; the set of distinct label values is small (routes x methods x statuses), so each
+    process keeps the children it has used. They are created after the fork, in the worker,
+    since nothing calls this in a server's parent process.
+    """
+    labels = (method, _route_label(rule) if rule is not None else "<unmatched>", str(status))
+    metrics = instruments()
+    return metrics.requests.labels(*labels), metrics.latency.labels(*labels)
 
 
 @cache
@@ -144,7 +187,7 @@ def _route_label(rule: str) -> str:
 
 
 def _leave(_error: BaseException | None) -> None:
-    if g.pop("flotilla_metrics_started", None) is not None:
+    if request.environ.pop(_STARTED_KEY, None) is not None:
         instruments().in_flight.dec()
 
 

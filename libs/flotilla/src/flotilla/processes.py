@@ -1,4 +1,5 @@
-"""Local server processes: wait until one answers over HTTP, stop one by PID, read its log.
+"""Local server processes: wait until one answers over HTTP, stop one by PID, read its log,
+find its workers and what they use.
 
 Shared by the test helpers (:mod:`flotilla.testing`), ``make run`` and ``make bench``, which
 all start Gunicorn (or another server) as a child process and must neither wait forever for
@@ -7,6 +8,7 @@ one that died nor leave one running.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -68,3 +70,38 @@ def log_tail(path: Path, lines: int = 20) -> str:
     if not path.exists():
         return ""
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started directly (a server's workers), from ``/proc``."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return found
+    for task in tasks:
+        try:
+            found.extend(int(child) for child in (task / "children").read_text().split())
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+    return found
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time process ``pid`` used so far, user and system; 0 once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    fields = stat.rpartition(")")[2].split()  # the name in parentheses may hold spaces
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def resident_bytes(pid: int | str = "self") -> int:
+    """Resident memory of process ``pid`` (this one by default), shared pages included."""
+    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return pages * _PAGE_SIZE

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
+from flask import Response, url_for
 
 from catalog import reservations as stock
 from catalog import service
-from catalog.models import Product, Reservation
+from catalog.models import Product
 from catalog.schemas import (
     ProductCreate,
     ProductPublic,
@@ -18,7 +18,7 @@ from catalog.schemas import (
     ReservationCreate,
     ReservationPublic,
 )
-from flotilla.api import Blueprint, ProblemSchema
+from flotilla.api import Blueprint, ProblemSchema, json_document
 from flotilla.auth import require_auth
 from flotilla.pagination import Page
 
@@ -59,17 +59,17 @@ def list_products(limit: int, cursor: str | None, active: bool, q: str | None) -
 @products.get(f"/{PRODUCT_ID}")
 @products.response(200, ProductPublic)
 @products.alt_response(404, schema=ProblemSchema, description="No such product.")
-def get_product(product_id: int) -> Product:
+def get_product(product_id: int) -> Response:
     """Read a product."""
-    return service.get_product(product_id)
+    return json_document(service.product_document(product_id))
 
 
 @products.get("/by-sku/<string(maxlength=64):sku>")
 @products.response(200, ProductPublic)
 @products.alt_response(404, schema=ProblemSchema, description="No such product.")
-def get_product_by_sku(sku: str) -> Product:
+def get_product_by_sku(sku: str) -> Response:
     """Read a product by its SKU, in any case."""
-    return service.get_product_by_sku(sku)
+    return json_document(service.product_document_by_sku(sku))
 
 
 @products.patch(f"/{PRODUCT_ID}")
@@ -96,7 +96,7 @@ def deactivate_product(product_id: int) -> None:
 @reservations.response(201, ReservationPublic)
 @reservations.alt_response(200, schema=ReservationPublic, description="Reserved before.")
 @reservations.alt_response(409, schema=ProblemSchema, description="Out of stock or released.")
-def reserve_stock(data: dict[str, Any]) -> tuple[Reservation, int]:
+def reserve_stock(data: dict[str, Any]) -> tuple[stock.ReservationView, int]:
     """Hold stock for an order: all lines or none; a repeat holds nothing more."""
     reservation, created = stock.reserve_stock(**data)
     return reservation, 201 if created else 200
@@ -105,7 +105,7 @@ def reserve_stock(data: dict[str, Any]) -> tuple[Reservation, int]:
 @reservations.get(f"/{ORDER_ID}")
 @reservations.response(200, ReservationPublic)
 @reservations.alt_response(404, schema=ProblemSchema, description="No such reservation.")
-def get_reservation(order_id: int) -> Reservation:
+def get_reservation(order_id: int) -> stock.ReservationView:
     """Read an order's reservation, held or released."""
     return stock.get_reservation(order_id)
 

@@ -31,9 +31,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NoReturn
+from typing import NoReturn, TypedDict
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -46,6 +46,48 @@ log = logging.getLogger(__name__)
 
 Taken = Row[int, str, str, int, str]
 """What a product's stock UPDATE returns: id, sku, name, price, currency."""
+
+_INSERT_RESERVATION = insert(Reservation)
+_TAKE_STOCK = (
+    update(Product)
+    .where(
+        Product.id == bindparam("product"),
+        Product.active.is_(True),
+        Product.stock >= bindparam("quantity"),
+    )
+    .values(stock=Product.stock - bindparam("quantity"))
+    .returning(Product.id, Product.sku, Product.name, Product.price, Product.currency)
+)
+_SET_CURRENCY = (
+    update(Reservation)
+    .where(Reservation.order_id == bindparam("reserved_for"))
+    .values(currency=bindparam("reserved_currency"))
+)
+_INSERT_LINES = insert(ReservationLine)
+"""The statements of a reservation, built once (each call only binds its values)."""
+
+
+class LineView(TypedDict):
+    """A held line, as ``ReservationLinePublic`` shows it."""
+
+    product_id: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price: int
+    line_total: int
+
+
+class ReservationView(TypedDict):
+    """A reservation, as ``ReservationPublic`` shows it."""
+
+    order_id: int
+    state: str
+    currency: str | None
+    lines: list[LineView]
+    total: int
+    reserved_at: datetime | None
+    released_at: datetime | None
 
 
 class ReservationNotFound(NotFound):
@@ -84,7 +126,9 @@ class CurrencyMismatch(ValidationFailed):
     code, title = "currency-mismatch", "Currency Mismatch"
 
 
-def reserve_stock(*, order_id: int, lines: Sequence[dict[str, int]]) -> tuple[Reservation, bool]:
+def reserve_stock(
+    *, order_id: int, lines: Sequence[dict[str, int]]
+) -> tuple[ReservationView, bool]:
     """Hold ``lines`` for ``order_id``: the reservation, and whether this call made it.
 
     The same request again returns the stored reservation, taking nothing more. Raises
@@ -92,14 +136,12 @@ def reserve_stock(*, order_id: int, lines: Sequence[dict[str, int]]) -> tuple[Re
     :class:`CurrencyMismatch` or :class:`InsufficientStock`, having changed nothing.
     """
     wanted = {line["product_id"]: line["quantity"] for line in lines}
-    existing = _find(order_id)
-    if existing is None:
-        try:
-            return _reserve(order_id, wanted), True
-        except IntegrityError:
-            existing = _find(order_id)  # a concurrent request for the order won
-            if existing is None:
-                raise
+    try:
+        return _reserve(order_id, wanted), True
+    except IntegrityError:  # the order holds a reservation (or its tombstone) already
+        existing = _find(order_id)
+        if existing is None:
+            raise
     return _repeat(existing, wanted), False
 
 
@@ -108,58 +150,96 @@ def _find(order_id: int) -> Reservation | None:
         return session.get(Reservation, order_id)
 
 
-def _repeat(existing: Reservation, wanted: dict[int, int]) -> Reservation:
+def _repeat(existing: Reservation, wanted: dict[int, int]) -> ReservationView:
     if existing.state == RELEASED:
         raise ReservationReleased(f"Order {existing.order_id}'s reservation was released.")
     if {line.product_id: line.quantity for line in existing.lines} != wanted:
         raise ReservationMismatch(f"Order {existing.order_id} already holds other lines.")
-    return existing
+    return _view(existing)
 
 
-def _reserve(order_id: int, wanted: dict[int, int]) -> Reservation:
-    session = db.session()
-    try:
-        reservation = Reservation(
-            order_id=order_id, state=RESERVED, reserved_at=utc_now(), lines=[]
-        )  # lines=[]: known empty, so adding lines below loads nothing
-        session.add(reservation)
-        session.flush()  # claims the order first: a concurrent twin waits here, not on stock
-        taken = _take_stock(session, wanted)
-        reservation.currency = taken[0].currency
-        reservation.lines.extend(
-            ReservationLine(
-                order_id=order_id,
-                product_id=row.id,
-                sku=row.sku,
-                name=row.name,
-                quantity=wanted[row.id],
-                unit_price=row.price,
-            )
-            for row in taken
+def _view(reservation: Reservation) -> ReservationView:
+    lines = [
+        LineView(
+            product_id=line.product_id,
+            sku=line.sku,
+            name=line.name,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            line_total=line.line_total,
         )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        for line in reservation.lines
+    ]
+    return ReservationView(
+        order_id=reservation.order_id,
+        state=reservation.state,
+        currency=reservation.currency,
+        lines=lines,
+        total=reservation.total,
+        reserved_at=reservation.reserved_at,
+        released_at=reservation.released_at,
+    )
+
+
+def _reserve(order_id: int, wanted: dict[int, int]) -> ReservationView:
+    now = utc_now()
+    with db.engine.connect() as connection:  # closing without a commit rolls back
+        # The order is claimed first: a concurrent twin waits on its key, not on stock.
+        connection.execute(
+            _INSERT_RESERVATION, {"order_id": order_id, "state": RESERVED, "reserved_at": now}
+        )
+        taken = _take_stock(connection, wanted)
+        currency = taken[0].currency
+        lines = [_line(row, wanted[row.id]) for row in taken]
+        connection.execute(_SET_CURRENCY, {"reserved_for": order_id, "reserved_currency": currency})
+        connection.execute(_INSERT_LINES, [_line_row(order_id, line) for line in lines])
+        connection.commit()
     forget_products((row.id, row.sku) for row in taken)
     log.info("stock reserved", extra={"order_id": order_id, "products": len(taken)})
-    return reservation
+    total = sum(line["line_total"] for line in lines)
+    return ReservationView(
+        order_id=order_id,
+        state=RESERVED,
+        currency=currency,
+        lines=lines,
+        total=total,
+        reserved_at=now,
+        released_at=None,
+    )
 
 
-def _take_stock(session: Session, wanted: dict[int, int]) -> list[Taken]:
+def _line(row: Taken, quantity: int) -> LineView:
+    return LineView(
+        product_id=row.id,
+        sku=row.sku,
+        name=row.name,
+        quantity=quantity,
+        unit_price=row.price,
+        line_total=quantity * row.price,
+    )
+
+
+def _line_row(order_id: int, line: LineView) -> dict[str, object]:
+    """The ``reservation_lines`` row of ``line``: its total is derived, not stored."""
+    return {
+        "order_id": order_id,
+        "product_id": line["product_id"],
+        "sku": line["sku"],
+        "name": line["name"],
+        "quantity": line["quantity"],
+        "unit_price": line["unit_price"],
+    }
+
+
+def _take_stock(connection: Connection, wanted: dict[int, int]) -> list[Taken]:
     taken: list[Taken] = []
     for product_id in sorted(wanted):  # one order in every transaction: no deadlock cycles
         quantity = wanted[product_id]
-        statement = (
-            update(Product)
-            .where(Product.id == product_id, Product.active.is_(True), Product.stock >= quantity)
-            .values(stock=Product.stock - quantity)
-            .returning(Product.id, Product.sku, Product.name, Product.price, Product.currency)
-            .execution_options(synchronize_session=False)
-        )
-        row = session.execute(statement).one_or_none()
+        row = connection.execute(
+            _TAKE_STOCK, {"product": product_id, "quantity": quantity}
+        ).one_or_none()
         if row is None:
-            _refuse(session, wanted, taken, product_id)
+            _refuse(connection, wanted, taken, product_id)
         taken.append(row)
     currencies = {row.currency for row in taken}
     if len(currencies) > 1:
@@ -167,11 +247,13 @@ def _take_stock(session: Session, wanted: dict[int, int]) -> list[Taken]:
     return taken
 
 
-def _refuse(session: Session, wanted: dict[int, int], taken: list[Taken], failed: int) -> NoReturn:
+def _refuse(
+    connection: Connection, wanted: dict[int, int], taken: list[Taken], failed: int
+) -> NoReturn:
     """Say why ``failed`` could not be taken, naming every product refused for that reason."""
     rest = [product_id for product_id in sorted(wanted) if product_id >= failed]
     query = select(Product.id, Product.active, Product.stock, Product.currency)
-    found = {row.id: row for row in session.execute(query.where(Product.id.in_(rest)))}
+    found = {row.id: row for row in connection.execute(query.where(Product.id.in_(rest)))}
     unavailable = [id_ for id_ in rest if id_ not in found or not found[id_].active]
     if unavailable:
         detail = f"Products not for sale: {unavailable}."
@@ -187,12 +269,12 @@ def _mixed(currencies: set[str]) -> str:
     return f"The products are priced in different currencies: {sorted(currencies)}."
 
 
-def get_reservation(order_id: int) -> Reservation:
+def get_reservation(order_id: int) -> ReservationView:
     """The reservation of ``order_id``, held or released; raises :class:`ReservationNotFound`."""
     reservation = _find(order_id)
     if reservation is None:
         raise ReservationNotFound(f"Order {order_id} has no reservation.")
-    return reservation
+    return _view(reservation)
 
 
 def release_stock(order_id: int) -> None:

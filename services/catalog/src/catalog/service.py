@@ -1,7 +1,9 @@
 """Products: create, change, deactivate, read and list; views call these and nothing else.
 
-Reads of one product (by id or by SKU) go through :data:`product_cache`; every write deletes
-the product's two keys after its commit, so the next read loads what was committed.
+Reads of one product (by id or by SKU) go through :data:`product_cache`, which holds each
+product's public JSON document as it is sent (``ProductPublic``), so a hit is answered without
+loading, building or dumping anything; every write deletes the product's two keys after its
+commit, so the next read loads what was committed.
 """
 
 from __future__ import annotations
@@ -9,16 +11,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Any
 
+import orjson
 from flask import current_app
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.config import CatalogSettings
 from catalog.models import Product, db
-from catalog.schemas import SKU_PATTERN
+from catalog.schemas import SKU_PATTERN, ProductPublic
 from flotilla import Conflict, NotFound
 from flotilla.cache import Cache
 from flotilla.pagination import Page, decode_cursor, encode_cursor
@@ -28,10 +30,14 @@ log = logging.getLogger(__name__)
 ADMIN = "admin"
 
 product_cache = Cache("products")
-"""Products as JSON under ``id:<id>`` and ``sku:<SKU>``."""
+"""Products' public JSON documents under ``v<N>:id:<id>`` and ``v<N>:sku:<SKU>``."""
+
+DOCUMENT_VERSION = 1
+"""Part of every cache key: raise it when ``ProductPublic`` changes, so that during a rolling
+deploy neither version serves the other's documents."""
 
 _SKU = re.compile(SKU_PATTERN)
-_CACHED_FIELDS = ("id", "sku", "name", "description", "price", "currency", "stock", "active")
+_PUBLIC = ProductPublic()
 
 
 class ProductNotFound(NotFound):
@@ -106,51 +112,51 @@ def deactivate_product(product_id: int) -> None:
     log.info("product deactivated", extra={"product_id": product_id})
 
 
-def get_product(product_id: int) -> Product:
-    """The product with ``product_id``, from the cache if it holds it."""
+def product_document(product_id: int) -> bytes:
+    """The public JSON of the product with ``product_id``, from the cache if it holds it."""
     return _cached(
-        f"id:{product_id}", Product.id == product_id, f"Product {product_id} does not exist."
+        _id_key(product_id),
+        lambda: Product.id == product_id,
+        f"Product {product_id} does not exist.",
     )
 
 
-def get_product_by_sku(sku: str) -> Product:
-    """The product with ``sku`` (any case), from the cache if it holds it."""
+def product_document_by_sku(sku: str) -> bytes:
+    """The public JSON of the product with ``sku`` (any case), from the cache if it holds it."""
     if not _SKU.match(sku):  # nothing could match: no query, no odd cache key
         raise ProductNotFound(f"No product has SKU {sku[:64]!r}.")
     sku = normalize_sku(sku)
-    return _cached(f"sku:{sku}", Product.sku == sku, f"No product has SKU {sku!r}.")
+    return _cached(_sku_key(sku), lambda: Product.sku == sku, f"No product has SKU {sku!r}.")
 
 
-def _cached(key: str, condition: ColumnElement[bool], absent: str) -> Product:
+def _cached(key: str, condition: Callable[[], ColumnElement[bool]], absent: str) -> bytes:
     settings: CatalogSettings = current_app.extensions["flotilla.settings"]
-    found = product_cache.get_or_load(key, _loader(condition), ttl=settings.PRODUCT_CACHE_TTL)
+    found = product_cache.get_or_load_bytes(
+        key, lambda: _render(condition()), ttl=settings.PRODUCT_CACHE_TTL
+    )
     if found is None:
         raise ProductNotFound(absent)
-    return _from_cached(found)
+    return found
 
 
-def _loader(condition: ColumnElement[bool]) -> Callable[[], dict[str, Any] | None]:
-    def load() -> dict[str, Any] | None:
-        with db.reading() as session:
-            product = session.scalar(select(Product).where(condition))
-        return None if product is None else _to_cached(product)
-
-    return load
+def _render(condition: ColumnElement[bool]) -> bytes | None:
+    """The product matching ``condition``, loaded and rendered; None if there is none."""
+    with db.reading() as session:
+        product = session.scalar(select(Product).where(condition))
+    return None if product is None else orjson.dumps(_PUBLIC.dump(product))
 
 
-def _to_cached(product: Product) -> dict[str, Any]:
-    cached = {name: getattr(product, name) for name in _CACHED_FIELDS}
-    return {**cached, "created_at": product.created_at, "updated_at": product.updated_at}
+def _id_key(product_id: int) -> str:
+    return f"v{DOCUMENT_VERSION}:id:{product_id}"
 
 
-def _from_cached(cached: dict[str, Any]) -> Product:
-    times = {name: datetime.fromisoformat(cached[name]) for name in ("created_at", "updated_at")}
-    return Product(**{name: cached[name] for name in _CACHED_FIELDS}, **times)
+def _sku_key(sku: str) -> str:
+    return f"v{DOCUMENT_VERSION}:sku:{sku}"
 
 
 def forget_products(products: Iterable[tuple[int, str]]) -> None:
     """Drop the cached reads of ``(id, sku)`` pairs; call after the commit that changed them."""
-    keys = [key for product_id, sku in products for key in (f"id:{product_id}", f"sku:{sku}")]
+    keys = [key for product_id, sku in products for key in (_id_key(product_id), _sku_key(sku))]
     if keys:
         product_cache.delete(*keys)
 

@@ -15,6 +15,7 @@ from orders.schemas import (
     OrderCreate,
     OrderPublic,
     OrdersPublic,
+    OrderView,
 )
 
 orders = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders.")
@@ -52,9 +53,9 @@ def place_order(idempotency_key: str | None, lines: list[dict[str, int]]) -> Res
 @require_auth()
 @orders.response(200, OrderPublic)
 @orders.alt_response(404, schema=ProblemSchema, description="No such order of yours.")
-def get_order(order_id: int) -> Order:
+def get_order(order_id: int) -> OrderView:
     """Read one of your orders (administrators: any order)."""
-    return service.get_order(order_id)
+    return service.read_order(order_id)
 
 
 @orders.get("")
@@ -74,6 +75,6 @@ def list_orders(limit: int, cursor: str | None) -> Page[Order]:
 @orders.alt_response(502, schema=ProblemSchema, description=CANCEL_UNFINISHED)
 @orders.alt_response(503, schema=ProblemSchema, description=CANCEL_UNFINISHED)
 @orders.alt_response(504, schema=ProblemSchema, description=CANCEL_UNFINISHED)
-def cancel_order(order_id: int, reason: str | None = None) -> Order:
+def cancel_order(order_id: int, reason: str | None = None) -> OrderView:
     """Cancel one of your placed orders; its stock goes back. Cancelling again is harmless."""
     return service.cancel_order(order_id, reason=reason)

@@ -18,7 +18,7 @@ from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from flotilla import Conflict, Problem, ValidationFailed
-from flotilla.auth import token_rejected
+from flotilla.auth import Principal, token_rejected
 from flotilla.errors import PROBLEM_TYPE_PREFIX
 from flotilla.http import BadGateway, Response, ServiceClient
 
@@ -249,6 +249,23 @@ class CatalogClient:
                 maybe_processed=False,
             )
         return _parse(response, Reservation, CATALOG)
+
+
+def customer_of(principal: Principal, authorization: str) -> Customer:
+    """Who places the order: from the access token's profile, else as users knows them.
+
+    users puts the account's e-mail and display name in every access token it issues
+    (``email``, ``name``), so placing an order needs no call to users. A token without
+    them (issued before tokens carried a profile, or by another issuer) is answered by
+    users' ``/api/v1/users/me``, which also refuses a token it no longer honours.
+    """
+    claims = principal.claims
+    try:
+        return Customer(
+            id=int(principal.user_id), email=claims["email"], display_name=claims.get("name")
+        )
+    except (KeyError, ValueError):  # no profile, or one that is not an e-mail and a name
+        return users_client().current_customer(authorization)
 
 
 def users_client() -> UsersClient:

@@ -24,16 +24,37 @@ from typing import Any
 
 import orjson
 from flask import Response, current_app
-from sqlalchemy import delete, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from flotilla import BadRequest, Conflict, ValidationFailed
-from orders.models import IdempotencyKey
+from flotilla.columns import utc_now
+from orders.models import IdempotencyKey, db
 
 IN_PROGRESS, COMPLETED = "in_progress", "completed"
 REPLAYED_HEADER = "Idempotent-Replayed"
 RETRY_IN_PROGRESS_AFTER = 1  # seconds: placing an order takes well under one
 _KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII; \x20 is the space
+
+_INSERT = insert(IdempotencyKey)
+_THIS_KEY = (IdempotencyKey.user_id == bindparam("key_user_id")) & (
+    IdempotencyKey.key == bindparam("key_value")
+)
+_FIND = select(
+    IdempotencyKey.request_hash,
+    IdempotencyKey.state,
+    IdempotencyKey.response_status,
+    IdempotencyKey.response_body,
+).where(_THIS_KEY)
+_COMPLETE = (
+    update(IdempotencyKey)
+    .where(_THIS_KEY)
+    .values(
+        state=COMPLETED,
+        response_status=bindparam("status"),
+        response_body=bindparam("body"),
+    )
+)
 
 
 class IdempotencyKeyRequired(BadRequest):
@@ -95,14 +116,19 @@ def request_hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def find_replay(session: Session, *, user_id: int, key: str, hash_: str) -> StoredResponse | None:
-    """The stored answer for ``key``, ``None`` for a new key; raises while it is unusable."""
-    record = session.get(IdempotencyKey, (user_id, key))
-    return None if record is None else replay_of(record, hash_)
+def replay(*, user_id: int, key: str, hash_: str) -> StoredResponse:
+    """The answer for a key an earlier request took: its stored answer, else 422 or 409.
 
-
-def replay_of(record: IdempotencyKey, hash_: str) -> StoredResponse:
-    """What a repetition of ``record``'s request gets: its answer, or 422/409 problems."""
+    A key that is gone again (its request failed and deleted it) is a 409 too: the client
+    retries, and its retry will find the key free.
+    """
+    with db.read_connection() as connection:
+        record = connection.execute(_FIND, {"key_user_id": user_id, "key_value": key}).one_or_none()
+    if record is None:
+        raise RequestInProgress(
+            "A request with this Idempotency-Key was being processed; retry.",
+            headers={"Retry-After": str(RETRY_IN_PROGRESS_AFTER)},
+        )
     if record.request_hash != hash_:
         raise IdempotencyKeyReused(
             "This Idempotency-Key was used with a different request; use a new key."
@@ -115,25 +141,39 @@ def replay_of(record: IdempotencyKey, hash_: str) -> StoredResponse:
     return StoredResponse(record.response_status, dict(record.response_body or {}), replayed=True)
 
 
-def new_key(*, user_id: int, key: str, hash_: str, order_id: int) -> IdempotencyKey:
-    """The record of a key whose request is starting now, for the order it creates."""
-    return IdempotencyKey(
-        user_id=user_id, key=key, request_hash=hash_, state=IN_PROGRESS, order_id=order_id
+def insert_key(
+    connection: Connection, *, user_id: int, key: str, hash_: str, order_id: int
+) -> None:
+    """Record a key whose request starts now, for the order it creates; ``IntegrityError``
+    when the customer has used the key before."""
+    connection.execute(
+        _INSERT,
+        {
+            "user_id": user_id,
+            "key": key,
+            "request_hash": hash_,
+            "state": IN_PROGRESS,
+            "order_id": order_id,
+            "created_at": utc_now(),
+        },
     )
 
 
-def complete(session: Session, *, user_id: int, key: str, answer: StoredResponse) -> None:
+def complete(connection: Connection, *, user_id: int, key: str, answer: StoredResponse) -> None:
     """Store ``answer`` as what every repetition of the key's request gets back.
 
     One UPDATE, not a read and a write: the key row was written in an earlier transaction.
     """
-    stored = session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-        .values(state=COMPLETED, response_status=answer.status, response_body=answer.body)
-        .execution_options(synchronize_session=False)
+    stored = connection.execute(
+        _COMPLETE,
+        {
+            "key_user_id": user_id,
+            "key_value": key,
+            "status": answer.status,
+            "body": answer.body,
+        },
     )
-    if stored.rowcount != 1:  # type: ignore[attr-defined]  # deleted by recovery meanwhile
+    if stored.rowcount != 1:  # deleted by recovery meanwhile
         raise LookupError(f"idempotency key of user {user_id} vanished")
 
 

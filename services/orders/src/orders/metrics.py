@@ -10,11 +10,10 @@ Gunicorn.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 from prometheus_client import Counter
 
-from flotilla.metrics import instruments
+from flotilla.metrics import created_once, instruments
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ class OrderInstruments:
     recovery_releases: Counter
 
 
-@cache
+@created_once
 def order_instruments() -> OrderInstruments:
     """Create the orders metrics, once per process."""
     instruments()

@@ -7,27 +7,45 @@ keeps them consistent is the order of the steps and what each failure undoes; se
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import lazyload
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy.exc import IntegrityError
 
 from flotilla.auth import current_principal
 from flotilla.columns import utc_now
 from flotilla.http import DownstreamError
 from orders import compensation, idempotency
-from orders.clients import Customer, Reservation, catalog_client, users_client
+from orders.clients import Customer, Reservation, catalog_client, customer_of
 from orders.idempotency import StoredResponse
 from orders.models import Order, OrderLine, db, outbox
-from orders.schemas import OrderPublic
+from orders.schemas import LineView, OrderPublic, OrderView
 from orders.states import OrderEvent, OrderState, next_state
 
 log = logging.getLogger(__name__)
+
+_INSERT_PENDING = insert(Order).returning(Order.id)
+_PLACE = (
+    update(Order)
+    .where(Order.id == bindparam("placed_id"), Order.state == OrderState.PENDING)
+    .values(
+        state=next_state(OrderState.PENDING, OrderEvent.PLACE),
+        currency=bindparam("placed_currency"),
+        total=bindparam("placed_total"),
+        customer_email=bindparam("email"),
+        customer_display_name=bindparam("display_name"),
+        placed_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+    .returning(Order.created_at)
+)
+_INSERT_LINES = insert(OrderLine)
+_PUBLIC = OrderPublic()
+"""Statements built once: executing a prepared statement object skips building it anew and
+SQLAlchemy's cache-key walk, which the ORM's unit of work would add on every order."""
 
 
 class OrderNoLongerPending(RuntimeError):
@@ -39,12 +57,14 @@ def place_order(
 ) -> StoredResponse:
     """Place an order for the caller, once per ``Idempotency-Key``; the 201 answer or its replay.
 
-    1. One transaction writes the key (``in_progress``) and the order (``pending``): the
+    1. One transaction writes the order (``pending``) and the key (``in_progress``): the
        order id exists before catalog hears of it, so the reservation, which catalog keys by
-       order id, is safe to retry, and a concurrent request with the same key fails on the
-       key's primary key instead of making a second order.
-    2. users gives the customer's e-mail and name for ``order.placed`` (and refuses a token
-       it no longer honours). Nothing has been reserved yet, so a failure only discards.
+       order id, is safe to retry, and a request whose key is already taken fails on the
+       key's primary key, rolls back, and gets the first request's answer instead (or 422,
+       or 409 while that request runs); its order id is never used.
+    2. The customer's e-mail and name for ``order.placed`` come from the access token's
+       profile; only a token without one (issued before tokens carried it) makes orders ask
+       users. Nothing has been reserved yet, so a failure only discards.
     3. catalog reserves the stock and answers the prices, names and currency: the client
        never says what anything costs.
     4. One transaction writes the lines, the total, state ``placed``, the ``order.placed``
@@ -64,18 +84,15 @@ def place_order(
     recovery has run, every reservation has a placed order.
     """
     key = idempotency.checked_key(idempotency_key)
-    user_id = int(current_principal().user_id)
+    principal = current_principal()
+    user_id = int(principal.user_id)
     hash_ = idempotency.request_hash({"lines": _canonical_lines(lines)})
-    replay = _replay(user_id, key, hash_)
-    if replay is not None:
-        return replay
     try:
         order_id = _create_pending_order(user_id, key, hash_)
-    except IntegrityError:  # a request with the same key inserted it after our check
-        db.session.rollback()
-        return _replay_after_conflict(user_id, key, hash_)
+    except IntegrityError:  # the key was taken: by an earlier request, or one running now
+        return idempotency.replay(user_id=user_id, key=key, hash_=hash_)
     try:
-        customer = users_client().current_customer(authorization)
+        customer = customer_of(principal, authorization)
     except Exception:
         compensation.compensate(order_id, user_id, key, maybe_reserved=False)
         raise
@@ -83,8 +100,6 @@ def place_order(
     try:
         return _complete_order(order_id, user_id, key, customer, reservation)
     except Exception:
-        with contextlib.suppress(SQLAlchemyError):
-            db.session.rollback()
         answer = compensation.settle_failed_confirmation(order_id, user_id, key)
         if answer is None:
             raise
@@ -100,31 +115,17 @@ def _canonical_lines(lines: Sequence[dict[str, int]]) -> list[dict[str, int]]:
     return sorted((dict(line) for line in lines), key=lambda line: line["product_id"])
 
 
-def _replay(user_id: int, key: str, hash_: str) -> StoredResponse | None:
-    with db.reading() as session:
-        return idempotency.find_replay(session, user_id=user_id, key=key, hash_=hash_)
-
-
-def _replay_after_conflict(user_id: int, key: str, hash_: str) -> StoredResponse:
-    """The answer for a key another request wrote first: its replay, or 409 while it runs."""
-    replay = _replay(user_id, key, hash_)
-    if replay is None:  # that request failed and deleted the key since: the client retries
-        raise idempotency.RequestInProgress(
-            "A request with this Idempotency-Key was being processed; retry.",
-            headers={"Retry-After": str(idempotency.RETRY_IN_PROGRESS_AFTER)},
-        )
-    return replay
-
-
 def _create_pending_order(user_id: int, key: str, hash_: str) -> int:
     """Step 1: the pending order and its key, committed together; the new order's id."""
-    session = db.session()
-    order = Order(user_id=user_id, state=OrderState.PENDING)
-    session.add(order)
-    session.flush()  # the id the key and catalog's reservation refer to
-    session.add(idempotency.new_key(user_id=user_id, key=key, hash_=hash_, order_id=order.id))
-    session.commit()
-    return order.id
+    now = utc_now()
+    with db.engine.connect() as connection:
+        order_id: int = connection.execute(
+            _INSERT_PENDING,
+            {"user_id": user_id, "state": OrderState.PENDING, "created_at": now, "updated_at": now},
+        ).scalar_one()
+        idempotency.insert_key(connection, user_id=user_id, key=key, hash_=hash_, order_id=order_id)
+        connection.commit()
+    return order_id
 
 
 def _reserve(order_id: int, user_id: int, key: str, lines: Sequence[dict[str, int]]) -> Reservation:
@@ -151,60 +152,90 @@ def _complete_order(
     order_id: int, user_id: int, key: str, customer: Customer, reservation: Reservation
 ) -> StoredResponse:
     """Step 4: lines, total, state ``placed``, ``order.placed`` and the stored answer, at once."""
-    session = db.session()
     now = utc_now()
-    # One statement changes the state and returns the order, so no read follows the write.
-    order = session.scalars(
-        update(Order)
-        .where(Order.id == order_id, Order.state == OrderState.PENDING)
-        .values(
-            state=next_state(OrderState.PENDING, OrderEvent.PLACE),
-            currency=reservation.currency,
-            total=reservation.total,
-            customer_email=customer.email,
-            customer_display_name=customer.display_name,
-            placed_at=now,
-            updated_at=now,
-        )
-        .returning(Order)
-        .options(lazyload(Order.lines))
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).one_or_none()
-    if order is None:
-        raise OrderNoLongerPending(f"order {order_id} is no longer pending")
-    lines = sorted(
-        (OrderLine(order_id=order_id, **line.model_dump()) for line in reservation.lines),
-        key=lambda line: line.product_id,
-    )
-    session.add_all(lines)
-    set_committed_value(order, "lines", lines)  # the lines just added: no SELECT for them
-    answer = StoredResponse(201, OrderPublic().dump(order))
-    outbox.add_event(session, "order.placed", _placed_payload(order, customer), version=1)
-    idempotency.complete(session, user_id=user_id, key=key, answer=answer)
-    session.commit()
-    log.info("order placed", extra={"order_id": order_id, "total": order.total})
+    lines = [
+        LineView(**line.model_dump())  # type: ignore[typeddict-item]
+        for line in sorted(reservation.lines, key=lambda line: line.product_id)
+    ]
+    with db.engine.connect() as connection:  # closing without a commit rolls back
+        created_at = _mark_placed(connection, order_id, customer, reservation, now)
+        connection.execute(_INSERT_LINES, [{"order_id": order_id, **line} for line in lines])
+        order = _order_view(order_id, user_id, reservation, lines, created_at=created_at, now=now)
+        answer = StoredResponse(201, _PUBLIC.dump(order))
+        outbox.add_event(connection, "order.placed", _placed_payload(order, customer), version=1)
+        idempotency.complete(connection, user_id=user_id, key=key, answer=answer)
+        connection.commit()
+    log.info("order placed", extra={"order_id": order_id, "total": reservation.total})
     return answer
 
 
-def _placed_payload(order: Order, customer: Customer) -> dict[str, Any]:
+def _mark_placed(
+    connection: Connection,
+    order_id: int,
+    customer: Customer,
+    reservation: Reservation,
+    now: datetime,
+) -> datetime:
+    """The compare-and-set ``pending`` → ``placed``; the order's creation time."""
+    created_at = connection.execute(
+        _PLACE,
+        {
+            "placed_id": order_id,
+            "placed_currency": reservation.currency,
+            "placed_total": reservation.total,
+            "email": customer.email,
+            "display_name": customer.display_name,
+            "now": now,
+        },
+    ).scalar_one_or_none()
+    if created_at is None:
+        raise OrderNoLongerPending(f"order {order_id} is no longer pending")
+    placed_created_at: datetime = created_at
+    return placed_created_at
+
+
+def _order_view(
+    order_id: int,
+    user_id: int,
+    reservation: Reservation,
+    lines: list[LineView],
+    *,
+    created_at: datetime,
+    now: datetime,
+) -> OrderView:
+    """The placed order as ``OrderPublic`` shows it, from what this request wrote."""
+    return OrderView(
+        id=order_id,
+        user_id=user_id,
+        state=OrderState.PLACED,
+        currency=reservation.currency,
+        total=reservation.total,
+        lines=lines,
+        created_at=created_at,
+        placed_at=now,
+        cancelled_at=None,
+    )
+
+
+def _placed_payload(order: OrderView, customer: Customer) -> dict[str, Any]:
     """``order.placed`` v1 (docs/events.md)."""
-    assert order.placed_at is not None
+    assert order["placed_at"] is not None
     return {
-        "order_id": order.id,
-        "user_id": order.user_id,
+        "order_id": order["id"],
+        "user_id": order["user_id"],
         "email": customer.email,
         "display_name": customer.display_name,
-        "placed_at": order.placed_at.isoformat(),
-        "currency": order.currency,
+        "placed_at": order["placed_at"].isoformat(),
+        "currency": order["currency"],
         "lines": [
             {
-                "product_id": line.product_id,
-                "name": line.name,
-                "quantity": line.quantity,
-                "unit_price": line.unit_price,
-                "line_total": line.line_total,
+                "product_id": line["product_id"],
+                "name": line["name"],
+                "quantity": line["quantity"],
+                "unit_price": line["unit_price"],
+                "line_total": line["line_total"],
             }
-            for line in order.lines
+            for line in order["lines"]
         ],
-        "total": order.total,
+        "total": order["total"],
     }

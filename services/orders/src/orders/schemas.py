@@ -7,7 +7,8 @@ comes from catalog alone, and whose it is from the token alone.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict
 
 import marshmallow as ma
 
@@ -102,6 +103,31 @@ class OrderPublic(ma.Schema):
     created_at = ma.fields.AwareDateTime(dump_only=True)
     placed_at = ma.fields.AwareDateTime(dump_only=True)
     cancelled_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+
+
+class LineView(TypedDict):
+    """One line of an order, as ``OrderLinePublic`` shows it."""
+
+    product_id: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price: int
+    line_total: int
+
+
+class OrderView(TypedDict):
+    """An order and its lines, as ``OrderPublic`` shows it."""
+
+    id: int
+    user_id: int
+    state: str
+    currency: str | None
+    total: int | None
+    created_at: datetime
+    placed_at: datetime | None
+    cancelled_at: datetime | None
+    lines: list[LineView]
 
 
 class OrdersPublic(ma.Schema):

@@ -90,11 +90,18 @@ def issue_access_token(
     audience: str,
     lifetime: timedelta,
     session_id: str | None = None,
+    profile: Mapping[str, str] | None = None,
     now: datetime | None = None,
 ) -> str:
-    """Sign an access token for ``subject`` valid for ``lifetime`` from ``now``."""
+    """Sign an access token for ``subject`` valid for ``lifetime`` from ``now``.
+
+    ``profile`` adds claims about the person, which other services would otherwise have to
+    ask the issuer for (OpenID Connect's ``email`` and ``name``); it never replaces the
+    token's own claims (``sub``, ``exp``, ``roles`` and the rest).
+    """
     issued = (now or datetime.now(UTC)).replace(microsecond=0)
-    claims: dict[str, Any] = {
+    claims: dict[str, Any] = {**(profile or {})}
+    claims |= {
         "iss": issuer,
         "aud": audience,
         "sub": subject,

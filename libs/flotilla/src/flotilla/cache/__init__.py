@@ -3,7 +3,9 @@
 A read asks the cache first; on a miss it calls ``load`` (the database), stores the result for
 ``ttl`` seconds and returns it. Writers call :meth:`Cache.delete` after their commit, so the
 next read loads the new state. Values are JSON (orjson): what comes back is the JSON form of
-what ``load`` returned, the same on a hit and on a miss.
+what ``load`` returned, the same on a hit and on a miss. :meth:`Cache.get_or_load_bytes` keeps
+bytes as they are: a service that caches the rendered answer (the JSON document a read
+returns) serves a hit without parsing or rendering anything.
 
 Where entries live:
 
@@ -53,7 +55,7 @@ from prometheus_client import Counter
 from flotilla.cache.redis_store import RETRY_INTERVAL, Outage, RedisStore, redis_pool
 from flotilla.cache.stores import LEASE_SECONDS, CacheUnavailable, MemoryStore, Store
 from flotilla.config import ServiceSettings
-from flotilla.metrics import instruments
+from flotilla.metrics import created_once, instruments
 
 __all__ = [
     "LEASE_SECONDS",
@@ -121,6 +123,19 @@ class Cache:
         ``load`` must return JSON-serialisable data (or None); the caller gets its JSON form.
         Failures of the cache are never raised: the value is loaded instead.
         """
+        data = self.get_or_load_bytes(key, lambda: _to_json(load()), ttl=ttl)
+        if data is None:
+            return None
+        loaded: T = orjson.loads(data)
+        return loaded
+
+    def get_or_load_bytes(
+        self, key: str, load: Callable[[], bytes | None], *, ttl: float
+    ) -> bytes | None:
+        """The bytes under ``key``, else ``load()``'s, stored for ``ttl`` seconds unless None.
+
+        Failures of the cache are never raised: the value is loaded instead.
+        """
         if ttl <= 0:
             raise ValueError(f"ttl must be positive, not {ttl}")
         store = self.store
@@ -128,14 +143,13 @@ class Cache:
             data, lease = store.fetch(key)
         except CacheUnavailable:
             _count(self.namespace, "error")
-            return _as_json(load())
+            return load()
         if data is not None:
             _count(self.namespace, "hit")
-            loaded: T = orjson.loads(data)
-            return loaded
+            return data
         _count(self.namespace, "miss")
         if lease is None:  # another caller is loading this key and will store it
-            return _as_json(load())
+            return load()
         return _load_and_store(store, key, lease, load, ttl)
 
     def delete(self, *keys: str) -> None:
@@ -154,11 +168,10 @@ class Cache:
 
 
 def _load_and_store(
-    store: Store, key: str, lease: str, load: Callable[[], T | None], ttl: float
-) -> T | None:
+    store: Store, key: str, lease: str, load: Callable[[], bytes | None], ttl: float
+) -> bytes | None:
     try:
-        value = load()
-        data = None if value is None else orjson.dumps(value)
+        data = load()
     except BaseException:
         _release_quietly(store, key, lease)  # the next miss may store at once
         raise
@@ -167,8 +180,7 @@ def _load_and_store(
         return None
     with contextlib.suppress(CacheUnavailable):  # the value is good; only keeping it failed
         store.store(key, lease, data, ttl)
-    loaded: T = orjson.loads(data)
-    return loaded
+    return data
 
 
 def _release_quietly(store: Store, key: str, lease: str) -> None:
@@ -176,19 +188,22 @@ def _release_quietly(store: Store, key: str, lease: str) -> None:
         store.release(key, lease)
 
 
-def _as_json(value: T | None) -> T | None:
-    """``value`` as it would come back from the cache: the same result, hit or not."""
-    if value is None:
-        return None
-    loaded: T = orjson.loads(orjson.dumps(value))
-    return loaded
+def _to_json(value: object) -> bytes | None:
+    """What is stored for ``value``: its JSON, or None (never stored) for None."""
+    return None if value is None else orjson.dumps(value)
 
 
 def _count(namespace: str, result: str) -> None:
-    lookups().labels(namespace, result).inc()
+    _lookup_series(namespace, result).inc()
 
 
 @functools.cache
+def _lookup_series(namespace: str, result: str) -> Counter:
+    """The labelled counter of one namespace and result, looked up once (namespaces are code)."""
+    return lookups().labels(namespace, result)
+
+
+@created_once
 def lookups() -> Counter:
     """``flotilla_cache_requests_total{cache, result}``, in the request metrics' storage."""
     instruments()  # selects file-backed values under Gunicorn before this metric exists

@@ -1,10 +1,20 @@
-"""Cache entries in Redis: leases in Lua scripts, and an outage guard that logs once."""
+"""Cache entries in Redis: leases in Lua scripts, and an outage guard that logs once.
+
+A hit is one plain ``GET`` on a connection the calling thread keeps for itself; only a miss
+runs the lease script. That is the path nearly every read takes, so it skips what
+``redis.Redis`` adds around each command (a pooled checkout that polls the socket, retry and
+observability hooks, a release): measured with callgrind, a ``GET`` through ``redis.Redis``
+took 169,000 instructions and the same ``GET`` on a held connection 53,000. Every other
+command (leases, stores, deletes) goes through ``redis.Redis`` as before.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,8 +32,9 @@ RETRY_INTERVAL = 5.0
 """Seconds Redis is left alone after an error; reads load from the source meanwhile."""
 
 
-# KEYS: entry, lease. ARGV: lease token, lease milliseconds. Returns {1, value} on a hit,
-# {0, token} when the lease was taken for the caller, {0, ""} when another caller holds it.
+# KEYS: entry, lease. ARGV: lease token, lease milliseconds. Returns {1, value} on a hit (the
+# entry was stored since the caller's GET missed), {0, token} when the lease was taken for the
+# caller, {0, ""} when another caller holds it.
 _FETCH = """
 local value = redis.call('GET', KEYS[1])
 if value then return {1, value} end
@@ -53,6 +64,7 @@ class RedisStore:
         self.outage = outage
         client = redis.Redis(connection_pool=pool)
         self.client = client
+        self._held = _HeldConnections(pool)
         self._fetch = client.register_script(_FETCH)
         self._store = client.register_script(_STORE)
         self._release = client.register_script(_RELEASE)
@@ -69,6 +81,9 @@ class RedisStore:
         """The value in Redis, or a miss and a lease; :class:`CacheUnavailable` during outages."""
         if self.outage.skipping():
             raise CacheUnavailable
+        value = self._call(self._held.get, self.entry_key(key))
+        if value is not None:
+            return bytes(value), None
         token = secrets.token_hex(8)
         keys = [self.entry_key(key), self.lease_key(key)]
         found, value = self._call(self._fetch, keys, [token, int(LEASE_SECONDS * 1000)])
@@ -103,8 +118,9 @@ class RedisStore:
         self._call(delete_all)
 
     def close(self) -> None:
-        """Close the pool's connections."""
+        """Close the pool's connections and every thread's held one."""
         self.pool.disconnect()
+        self._held.disconnect_all()
 
     def _call(self, function: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -114,6 +130,54 @@ class RedisStore:
             raise CacheUnavailable from error
         self.outage.succeeded()
         return result
+
+
+class _HeldConnections:
+    """One Redis connection per thread, for ``GET``: no checkout, no lock, no extra syscall.
+
+    A connection is made from the pool's settings (same address, timeouts) on a thread's first
+    ``GET`` and kept. Any error disconnects it, so a reply that arrived late, after a timeout,
+    is never read as the answer to the next command; the next call connects again. A forked
+    child makes its own, since a socket shared with the parent would mix both processes'
+    replies.
+    """
+
+    def __init__(self, pool: redis.ConnectionPool) -> None:
+        self.pool = pool
+        self._local = threading.local()
+        self._all: weakref.WeakSet[redis.connection.AbstractConnection] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Any:
+        """``GET name`` on this thread's connection."""
+        connection = self._connection()
+        try:
+            connection.send_command("GET", name)  # type: ignore[no-untyped-call]
+            return connection.read_response()  # type: ignore[no-untyped-call]
+        except BaseException:
+            connection.disconnect()  # type: ignore[no-untyped-call]
+            raise
+
+    def _connection(self) -> redis.connection.AbstractConnection:
+        held: tuple[int, redis.connection.AbstractConnection] | None = getattr(
+            self._local, "held", None
+        )
+        if held is not None and held[0] == os.getpid():
+            return held[1]
+        connection: redis.connection.AbstractConnection = self.pool.connection_class(
+            **self.pool.connection_kwargs
+        )
+        self._local.held = (os.getpid(), connection)
+        with self._lock:
+            self._all.add(connection)
+        return connection
+
+    def disconnect_all(self) -> None:
+        """Close every thread's connection; each reconnects on its next use."""
+        with self._lock:
+            connections = list(self._all)
+        for connection in connections:
+            connection.disconnect()  # type: ignore[no-untyped-call]
 
 
 class Outage:

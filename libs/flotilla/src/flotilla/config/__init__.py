@@ -8,6 +8,7 @@ Services subclass :class:`ServiceSettings` to add their own settings.
 """
 
 from flotilla.config.auth import AuthSettings
+from flotilla.config.granian import GranianSettings, ServeSettings, WebServer
 from flotilla.config.gunicorn import GunicornSettings, available_cpus
 from flotilla.config.http import HttpClientSettings
 from flotilla.config.loading import (
@@ -34,11 +35,14 @@ __all__ = [
     "AuthSettings",
     "ConfigurationError",
     "Environment",
+    "GranianSettings",
     "GunicornSettings",
     "HttpClientSettings",
     "LogLevel",
     "MessagingSettings",
+    "ServeSettings",
     "ServiceSettings",
+    "WebServer",
     "available_cpus",
     "load_settings",
     "settings_table",

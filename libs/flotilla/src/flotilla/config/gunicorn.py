@@ -6,7 +6,7 @@ import math
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,19 @@ def _default_workers() -> int:
     return 2 * available_cpus() + 1
 
 
+WORKER_CLASSES = ("gthread", "sync")
+"""The worker classes the chassis runs: both block in plain threads, as its drivers do."""
+
+COOPERATIVE_REFUSAL = (
+    "{name} is refused: it serves every request of a worker on one thread by switching "
+    "between greenlets, which only works if nothing blocks that thread. The chassis' drivers "
+    "do: psycopg's connections and SQLAlchemy's pool, redis-py and urllib3 (calls to other "
+    "services) wait in blocking socket calls unless the whole process is monkey-patched "
+    "before they are imported, so one slow query would stall every request of the worker. "
+    "Use gthread (the default: threads overlap that waiting) or sync."
+)
+
+
 class GunicornSettings(BaseSettings):
     """Gunicorn's settings, each overridable by a ``GUNICORN_<NAME>`` environment variable."""
 
@@ -43,8 +56,14 @@ class GunicornSettings(BaseSettings):
         ge=1,
         description="Worker processes: 2 x usable CPUs + 1 (CPU quota respected).",
     )
-    WORKER_CLASS: str = Field("gthread", description="Worker type; gthread serves with threads.")
-    THREADS: int = Field(4, ge=1, description="Threads per worker: concurrent requests each.")
+    WORKER_CLASS: str = Field(
+        "gthread",
+        description="gthread (THREADS requests at once per worker) or sync (one at a time); "
+        "gevent and eventlet are refused at start-up.",
+    )
+    THREADS: int = Field(
+        4, ge=1, description="Threads per gthread worker: concurrent requests each."
+    )
     TIMEOUT: int = Field(30, ge=1, description="Seconds of silence before a worker is killed.")
     GRACEFUL_TIMEOUT: int = Field(
         30, ge=1, description="Seconds in-flight requests get to finish after SIGTERM."
@@ -57,10 +76,19 @@ class GunicornSettings(BaseSettings):
         "workers again; 0: no limit.",
     )
     MAX_REQUESTS: int = Field(
-        1000, ge=0, description="Requests after which a worker is replaced (bounds leaks)."
+        0,
+        ge=0,
+        description="Requests after which a worker is replaced; 0: never (MAX_WORKER_RSS bounds "
+        "leaks instead).",
     )
     MAX_REQUESTS_JITTER: int = Field(
         100, ge=0, description="Random extra requests so workers do not restart together."
+    )
+    MAX_WORKER_RSS: int = Field(
+        256,
+        ge=0,
+        description="MiB of resident memory above which a worker finishes its requests and is "
+        "replaced; 0: no limit.",
     )
     PRELOAD_APP: bool = Field(
         True, description="Import the app once in the master; workers fork with it loaded."
@@ -85,3 +113,15 @@ class GunicornSettings(BaseSettings):
         validation_alias="SERVICE_NAME",
         description="Name in Gunicorn's log lines; empty: the app's package (users.wsgi -> users).",
     )
+
+    @field_validator("WORKER_CLASS")
+    @classmethod
+    def _runnable_worker_class(cls, value: str) -> str:
+        """Refuse cooperative (greenlet) workers with the reason, and anything unknown."""
+        name = value.strip()
+        if any(marker in name.lower() for marker in ("gevent", "eventlet")):
+            raise ValueError(COOPERATIVE_REFUSAL.format(name=f"GUNICORN_WORKER_CLASS={name}"))
+        if name not in WORKER_CLASSES:
+            known = ", ".join(WORKER_CLASSES)
+            raise ValueError(f"GUNICORN_WORKER_CLASS={name} is not one of {known}")
+        return name

@@ -24,6 +24,7 @@ from flotilla.config import ServiceSettings
 from flotilla.errors import GatewayTimeout
 
 DEADLINE_HEADER = "X-Deadline-Ms"
+_DEADLINE_ENVIRON = "HTTP_X_DEADLINE_MS"
 _MILLISECONDS = re.compile(r"[0-9]{1,9}")  # ASCII digits only; 9 digits is ~11 days
 
 
@@ -51,7 +52,7 @@ class Deadlines:
 
     def _start(self) -> None:
         budget = self.default
-        asked = caller_budget(request.headers.get(DEADLINE_HEADER))
+        asked = caller_budget(request.environ.get(_DEADLINE_ENVIRON))
         if asked is not None:
             if asked <= 0:
                 raise DeadlineExceeded("The caller's deadline had passed when the request arrived.")

@@ -8,12 +8,11 @@ live processes (``livemax``): one worker with an open breaker shows as open.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from flotilla.http.breaker import STATE_VALUES, Transition
-from flotilla.metrics import instruments
+from flotilla.metrics import created_once, instruments
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,7 @@ class ClientInstruments:
     refused: Counter
 
 
-@cache
+@created_once
 def client_instruments() -> ClientInstruments:
     """Create the outbound-call metrics, once per process."""
     instruments()

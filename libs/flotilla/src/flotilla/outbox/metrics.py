@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 
 from prometheus_client import Gauge
 from sqlalchemy import Engine, Table, func, select
 
-from flotilla.metrics import instruments
+from flotilla.metrics import created_once, instruments
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class _Gauges:
     oldest_age: Gauge
 
 
-@cache
+@created_once
 def _gauges() -> _Gauges:
     instruments()  # lets prometheus_client choose file-backed values first, see there
     return _Gauges(

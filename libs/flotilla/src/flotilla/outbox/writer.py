@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from flask import Flask
-from sqlalchemy import MetaData, insert
+from sqlalchemy import Connection, MetaData, insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session
 
@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 _EVENT_TYPE = re.compile(r"[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+")
 """``noun.verb`` and deeper, lower case: a literal topic routing key, no wildcards."""
 
-SessionLike = Session | scoped_session[Session]
+SessionLike = Session | scoped_session[Session] | Connection
+"""Where an event is written: an ORM session's transaction, or a Core connection's."""
 
 
 class Outbox:
@@ -43,6 +44,7 @@ class Outbox:
 
     def __init__(self, metadata: MetaData, *, table_name: str = "outbox_events") -> None:
         self.table = outbox_table(metadata, table_name)
+        self._insert = insert(self.table)  # built once: each event only binds its values
 
     def init_app(self, app: Flask, settings: ServiceSettings) -> None:
         """Add ``flask outbox relay`` and the pending-events gauges; needs the Database first."""
@@ -68,14 +70,15 @@ class Outbox:
         """
         event = new_event(event_type, payload, version=version)
         session.execute(
-            insert(self.table).values(
-                event_id=event.id,
-                type=event.type,
-                version=event.version,
-                payload=event.payload,
-                headers=outgoing_headers(),
-                created_at=event.occurred_at,
-            )
+            self._insert,
+            {
+                "event_id": event.id,
+                "type": event.type,
+                "version": event.version,
+                "payload": event.payload,
+                "headers": outgoing_headers(),
+                "created_at": event.occurred_at,
+            },
         )
         return event
 

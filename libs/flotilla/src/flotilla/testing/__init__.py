@@ -18,8 +18,9 @@ import X`` is the way to use them.
 * :func:`wait_for_http` (from :mod:`flotilla.processes`) polls a URL until it answers.
 * :func:`serve_app` serves a Flask app over real HTTP on a thread, as a peer for a service's
   client under test (:mod:`.wsgi`).
-* :class:`GunicornServer` starts a real Gunicorn with the chassis config on a free port,
-  waits until ``/healthz/ready`` answers, and stops it by PID (:mod:`.servers`).
+* :class:`GunicornServer` and :class:`GranianServer` start a real Gunicorn (chassis config)
+  or granian (``flotilla serve``) on a free port, wait until ``/healthz/ready`` answers, and
+  stop it by PID; :func:`web_server` picks one by its ``WEB_SERVER`` name (:mod:`.servers`).
 
 :func:`flotilla.testing.contract.check_contract` runs a service's OpenAPI document against
 the service with schemathesis; imported from there, like the messaging helpers below.
@@ -52,7 +53,14 @@ from flotilla.testing.databases import (
 from flotilla.testing.logs import capture_logs, read_json_lines
 from flotilla.testing.proxy import TcpProxy
 from flotilla.testing.redis import DEFAULT_REDIS_URL, service_redis
-from flotilla.testing.servers import GunicornServer, free_port
+from flotilla.testing.servers import (
+    SERVERS,
+    GranianServer,
+    GunicornServer,
+    ServerProcess,
+    free_port,
+    web_server,
+)
 from flotilla.testing.waiting import wait_until
 from flotilla.testing.wsgi import serve_app
 
@@ -61,9 +69,12 @@ __all__ = [
     "DEFAULT_POSTGRES_URL",
     "DEFAULT_REDIS_URL",
     "POSTGRES_URL_ENV",
+    "SERVERS",
+    "GranianServer",
     "GunicornServer",
     "ManualClock",
     "PostgresUnavailable",
+    "ServerProcess",
     "SettingsT",
     "TcpProxy",
     "app_fixture",
@@ -83,4 +94,5 @@ __all__ = [
     "table_names",
     "wait_for_http",
     "wait_until",
+    "web_server",
 ]

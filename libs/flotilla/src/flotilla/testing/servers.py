@@ -1,4 +1,5 @@
-"""Real server processes in tests: :class:`GunicornServer` on a :func:`free_port`."""
+"""Real server processes in tests: :class:`GunicornServer` or :class:`GranianServer` on a
+:func:`free_port`, or either by name with :func:`web_server`."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from flotilla.processes import ProcessExited, stop_process, wait_for_http
+from flotilla.config import WebServer
+from flotilla.processes import ProcessExited, child_pids, stop_process, wait_for_http
 from flotilla.testing.logs import read_json_lines
 
 
@@ -22,11 +24,16 @@ def free_port() -> int:
         return port
 
 
-class GunicornServer:
-    """A real Gunicorn running ``app_uri`` with ``-c python:flotilla.gunicorn``.
+class ServerProcess:
+    """A real web server running ``app_uri`` with the chassis configuration.
 
     Use as a context manager; output goes to ``log_path`` so tests can read the JSON logs.
+    Subclasses say how the server is started and which variables configure it.
     """
+
+    name: ClassVar[WebServer]
+    prefix: ClassVar[str]
+    """Of the server's settings: ``GUNICORN_``, ``GRANIAN_``."""
 
     def __init__(
         self,
@@ -42,10 +49,23 @@ class GunicornServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.cwd = cwd
-        self.env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{self.port}", **(env or {})}
+        self.env = {**os.environ, **self.own_env(), **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> GunicornServer:
+    def own_env(self) -> dict[str, str]:
+        """The variables that make this server listen on :attr:`port`."""
+        return {self.setting("BIND"): f"127.0.0.1:{self.port}"}
+
+    @classmethod
+    def setting(cls, name: str) -> str:
+        """The variable of this server's setting ``name``: ``WORKERS`` -> ``GRANIAN_WORKERS``."""
+        return f"{cls.prefix}{name}"
+
+    def command(self) -> list[str]:
+        """The command line that starts the server."""
+        raise NotImplementedError
+
+    def __enter__(self) -> ServerProcess:
         self.start()
         return self
 
@@ -54,16 +74,19 @@ class GunicornServer:
 
     @property
     def pid(self) -> int:
-        """The master's process id."""
+        """The main process's id (Gunicorn's master, granian's main process)."""
         assert self.process is not None, "not started"
         return self.process.pid
 
+    def workers(self) -> list[int]:
+        """The worker processes running now."""
+        return child_pids(self.pid)
+
     def start(self, *, ready_timeout: float = 60.0) -> None:
-        """Start the master and wait until ``/healthz/ready`` answers 200."""
-        command = [sys.executable, "-m", "gunicorn", "-c", "python:flotilla.gunicorn"]
+        """Start the server and wait until ``/healthz/ready`` answers 200."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - fixed command line
-                [*command, self.app_uri], env=self.env, cwd=self.cwd, stdout=log, stderr=log
+                self.command(), env=self.env, cwd=self.cwd, stdout=log, stderr=log
             )
         try:
             wait_for_http(f"{self.url}/healthz/ready", timeout=ready_timeout, process=self.process)
@@ -72,11 +95,11 @@ class GunicornServer:
             raise
 
     def signal(self, signum: int) -> None:
-        """Send ``signum`` to the master."""
+        """Send ``signum`` to the main process."""
         os.kill(self.pid, signum)
 
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM the master, wait for it, SIGKILL if it hangs; return its exit code."""
+        """SIGTERM the main process, wait for it, SIGKILL if it hangs; return its exit code."""
         if self.process is None:
             return 0
         return stop_process(self.process, timeout=timeout)
@@ -84,3 +107,40 @@ class GunicornServer:
     def log_records(self) -> list[dict[str, Any]]:
         """The JSON lines the server wrote so far (non-JSON lines are skipped)."""
         return read_json_lines(self.log_path)
+
+
+class GunicornServer(ServerProcess):
+    """A real Gunicorn running ``app_uri`` with ``-c python:flotilla.gunicorn``."""
+
+    name = "gunicorn"
+    prefix = "GUNICORN_"
+
+    def command(self) -> list[str]:
+        """``gunicorn -c python:flotilla.gunicorn APP`` with this interpreter."""
+        return [sys.executable, "-m", "gunicorn", "-c", "python:flotilla.gunicorn", self.app_uri]
+
+
+class GranianServer(ServerProcess):
+    """A real granian running ``app_uri`` through ``flotilla serve`` (``WEB_SERVER=granian``)."""
+
+    name = "granian"
+    prefix = "GRANIAN_"
+
+    def own_env(self) -> dict[str, str]:
+        """Listen on :attr:`port`, under granian."""
+        return {**super().own_env(), "WEB_SERVER": "granian"}
+
+    def command(self) -> list[str]:
+        """``flotilla serve APP`` with this interpreter."""
+        return [sys.executable, "-m", "flotilla", "serve", self.app_uri]
+
+
+SERVERS: dict[str, type[ServerProcess]] = {
+    server.name: server for server in (GunicornServer, GranianServer)
+}
+"""Every web server the chassis runs, by its ``WEB_SERVER`` name."""
+
+
+def web_server(name: str, app_uri: str, **kwargs: Any) -> ServerProcess:
+    """A :class:`ServerProcess` of the server ``name`` (``gunicorn``, ``granian``)."""
+    return SERVERS[name](app_uri, **kwargs)
