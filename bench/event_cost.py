@@ -19,7 +19,6 @@ relay's and the worker's connections (its background writers are left out).
 from __future__ import annotations
 
 import contextlib
-import os
 import statistics
 import time
 import uuid
@@ -43,8 +42,8 @@ from orders import create_app as create_orders
 from orders.config import OrdersSettings
 from orders.models import db as orders_db
 from orders.models import outbox as orders_outbox
+from procfs import read_argv, read_stat, read_stats
 
-TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 COMPONENTS = ("relay", "worker", "rabbitmq", "postgresql")
 
 
@@ -64,29 +63,13 @@ class EventCost:
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of one process, in seconds (0 if it is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
-
-
-def _parents() -> dict[int, int]:
-    """Every process's parent, from /proc."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                parents[int(entry.name)] = int(
-                    (entry / "stat").read_text().rpartition(")")[2].split()[1]
-                )
-    return parents
+    stat = read_stat(pid)
+    return stat.own_s if stat is not None else 0.0
 
 
 def tree(root: int) -> list[int]:
     """``root`` and all its descendants alive now."""
-    parents = _parents()
+    parents = {pid: stat.ppid for pid, stat in read_stats().items()}
     found, frontier = [root], [root]
     while frontier:
         frontier = [pid for pid, parent in parents.items() if parent in frontier]
@@ -96,14 +79,12 @@ def tree(root: int) -> list[int]:
 
 def rabbitmq_pids() -> list[int]:
     """The RabbitMQ server's Erlang VM on this machine (shared with every other user)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                command = (entry / "cmdline").read_bytes()
-                if b"beam" in command.split(b"\0", 1)[0] and b"rabbit" in command:
-                    pids.append(int(entry.name))
-    return pids
+    found = []
+    for pid in read_stats():
+        argv = read_argv(pid)
+        if argv and "beam" in argv[0] and any("rabbit" in part for part in argv):
+            found.append(pid)
+    return found
 
 
 def postgres_backends(server_url: str, databases: Sequence[str], names: Sequence[str]) -> list[int]:
