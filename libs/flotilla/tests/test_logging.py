@@ -6,11 +6,12 @@ import io
 import logging
 
 import orjson
+import pytest
 from flask.testing import FlaskClient
 
 from flotilla import context
 from flotilla.context import RequestContext, accept_request_id
-from flotilla.logging import JsonFormatter
+from flotilla.logging import JsonFormatter, info_fast
 from flotilla.testing import capture_logs
 
 
@@ -78,3 +79,36 @@ def test_request_id_rules() -> None:
     assert accept_request_id("x" * 129) != "x" * 129
     assert accept_request_id("<script>") != "<script>"
     assert accept_request_id("") != ""
+
+
+def test_a_line_written_straight_reads_as_the_same_record_through_logging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("orders"))
+    handler.set_name("flotilla.stdout")  # the chassis' handler, as configure_logging names it
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [handler])  # pytest's own capture handlers aside
+    monkeypatch.setattr(root, "level", logging.INFO)
+    logger = logging.getLogger("test.logging.straight")
+    fields = {"status": 201, "duration_ms": 4.2}
+    token = context.begin(RequestContext(request_id="req-7", method="POST", path="/x"))
+    try:
+        info_fast(logger, "request finished", fields)
+        logger.info("request finished", extra=fields)
+    finally:
+        context.end(token)
+
+    straight, through_logging = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    assert straight.pop("ts").endswith("+00:00")
+    through_logging.pop("ts")
+    assert straight == through_logging
+    assert straight["request_id"] == "req-7"
+
+
+def test_with_another_handler_listening_the_line_goes_through_logging() -> None:
+    logger = logging.getLogger("test.logging.captured")
+    with capture_logs() as logs:
+        info_fast(logger, "request finished", {"status": 200})
+    assert [(line["message"], line["status"]) for line in logs] == [("request finished", 200)]

@@ -19,6 +19,7 @@ from contextvars import Token
 from flask import Flask, Response, request
 
 from flotilla import context
+from flotilla.logging import info_fast
 
 log = logging.getLogger("flotilla.access")
 
@@ -65,10 +66,8 @@ def _finish(response: Response) -> Response:
     response.headers[context.REQUEST_ID_HEADER] = request_context.request_id
     if not _served_by_gunicorn(environ) and log.isEnabledFor(logging.INFO):
         duration_ms = (time.perf_counter() - environ[_STARTED_KEY]) * 1000
-        log.info(
-            "request finished",
-            extra={"status": response.status_code, "duration_ms": round(duration_ms, 2)},
-        )
+        fields = {"status": response.status_code, "duration_ms": round(duration_ms, 2)}
+        info_fast(log, "request finished", fields)
     return response
 
 

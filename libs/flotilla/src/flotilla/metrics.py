@@ -42,6 +42,26 @@ _STARTED_KEY = "flotilla.metrics.started"
 
 T = TypeVar("T")
 
+_pid = os.getpid()
+
+
+def _remember_pid() -> None:
+    global _pid  # noqa: PLW0603 - the one value a forked child must renew
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_remember_pid)
+
+
+def _process_id() -> int:
+    """This process's id, asked of the kernel once per process rather than once per sample.
+
+    A file-backed metric checks on every update that its process has not forked since it
+    opened its file (prometheus_client's ``process_identifier``); with ``os.getpid`` that is
+    a system call for each of the six or so updates of every request.
+    """
+    return _pid
+
 
 def created_once(factory: Callable[[], T]) -> Callable[[], T]:
     """Make a metric factory return what its first call made, even when threads race.
@@ -88,7 +108,9 @@ def instruments() -> Instruments:
     """
     if directory := os.environ.get(MULTIPROCESS_ENV):
         Path(directory).mkdir(parents=True, exist_ok=True)
-    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        values.ValueClass = values.MultiProcessValue(process_identifier=_process_id)  # type: ignore[no-untyped-call]
+    else:
+        values.ValueClass = values.MutexValue
     return Instruments(
         requests=Counter("http_requests", "HTTP requests served.", _LABELS),
         latency=Histogram(
