@@ -116,6 +116,21 @@ def test_a_connection_idle_for_long_is_checked_before_it_is_reused(
     assert not [line for line in logs if "reconnecting" in line["message"]]
 
 
+def test_a_421_to_mail_from_is_met_with_a_new_connection_once(mail_server: MailServer) -> None:
+    settings = smtp_settings(mail_server.port, SMTP_STARTTLS=False)
+    sender = SmtpSender(settings)
+    sender.send(a_welcome(settings, email="first@example.com"))
+    mail_server.refuse_mail(1)  # e.g. a limit of messages per connection
+    sender.send(a_welcome(settings))
+    assert sender.opened == 2
+    assert len(mail_server.to("alice@example.com")) == 1
+    mail_server.refuse_mail(2)  # refused on the new connection too: the task retries later
+    with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+        sender.send(a_welcome(settings, email="bob@example.com"))
+    assert refused.value.smtp_code == 421
+    assert mail_server.to("bob@example.com") == []
+
+
 def test_a_send_cut_during_data_is_not_sent_again_on_the_spot(mail_server: MailServer) -> None:
     settings = smtp_settings(mail_server.port, SMTP_STARTTLS=False)
     sender = SmtpSender(settings)

@@ -77,7 +77,14 @@ class _Connection:
 
 
 class _StaleConnection(Exception):
-    """The server closed a reused connection before this e-mail's envelope: send it again."""
+    """The server had closed the connection before this e-mail's envelope: nothing was sent.
+
+    Raised only inside the sender; what leaves it is ``cause``, the error the server gave.
+    """
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class SmtpSender:
@@ -128,14 +135,17 @@ class SmtpSender:
         """``MAIL FROM`` and ``RCPT TO``; once more on a new connection if the old one closed."""
         try:
             _send_envelope(connection.smtp, email)
-        except _StaleConnection:
+        except _StaleConnection as stale:
             if not connection.reused:
-                raise
+                raise stale.cause from None
             connection.close()
             log.info("smtp connection closed by the server, reconnecting")
             connection = self._open()
             try:
                 _send_envelope(connection.smtp, email)
+            except _StaleConnection as again:
+                connection.close()
+                raise again.cause from None
             except BaseException:
                 connection.close()
                 raise
@@ -190,9 +200,9 @@ def _send_envelope(smtp: smtplib.SMTP, email: Email) -> None:
     try:
         code, reply = smtp.mail(email.sender)
     except _CLOSED as error:
-        raise _StaleConnection from error
+        raise _StaleConnection(error) from error
     if code == _SERVICE_CLOSING:
-        raise _StaleConnection
+        raise _StaleConnection(smtplib.SMTPSenderRefused(code, reply, email.sender))
     if code != 250:
         smtp.rset()
         raise smtplib.SMTPSenderRefused(code, reply, email.sender)

@@ -4,7 +4,8 @@
 "connection refused" in between), can hold the e-mails to one address in the middle of
 their DATA command until released (so a test can kill the sender mid-send; a held e-mail
 whose sender disconnects is dropped, as a real server drops it), and can require
-STARTTLS and a login. Needs aiosmtpd, a development dependency.
+STARTTLS and a login, and can answer MAIL FROM with 421 as a server closing down does.
+Needs aiosmtpd, a development dependency.
 """
 
 from __future__ import annotations
@@ -47,6 +48,18 @@ class _Inbox:
         self.holding = threading.Event()
         self.abandoned = threading.Event()
         self.release = threading.Event()
+        self.refusals_left = 0
+
+    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
+        self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        with self.lock:
+            refuse, self.refusals_left = self.refusals_left > 0, max(0, self.refusals_left - 1)
+        if refuse:  # as a server going down or limiting messages per connection answers
+            return "421 4.3.2 Service shutting down, try again"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
         recipients = tuple(str(address) for address in envelope.rcpt_tos)
@@ -110,6 +123,11 @@ class MailServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+    def refuse_mail(self, times: int) -> None:
+        """Answer the next ``times`` MAIL FROM commands with 421 (closing the service)."""
+        with self.inbox.lock:
+            self.inbox.refusals_left = times
 
     def hold(self, recipient: str) -> None:
         """Keep e-mails to ``recipient`` waiting in DATA until :meth:`release`."""
