@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from flask import Flask, current_app
 from flask.globals import app_ctx
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event, make_url, text
@@ -87,6 +88,8 @@ def create_engine_from_settings(settings: ServiceSettings) -> Engine:
             pool_recycle=1800,
             connect_args=_postgres_connect_args(settings),
             echo=settings.DATABASE_ECHO,
+            json_serializer=_json_text,
+            json_deserializer=orjson.loads,
             # Logged errors must not carry e-mails or password hashes in production.
             hide_parameters=settings.is_production,
         )
@@ -118,9 +121,20 @@ def _sqlite_engine(path: str | None, settings: ServiceSettings) -> Engine:
         f"sqlite:///{path or ''}",
         connect_args={"timeout": 5.0, "check_same_thread": False},
         echo=settings.DATABASE_ECHO,
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
     )
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _json_text(value: Any) -> str:
+    """JSON columns (event payloads, stored answers) written by orjson, not the json module.
+
+    Several times faster on the payloads the services write with every order, and the same
+    text the services answer with (``flotilla.jsonprovider``): datetimes, UUIDs, dataclasses.
+    """
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

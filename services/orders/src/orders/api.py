@@ -10,7 +10,8 @@ from flotilla.pagination import Page, PageQuery
 from orders import placing, service
 from orders.models import Order
 from orders.schemas import (
-    IdempotencyHeaders,
+    IDEMPOTENCY_KEY_HEADER,
+    IDEMPOTENCY_KEY_PARAMETER,
     OrderCancel,
     OrderCreate,
     OrderPublic,
@@ -29,7 +30,7 @@ CANCEL_UNFINISHED = (
 
 @orders.post("")
 @require_auth()
-@orders.arguments(IdempotencyHeaders, location="headers", as_kwargs=True)
+@orders.doc(parameters=[IDEMPOTENCY_KEY_PARAMETER])
 @orders.arguments(OrderCreate, as_kwargs=True)
 @orders.response(201, OrderPublic, description="Placed; a replay also says Idempotent-Replayed.")
 @orders.alt_response(400, schema=ProblemSchema, description="No valid Idempotency-Key.")
@@ -38,11 +39,11 @@ CANCEL_UNFINISHED = (
 @orders.alt_response(502, schema=ProblemSchema, description="A service failed.")
 @orders.alt_response(503, schema=ProblemSchema, description="A service is unavailable.")
 @orders.alt_response(504, schema=ProblemSchema, description="A service did not answer.")
-def place_order(idempotency_key: str | None, lines: list[dict[str, int]]) -> Response:
+def place_order(lines: list[dict[str, int]]) -> Response:
     """Place an order, priced by the catalog; safe to repeat with the same Idempotency-Key."""
     answer = placing.place_order(
         lines=lines,
-        idempotency_key=idempotency_key,
+        idempotency_key=request.headers.get(IDEMPOTENCY_KEY_HEADER),
         authorization=request.headers.get("Authorization", ""),
     )
     location = url_for("orders.get_order", order_id=answer.body["id"])

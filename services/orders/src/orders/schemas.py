@@ -46,17 +46,20 @@ class OrderCreate(ma.Schema):
             raise ma.ValidationError("Each product may appear in one line only.")
 
 
-class IdempotencyHeaders(ma.Schema):
-    """The header that makes placing an order safe to repeat."""
+IDEMPOTENCY_KEY_PARAMETER = {
+    "in": "header",
+    "name": IDEMPOTENCY_KEY_HEADER,
+    "required": False,
+    "schema": {"type": "string", "nullable": True, "default": None},
+    "description": "Required: 1 to 255 printable ASCII characters chosen by the client, "
+    "new for each order. Sending the same key and body again returns the first answer.",
+}
+"""The header that makes placing an order safe to repeat, as the OpenAPI document shows it.
 
-    idempotency_key = ma.fields.String(
-        data_key=IDEMPOTENCY_KEY_HEADER,
-        load_default=None,
-        metadata={
-            "description": "Required: 1 to 255 printable ASCII characters chosen by the client, "
-            "new for each order. Sending the same key and body again returns the first answer."
-        },
-    )
+The view reads the header itself and :func:`orders.idempotency.checked_key` judges it (400
+when missing or malformed, a problem the client can act on), so it is declared here rather
+than parsed by a schema: webargs would build a dictionary of every header of every order.
+"""
 
 
 class OrderCancel(ma.Schema):
