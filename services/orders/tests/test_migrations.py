@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask import Flask
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, text
 
-from flotilla import testing
+from flotilla import migrations, testing
 from flotilla.columns import utc_now
 from orders import create_app
 from orders.models import Order, db
@@ -15,7 +15,7 @@ from .conftest import make_settings
 empty_app = testing.app_fixture(create_app, make_settings)
 """An orders app on a brand-new, empty database."""
 
-TABLES = {"orders", "order_lines", "idempotency_keys", "outbox_events", "alembic_version"}
+TABLES = {"orders", "order_lines", "outbox_events", "alembic_version"}
 
 
 def test_upgrade_creates_the_schema_the_models_describe(empty_app: Flask) -> None:
@@ -41,3 +41,41 @@ def test_the_id_of_a_deleted_order_is_never_handed_out_again(empty_app: Flask) -
         second = connection.execute(insert(Order).values(row).returning(Order.id)).scalar_one()
         assert connection.scalar(select(Order.id)) == second
     assert second > first
+
+
+def test_keys_move_onto_their_orders_and_back(empty_app: Flask) -> None:
+    # Revision 0005 keeps each request's key on its order; keys written before it survive.
+    migrations.upgrade(empty_app, "0004")
+    now = utc_now()
+    with empty_app.app_context(), db.engine.begin() as connection:
+        for order_id, state in ((1, "placed"), (2, "pending")):
+            connection.execute(
+                text(
+                    "INSERT INTO orders (id, user_id, state, created_at, updated_at) "
+                    "VALUES (:id, 7, :state, :now, :now)"
+                ),
+                {"id": order_id, "state": state, "now": now},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO idempotency_keys (user_id, key, request_hash, state, order_id, "
+                "response_status, response_body, created_at) VALUES "
+                "(7, 'done', 'h1', 'completed', 1, 201, '{\"id\": 1}', :now), "
+                "(7, 'busy', 'h2', 'in_progress', 2, NULL, NULL, :now)"
+            ),
+            {"now": now},
+        )
+    migrations.upgrade(empty_app)
+    columns = (Order.id, Order.idempotency_key, Order.request_hash, Order.response_status)
+    with empty_app.app_context(), db.engine.begin() as connection:
+        rows = connection.execute(select(*columns, Order.response_body).order_by(Order.id)).all()
+    assert [tuple(row) for row in rows] == [
+        (1, "done", "h1", 201, {"id": 1}),
+        (2, "busy", "h2", None, None),
+    ]
+    migrations.downgrade(empty_app, "0004")
+    with empty_app.app_context(), db.engine.begin() as connection:
+        keys = connection.execute(
+            text("SELECT key, state, order_id FROM idempotency_keys ORDER BY order_id")
+        ).all()
+    assert [tuple(key) for key in keys] == [("done", "completed", 1), ("busy", "in_progress", 2)]

@@ -10,7 +10,7 @@ from sqlalchemy import insert
 
 from flotilla.columns import utc_now
 from orders.idempotency import request_hash
-from orders.models import IdempotencyKey, Order, db
+from orders.models import Order, db
 
 from .conftest import Account, ProductFactory, Shop, json_of, place, rows, stock_of
 
@@ -105,21 +105,14 @@ def test_a_key_whose_request_is_running_is_409_with_retry_after(
     mug = make_product("MUG-1")
     body = {"lines": [{"product_id": mug["id"], "quantity": 1}]}
     with app.app_context(), db.engine.begin() as connection:
-        order_id = connection.execute(
-            insert(Order)
-            .values(
-                user_id=customer.id, state="pending", created_at=utc_now(), updated_at=utc_now()
-            )
-            .returning(Order.id)
-        ).scalar_one()
         connection.execute(
-            insert(IdempotencyKey).values(
+            insert(Order).values(
                 user_id=customer.id,
-                key="busy",
+                state="pending",
+                idempotency_key="busy",
                 request_hash=request_hash(body),
-                state="in_progress",
-                order_id=order_id,
                 created_at=utc_now(),
+                updated_at=utc_now(),
             )
         )
 

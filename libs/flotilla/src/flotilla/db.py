@@ -205,17 +205,19 @@ class Database:
     def reading(self) -> Iterator[Session]:
         """A session for reads only, on an autocommit connection: no BEGIN/ROLLBACK."""
         with (
-            self.read_connection() as connection,
+            self.autocommit() as connection,
             Session(bind=connection, autoflush=False, expire_on_commit=False) as session,
         ):
             yield session
 
     @contextmanager
-    def read_connection(self) -> Iterator[Connection]:
-        """A Core connection for reads only, in autocommit: no BEGIN/ROLLBACK, no ORM.
+    def autocommit(self) -> Iterator[Connection]:
+        """A Core connection in autocommit: each statement is its own transaction, no BEGIN.
 
-        For the hottest reads: a ``select()`` of columns executed here skips the session's
-        identity map and object construction, several times cheaper than loading objects.
+        For the hottest paths: a read, or a write that is one statement, takes one round trip
+        instead of three; a ``select()`` of columns skips the session's identity map and
+        object construction, several times cheaper than loading objects. Anything that must
+        change several rows together belongs in ``engine.connect()`` with a commit.
         """
         with self.engine.connect() as connection:
             yield connection.execution_options(isolation_level="AUTOCOMMIT")

@@ -38,6 +38,10 @@ def alembic_config(app: Flask, connection: Connection) -> Config:
 def _locked_connection(app: Flask) -> Iterator[Connection]:
     engine = app.extensions["flotilla.db"].engine
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            with _foreign_keys_deferred(connection):
+                yield connection
+            return
         if connection.dialect.name != "postgresql":
             yield connection
             return
@@ -49,6 +53,29 @@ def _locked_connection(app: Flask) -> Iterator[Connection]:
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
             connection.commit()
+
+
+@contextmanager
+def _foreign_keys_deferred(connection: Connection) -> Iterator[None]:
+    """SQLite with its foreign keys off while migrating, checked again afterwards.
+
+    SQLite changes a column by building a new table and dropping the old one (Alembic's
+    batch mode), and with foreign keys on, dropping a table deletes every row that refers
+    to it through ``ON DELETE CASCADE``: a downgrade that drops a column of ``orders`` would
+    delete every order line. SQLite's documented way is to turn the keys off around the
+    change (possible only outside a transaction) and run ``foreign_key_check`` after it.
+    """
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    connection.commit()
+    if broken:
+        raise RuntimeError(f"the migration left rows that break foreign keys: {broken[:5]}")
 
 
 def upgrade(app: Flask, revision: str = "head") -> None:

@@ -11,8 +11,8 @@ Two rules keep compensation from doing harm:
   still in flight, and it succeeds only if the order was not placed. A placed order's
   stored answer is returned instead; when even the claim fails, nothing is undone and
   :mod:`orders.recovery`, which only ever releases orders that are not placed, decides later.
-  Deletes are conditional too: the key only while ``in_progress``, the order only in the
-  state this request left it in.
+  The delete is conditional too: the order (and with it its key) only in the state this
+  request left it in.
 * **Release whenever in doubt.** A release is idempotent and leaves a tombstone at catalog,
   so releasing an order that reserved nothing costs one call, while not releasing one that
   did leaks stock. The release gets :data:`COMPENSATION_BUDGET` of its own, because the
@@ -30,11 +30,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from flotilla.columns import utc_now
 from flotilla.http import DownstreamError, grace
-from orders import idempotency
 from orders.clients import catalog_client
 from orders.idempotency import StoredResponse
 from orders.metrics import order_instruments
-from orders.models import IdempotencyKey, Order, db
+from orders.models import Order, db
 from orders.states import VISIBLE_STATES, OrderEvent, OrderState, next_state
 
 log = logging.getLogger(__name__)
@@ -50,22 +49,22 @@ time is left to :mod:`orders.recovery`.
 """
 
 
-def compensate(order_id: int, user_id: int, key: str, *, maybe_reserved: bool) -> None:
+def compensate(order_id: int, *, maybe_reserved: bool) -> None:
     """Undo a placing that failed before its confirming commit (step 2 or 3).
 
     The order is still ``pending`` then. If catalog may hold stock for it, the stock is
-    released first; if the release fails, the order stays pending and its key in progress,
-    and recovery releases and deletes it once it is older than ``PENDING_ORDER_TIMEOUT``.
+    released first; if the release fails, the order stays pending (its key in use), and
+    recovery releases and deletes it once it is older than ``PENDING_ORDER_TIMEOUT``.
     """
     compensations = order_instruments().compensations
     if maybe_reserved and not _release(order_id):
         compensations.labels("left_pending").inc()
         return
     compensations.labels("released" if maybe_reserved else "discarded").inc()
-    _discard(order_id, user_id, key, state=OrderState.PENDING)
+    _discard(order_id, state=OrderState.PENDING)
 
 
-def settle_failed_confirmation(order_id: int, user_id: int, key: str) -> StoredResponse | None:
+def settle_failed_confirmation(order_id: int) -> StoredResponse | None:
     """After the confirming commit raised: the placed order's answer, or ``None`` once undone.
 
     ``None`` means the caller's error stands: the order was not placed and is released (or
@@ -74,7 +73,7 @@ def settle_failed_confirmation(order_id: int, user_id: int, key: str) -> StoredR
     """
     compensations = order_instruments().compensations
     try:
-        claim = _claim(order_id, user_id, key)
+        claim = _claim(order_id)
     except SQLAlchemyError as error:
         compensations.labels("left_pending").inc()
         log.warning(
@@ -90,7 +89,7 @@ def settle_failed_confirmation(order_id: int, user_id: int, key: str) -> StoredR
         compensations.labels("left_pending").inc()
         return None
     compensations.labels("released").inc()
-    _discard(order_id, user_id, key, state=OrderState.ABANDONED)
+    _discard(order_id, state=OrderState.ABANDONED)
     return None
 
 
@@ -102,7 +101,7 @@ class _Claim:
     answer: StoredResponse | None = None
 
 
-def _claim(order_id: int, user_id: int, key: str) -> _Claim:
+def _claim(order_id: int) -> _Claim:
     """Move the order ``pending`` → ``abandoned`` unless it was placed; what it is now.
 
     The UPDATE waits on the row lock of a confirming commit still in flight, at most the
@@ -114,17 +113,14 @@ def _claim(order_id: int, user_id: int, key: str) -> _Claim:
             .where(Order.id == order_id, Order.state == OrderState.PENDING)
             .values(state=next_state(OrderState.PENDING, OrderEvent.ABANDON), updated_at=utc_now())
         )
-        state = connection.scalar(select(Order.state).where(Order.id == order_id))
-        if state not in VISIBLE_STATES:
-            return _Claim(placed=False)  # abandoned, by us or by recovery, or deleted
         stored = connection.execute(
-            select(IdempotencyKey.response_status, IdempotencyKey.response_body).where(
-                IdempotencyKey.user_id == user_id,
-                IdempotencyKey.key == key,
-                IdempotencyKey.state == idempotency.COMPLETED,
+            select(Order.state, Order.response_status, Order.response_body).where(
+                Order.id == order_id
             )
         ).one_or_none()
-    if stored is None or stored.response_status is None:
+    if stored is None or stored.state not in VISIBLE_STATES:
+        return _Claim(placed=False)  # abandoned, by us or by recovery, or deleted
+    if stored.response_status is None:  # its key pruned since: placed, answer forgotten
         return _Claim(placed=True)
     return _Claim(True, StoredResponse(stored.response_status, dict(stored.response_body or {})))
 
@@ -143,21 +139,14 @@ def _release(order_id: int) -> bool:
     return True
 
 
-def _discard(order_id: int, user_id: int, key: str, *, state: OrderState) -> None:
-    """Delete the order, if still in ``state``, and its key, if still in progress.
+def _discard(order_id: int, *, state: OrderState) -> None:
+    """Delete the order, key and all, if it is still in ``state``.
 
-    The client may then retry with the same key. A database failure here leaves both for
-    recovery, and the request's own error is the one the client sees.
+    The client may then retry with the same key. A database failure here leaves the order
+    for recovery, and the request's own error is the one the client sees.
     """
     session = db.session()
     try:
-        session.execute(
-            delete(IdempotencyKey).where(
-                IdempotencyKey.user_id == user_id,
-                IdempotencyKey.key == key,
-                IdempotencyKey.state == idempotency.IN_PROGRESS,
-            )
-        )
         session.execute(delete(Order).where(Order.id == order_id, Order.state == state))
         session.commit()
     except SQLAlchemyError as error:

@@ -6,11 +6,12 @@ key again and gets what the first request got, with ``Idempotent-Replayed: true`
 of a second order. Keys belong to a customer (two customers may pick the same key) and are
 remembered for ``IDEMPOTENCY_KEY_RETENTION`` seconds once their order is placed.
 
-The key is written in the same transaction as the pending order: two concurrent requests
-with one key cannot both create an order, because the second insert violates the primary
-key. While the first is running the second is told so (409, ``Retry-After``); a key whose
-request failed in a way that certainly changed nothing is deleted with its order, so the
-client may simply try again with it.
+The key is a column of the order the request creates, unique per customer: two concurrent
+requests with one key cannot both create an order, because the second insert violates the
+unique index. While the first is running the second is told so (409, ``Retry-After``); an
+order whose request failed in a way that certainly changed nothing is deleted, key and all,
+so the client may simply try again with it. The answer is stored on the order when it is
+placed, in the same UPDATE.
 """
 
 from __future__ import annotations
@@ -24,36 +25,18 @@ from typing import Any
 
 import orjson
 from flask import Response, current_app
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from flotilla import BadRequest, Conflict, ValidationFailed
-from flotilla.columns import utc_now
-from orders.models import IdempotencyKey, db
+from orders.models import Order, db
 
-IN_PROGRESS, COMPLETED = "in_progress", "completed"
 REPLAYED_HEADER = "Idempotent-Replayed"
 RETRY_IN_PROGRESS_AFTER = 1  # seconds: placing an order takes well under one
 _KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII; \x20 is the space
 
-_INSERT = insert(IdempotencyKey)
-_THIS_KEY = (IdempotencyKey.user_id == bindparam("key_user_id")) & (
-    IdempotencyKey.key == bindparam("key_value")
-)
-_FIND = select(
-    IdempotencyKey.request_hash,
-    IdempotencyKey.state,
-    IdempotencyKey.response_status,
-    IdempotencyKey.response_body,
-).where(_THIS_KEY)
-_COMPLETE = (
-    update(IdempotencyKey)
-    .where(_THIS_KEY)
-    .values(
-        state=COMPLETED,
-        response_status=bindparam("status"),
-        response_body=bindparam("body"),
-    )
+_FIND = select(Order.request_hash, Order.response_status, Order.response_body).where(
+    Order.user_id == bindparam("key_user_id"), Order.idempotency_key == bindparam("key_value")
 )
 
 
@@ -119,10 +102,10 @@ def request_hash(body: Mapping[str, Any]) -> str:
 def replay(*, user_id: int, key: str, hash_: str) -> StoredResponse:
     """The answer for a key an earlier request took: its stored answer, else 422 or 409.
 
-    A key that is gone again (its request failed and deleted it) is a 409 too: the client
-    retries, and its retry will find the key free.
+    A key that is gone again (its request failed and deleted its order) is a 409 too: the
+    client retries, and its retry will find the key free.
     """
-    with db.read_connection() as connection:
+    with db.autocommit() as connection:
         record = connection.execute(_FIND, {"key_user_id": user_id, "key_value": key}).one_or_none()
     if record is None:
         raise RequestInProgress(
@@ -133,7 +116,7 @@ def replay(*, user_id: int, key: str, hash_: str) -> StoredResponse:
         raise IdempotencyKeyReused(
             "This Idempotency-Key was used with a different request; use a new key."
         )
-    if record.state != COMPLETED or record.response_status is None:
+    if record.response_status is None:
         raise RequestInProgress(
             "A request with this Idempotency-Key is still being processed.",
             headers={"Retry-After": str(RETRY_IN_PROGRESS_AFTER)},
@@ -141,48 +124,22 @@ def replay(*, user_id: int, key: str, hash_: str) -> StoredResponse:
     return StoredResponse(record.response_status, dict(record.response_body or {}), replayed=True)
 
 
-def insert_key(
-    connection: Connection, *, user_id: int, key: str, hash_: str, order_id: int
-) -> None:
-    """Record a key whose request starts now, for the order it creates; ``IntegrityError``
-    when the customer has used the key before."""
-    connection.execute(
-        _INSERT,
-        {
-            "user_id": user_id,
-            "key": key,
-            "request_hash": hash_,
-            "state": IN_PROGRESS,
-            "order_id": order_id,
-            "created_at": utc_now(),
-        },
-    )
-
-
-def complete(connection: Connection, *, user_id: int, key: str, answer: StoredResponse) -> None:
-    """Store ``answer`` as what every repetition of the key's request gets back.
-
-    One UPDATE, not a read and a write: the key row was written in an earlier transaction.
-    """
-    stored = connection.execute(
-        _COMPLETE,
-        {
-            "key_user_id": user_id,
-            "key_value": key,
-            "status": answer.status,
-            "body": answer.body,
-        },
-    )
-    if stored.rowcount != 1:  # deleted by recovery meanwhile
-        raise LookupError(f"idempotency key of user {user_id} vanished")
-
-
 def prune_completed(session: Session, *, created_before: datetime) -> int:
-    """Delete completed keys created before ``created_before``; return how many."""
+    """Forget the keys of placed orders created before ``created_before``; return how many.
+
+    The orders stay; their keys may be used again, as for a new request.
+    """
     result = session.execute(
-        delete(IdempotencyKey).where(
-            IdempotencyKey.state == COMPLETED, IdempotencyKey.created_at < created_before
+        update(Order)
+        .where(
+            and_(
+                Order.idempotency_key.is_not(None),
+                Order.response_status.is_not(None),
+                Order.created_at < created_before,
+            )
         )
+        .values(idempotency_key=None, request_hash=None, response_status=None, response_body=None)
+        .execution_options(synchronize_session=False)
     )
-    deleted: int = result.rowcount  # type: ignore[attr-defined]
-    return deleted
+    pruned: int = result.rowcount  # type: ignore[attr-defined]
+    return pruned

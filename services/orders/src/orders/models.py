@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -48,12 +49,29 @@ class Order(Base):
     sets them. ``customer_email`` and ``customer_display_name`` are the customer's contact
     when the order was placed, which ``order.cancelled`` carries; whoever cancels (the
     customer or an administrator), the notice goes to the customer.
+
+    The order is also the record of the request that created it (:mod:`orders.idempotency`):
+    the customer's ``Idempotency-Key``, unique per customer, and ``request_hash``, the SHA-256
+    of the request's canonical body (the same key with another body is refused). While the
+    order is pending, ``response_status`` is null: the request is still running, or its order
+    awaits recovery. Once placed, ``response_status`` and ``response_body`` are the answer
+    every repetition of the request gets back, whatever happens to the order later. After
+    ``IDEMPOTENCY_KEY_RETENTION`` the four are cleared and the key may be used again.
     """
 
     __tablename__ = "orders"
     __table_args__ = (
         Index("ix_orders_user_id_id", "user_id", "id"),  # a customer's list, newest first
         Index("ix_orders_state_created_at", "state", "created_at"),  # recovery's scan
+        # One order per customer and key; cleared keys (NULL) never collide.
+        Index("uq_orders_user_id_idempotency_key", "user_id", "idempotency_key", unique=True),
+        # Pruning looks only at orders still holding a key.
+        Index(
+            "ix_orders_created_at_with_key",
+            "created_at",
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
         {"sqlite_autoincrement": True},
     )
 
@@ -69,6 +87,10 @@ class Order(Base):
     placed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
     cancel_reason: Mapped[str | None] = mapped_column(String(500))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     lines: Mapped[list[OrderLine]] = relationship(
         lazy="selectin", order_by="OrderLine.product_id", cascade="all, delete-orphan"
@@ -89,27 +111,3 @@ class OrderLine(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[int] = mapped_column(Money)
     line_total: Mapped[int] = mapped_column(Money)
-
-
-class IdempotencyKey(Base):
-    """A customer's ``Idempotency-Key`` and what became of the request that first sent it.
-
-    ``request_hash`` is the SHA-256 of the request's canonical JSON body: the same key with
-    another body is refused. While ``state`` is ``in_progress`` the first request is still
-    running (or its order awaits recovery); once ``completed``, ``response_status`` and
-    ``response_body`` are the answer every repetition gets back.
-    """
-
-    __tablename__ = "idempotency_keys"
-    __table_args__ = (Index("ix_idempotency_keys_state_created_at", "state", "created_at"),)
-
-    user_id: Mapped[int] = mapped_column(Id, primary_key=True)
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    request_hash: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16))
-    order_id: Mapped[int | None] = mapped_column(
-        Id, ForeignKey("orders.id", ondelete="CASCADE"), index=True
-    )
-    response_status: Mapped[int | None] = mapped_column(Integer)
-    response_body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(default=utc_now)

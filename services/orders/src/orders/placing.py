@@ -39,8 +39,9 @@ _PLACE = (
         customer_display_name=bindparam("display_name"),
         placed_at=bindparam("now"),
         updated_at=bindparam("now"),
+        response_status=bindparam("status"),
+        response_body=bindparam("body"),
     )
-    .returning(Order.created_at)
 )
 _INSERT_LINES = insert(OrderLine)
 _PUBLIC = OrderPublic()
@@ -57,18 +58,19 @@ def place_order(
 ) -> StoredResponse:
     """Place an order for the caller, once per ``Idempotency-Key``; the 201 answer or its replay.
 
-    1. One transaction writes the order (``pending``) and the key (``in_progress``): the
+    1. One INSERT writes the order (``pending``) with its key and the request's hash: the
        order id exists before catalog hears of it, so the reservation, which catalog keys by
        order id, is safe to retry, and a request whose key is already taken fails on the
-       key's primary key, rolls back, and gets the first request's answer instead (or 422,
-       or 409 while that request runs); its order id is never used.
+       key's unique index and gets the first request's answer instead (or 422, or 409 while
+       that request runs); its order id is never used.
     2. The customer's e-mail and name for ``order.placed`` come from the access token's
        profile; only a token without one (issued before tokens carried it) makes orders ask
        users. Nothing has been reserved yet, so a failure only discards.
     3. catalog reserves the stock and answers the prices, names and currency: the client
        never says what anything costs.
-    4. One transaction writes the lines, the total, state ``placed``, the ``order.placed``
-       event and the key's stored answer: a placed order is never half-written.
+    4. One transaction writes the lines, then the total, state ``placed`` and the stored
+       answer (one UPDATE), and the ``order.placed`` event: a placed order is never
+       half-written.
 
     When step 2 fails, or step 3 fails in a way that guarantees the request never reached
     catalog (the breaker refused it, no connection opened), the pending order and the key
@@ -88,19 +90,19 @@ def place_order(
     user_id = int(principal.user_id)
     hash_ = idempotency.request_hash({"lines": _canonical_lines(lines)})
     try:
-        order_id = _create_pending_order(user_id, key, hash_)
+        order_id, created_at = _create_pending_order(user_id, key, hash_)
     except IntegrityError:  # the key was taken: by an earlier request, or one running now
         return idempotency.replay(user_id=user_id, key=key, hash_=hash_)
     try:
         customer = customer_of(principal, authorization)
     except Exception:
-        compensation.compensate(order_id, user_id, key, maybe_reserved=False)
+        compensation.compensate(order_id, maybe_reserved=False)
         raise
-    reservation = _reserve(order_id, user_id, key, lines)
+    reservation = _reserve(order_id, lines)
     try:
-        return _complete_order(order_id, user_id, key, customer, reservation)
+        return _complete_order(order_id, user_id, created_at, customer, reservation)
     except Exception:
-        answer = compensation.settle_failed_confirmation(order_id, user_id, key)
+        answer = compensation.settle_failed_confirmation(order_id)
         if answer is None:
             raise
         return answer
@@ -115,25 +117,30 @@ def _canonical_lines(lines: Sequence[dict[str, int]]) -> list[dict[str, int]]:
     return sorted((dict(line) for line in lines), key=lambda line: line["product_id"])
 
 
-def _create_pending_order(user_id: int, key: str, hash_: str) -> int:
-    """Step 1: the pending order and its key, committed together; the new order's id."""
+def _create_pending_order(user_id: int, key: str, hash_: str) -> tuple[int, datetime]:
+    """Step 1: the pending order with its key, one statement; its id and creation time."""
     now = utc_now()
-    with db.engine.connect() as connection:
+    with db.autocommit() as connection:
         order_id: int = connection.execute(
             _INSERT_PENDING,
-            {"user_id": user_id, "state": OrderState.PENDING, "created_at": now, "updated_at": now},
+            {
+                "user_id": user_id,
+                "state": OrderState.PENDING,
+                "idempotency_key": key,
+                "request_hash": hash_,
+                "created_at": now,
+                "updated_at": now,
+            },
         ).scalar_one()
-        idempotency.insert_key(connection, user_id=user_id, key=key, hash_=hash_, order_id=order_id)
-        connection.commit()
-    return order_id
+    return order_id, now
 
 
-def _reserve(order_id: int, user_id: int, key: str, lines: Sequence[dict[str, int]]) -> Reservation:
+def _reserve(order_id: int, lines: Sequence[dict[str, int]]) -> Reservation:
     """Step 3: catalog's reservation; on failure, undo what may have happened, then raise."""
     try:
         return catalog_client().reserve(order_id, lines)
     except Exception as error:
-        compensation.compensate(order_id, user_id, key, maybe_reserved=_maybe_reserved(error))
+        compensation.compensate(order_id, maybe_reserved=_maybe_reserved(error))
         raise
 
 
@@ -149,21 +156,26 @@ def _maybe_reserved(error: Exception) -> bool:
 
 
 def _complete_order(
-    order_id: int, user_id: int, key: str, customer: Customer, reservation: Reservation
+    order_id: int,
+    user_id: int,
+    created_at: datetime,
+    customer: Customer,
+    reservation: Reservation,
 ) -> StoredResponse:
-    """Step 4: lines, total, state ``placed``, ``order.placed`` and the stored answer, at once."""
+    """Step 4: lines, total, state ``placed``, the stored answer and ``order.placed``, at once."""
     now = utc_now()
     lines = [
         LineView(**line.model_dump())  # type: ignore[typeddict-item]
         for line in sorted(reservation.lines, key=lambda line: line.product_id)
     ]
+    order = _order_view(order_id, user_id, reservation, lines, created_at=created_at, now=now)
+    answer = StoredResponse(201, _PUBLIC.dump(order))
     with db.engine.connect() as connection:  # closing without a commit rolls back
-        created_at = _mark_placed(connection, order_id, customer, reservation, now)
+        _mark_placed(
+            connection, order_id, customer=customer, reservation=reservation, now=now, answer=answer
+        )
         connection.execute(_INSERT_LINES, [{"order_id": order_id, **line} for line in lines])
-        order = _order_view(order_id, user_id, reservation, lines, created_at=created_at, now=now)
-        answer = StoredResponse(201, _PUBLIC.dump(order))
         outbox.add_event(connection, "order.placed", _placed_payload(order, customer), version=1)
-        idempotency.complete(connection, user_id=user_id, key=key, answer=answer)
         connection.commit()
     log.info("order placed", extra={"order_id": order_id, "total": reservation.total})
     return answer
@@ -172,12 +184,14 @@ def _complete_order(
 def _mark_placed(
     connection: Connection,
     order_id: int,
+    *,
     customer: Customer,
     reservation: Reservation,
     now: datetime,
-) -> datetime:
-    """The compare-and-set ``pending`` → ``placed``; the order's creation time."""
-    created_at = connection.execute(
+    answer: StoredResponse,
+) -> None:
+    """The compare-and-set ``pending`` → ``placed`` that also stores the request's answer."""
+    placed = connection.execute(
         _PLACE,
         {
             "placed_id": order_id,
@@ -186,12 +200,12 @@ def _mark_placed(
             "email": customer.email,
             "display_name": customer.display_name,
             "now": now,
+            "status": answer.status,
+            "body": answer.body,
         },
-    ).scalar_one_or_none()
-    if created_at is None:
+    )
+    if placed.rowcount != 1:
         raise OrderNoLongerPending(f"order {order_id} is no longer pending")
-    placed_created_at: datetime = created_at
-    return placed_created_at
 
 
 def _order_view(

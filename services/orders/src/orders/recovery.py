@@ -9,7 +9,7 @@ when that release fails too (catalog down, the grace gone), the order is left ``
 1. moves it ``pending`` → ``abandoned`` with a compare-and-set, committed, so a request
    that is somehow still running can no longer place it (placing requires ``pending``);
 2. releases its reservation at catalog (idempotent; a release of nothing is a no-op);
-3. deletes it and its idempotency key, so the customer may retry with the same key.
+3. deletes it, its idempotency key with it, so the customer may retry with the same key.
 
 It also finishes cancels: an order left ``cancelling`` for ``PENDING_ORDER_TIMEOUT`` (its
 release failed or its answer was lost, and nobody repeated the cancel) is released again
@@ -20,8 +20,8 @@ A failed release leaves the order as it was and the next pass tries again: aband
 are picked up whatever their age, a cancelling one once ``PENDING_ORDER_TIMEOUT`` has passed
 again. Each pass takes the orders least recently tried first, and a failed attempt touches
 ``updated_at``, so orders whose release keeps failing go to the back of the queue and never
-keep the others from being reached. Each pass also deletes completed idempotency keys older
-than ``IDEMPOTENCY_KEY_RETENTION``.
+keep the others from being reached. Each pass also forgets the idempotency keys of placed
+orders older than ``IDEMPOTENCY_KEY_RETENTION``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from orders.cancelling import finish_cancel
 from orders.clients import catalog_client
 from orders.config import OrdersSettings
 from orders.metrics import order_instruments
-from orders.models import IdempotencyKey, Order, db
+from orders.models import Order, db
 from orders.states import OrderEvent, OrderState, next_state
 
 log = logging.getLogger(__name__)
@@ -170,11 +170,6 @@ def _touch(order_id: int, state: OrderState) -> None:
 def _delete(order_id: int) -> None:
     """Delete the abandoned order and its key: the customer may retry with the key."""
     session = db.session()
-    session.execute(
-        delete(IdempotencyKey).where(
-            IdempotencyKey.order_id == order_id, IdempotencyKey.state == idempotency.IN_PROGRESS
-        )
-    )
     session.execute(delete(Order).where(Order.id == order_id, Order.state == OrderState.ABANDONED))
     session.commit()
     log.info("abandoned order released and deleted", extra={"order_id": order_id})

@@ -72,7 +72,7 @@ def read_order(order_id: int) -> OrderView:
 
 
 def _visible_order(order_id: int) -> OrderView | None:
-    with db.read_connection() as connection:
+    with db.autocommit() as connection:
         rows = connection.execute(_ORDER_WITH_LINES, {"order_id": order_id}).all()
     if not rows or rows[0].state not in VISIBLE_STATES:
         return None
