@@ -47,7 +47,19 @@ log = logging.getLogger(__name__)
 Taken = Row[int, str, str, int, str]
 """What a product's stock UPDATE returns: id, sku, name, price, currency."""
 
-_INSERT_RESERVATION = insert(Reservation)
+_INSERT_RESERVATION = (
+    insert(Reservation)
+    .values(
+        order_id=bindparam("reserved_for"),
+        state=RESERVED,
+        reserved_at=bindparam("reserved_at"),
+        # The first product's currency: every line must have it (checked as stock is taken).
+        currency=select(Product.currency)
+        .where(Product.id == bindparam("first_product"))
+        .scalar_subquery(),
+    )
+    .returning(Reservation.currency)
+)
 _TAKE_STOCK = (
     update(Product)
     .where(
@@ -57,11 +69,6 @@ _TAKE_STOCK = (
     )
     .values(stock=Product.stock - bindparam("quantity"))
     .returning(Product.id, Product.sku, Product.name, Product.price, Product.currency)
-)
-_SET_CURRENCY = (
-    update(Reservation)
-    .where(Reservation.order_id == bindparam("reserved_for"))
-    .values(currency=bindparam("reserved_currency"))
 )
 _INSERT_LINES = insert(ReservationLine)
 """The statements of a reservation, built once (each call only binds its values)."""
@@ -185,13 +192,12 @@ def _reserve(order_id: int, wanted: dict[int, int]) -> ReservationView:
     now = utc_now()
     with db.engine.connect() as connection:  # closing without a commit rolls back
         # The order is claimed first: a concurrent twin waits on its key, not on stock.
-        connection.execute(
-            _INSERT_RESERVATION, {"order_id": order_id, "state": RESERVED, "reserved_at": now}
-        )
-        taken = _take_stock(connection, wanted)
-        currency = taken[0].currency
+        currency = connection.execute(
+            _INSERT_RESERVATION,
+            {"reserved_for": order_id, "reserved_at": now, "first_product": min(wanted)},
+        ).scalar_one()
+        taken = _take_stock(connection, wanted, currency)
         lines = [_line(row, wanted[row.id]) for row in taken]
-        connection.execute(_SET_CURRENCY, {"reserved_for": order_id, "reserved_currency": currency})
         connection.execute(_INSERT_LINES, [_line_row(order_id, line) for line in lines])
         connection.commit()
     forget_products((row.id, row.sku) for row in taken)
@@ -231,7 +237,15 @@ def _line_row(order_id: int, line: LineView) -> dict[str, object]:
     }
 
 
-def _take_stock(connection: Connection, wanted: dict[int, int]) -> list[Taken]:
+def _take_stock(
+    connection: Connection, wanted: dict[int, int], currency: str | None
+) -> list[Taken]:
+    """Take each product's stock; every product must be priced in ``currency``.
+
+    ``currency`` is the first product's, read when the reservation was inserted; a product
+    whose currency differs, that one included if an administrator changed it meanwhile, makes
+    a :class:`CurrencyMismatch`.
+    """
     taken: list[Taken] = []
     for product_id in sorted(wanted):  # one order in every transaction: no deadlock cycles
         quantity = wanted[product_id]
@@ -242,8 +256,9 @@ def _take_stock(connection: Connection, wanted: dict[int, int]) -> list[Taken]:
             _refuse(connection, wanted, taken, product_id)
         taken.append(row)
     currencies = {row.currency for row in taken}
-    if len(currencies) > 1:
-        raise CurrencyMismatch(_mixed(currencies), currencies=sorted(currencies))
+    if currencies != {currency}:
+        mixed = currencies | ({currency} if currency else set())
+        raise CurrencyMismatch(_mixed(mixed), currencies=sorted(mixed))
     return taken
 
 
