@@ -12,10 +12,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-import requests
 
 from flotilla.auth import JwksCache, KeysUnavailable, SigningKey, jwks_document
-from flotilla.auth.jwks import fetch_jwks, parse_jwks
+from flotilla.auth.jwks import JwksFetchFailed, fetch_jwks, parse_jwks
 from flotilla.testing import ManualClock, capture_logs
 
 from .jwks_server import JwksServer, serving
@@ -150,7 +149,7 @@ def test_stale_keys_keep_serving_while_the_issuer_fails(
     cache: JwksCache, issuer: Issuer, clock: ManualClock, old_key: SigningKey
 ) -> None:
     cache.key_for(old_key.kid)
-    issuer.failure = requests.ConnectionError("connection refused")
+    issuer.failure = ConnectionError("connection refused")
     clock.advance(MAX_AGE * 10)
     with capture_logs() as logs:
         assert kid_of(cache, old_key.kid) == old_key.kid
@@ -176,7 +175,7 @@ def test_a_document_that_is_not_a_key_set_counts_as_a_failure(
 def test_a_cache_that_never_got_keys_reports_them_unavailable(
     cache: JwksCache, issuer: Issuer, clock: ManualClock, old_key: SigningKey
 ) -> None:
-    issuer.failure = requests.ConnectionError("connection refused")
+    issuer.failure = ConnectionError("connection refused")
     with pytest.raises(KeysUnavailable, match=URL):
         cache.key_for(old_key.kid)
     with pytest.raises(KeysUnavailable):
@@ -264,7 +263,7 @@ def test_keys_are_fetched_over_http(jwks_server: JwksServer, old_key: SigningKey
 
 def test_an_error_status_is_a_failed_fetch(jwks_server: JwksServer, old_key: SigningKey) -> None:
     jwks_server.status = 500
-    with pytest.raises(requests.HTTPError):
+    with pytest.raises(JwksFetchFailed):
         fetch_jwks(jwks_server.url, 5.0)
     with pytest.raises(KeysUnavailable):
         JwksCache(jwks_server.url, timeout=5.0).key_for(old_key.kid)

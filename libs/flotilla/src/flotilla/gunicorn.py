@@ -25,6 +25,7 @@ from flotilla import db, health, metrics, metrics_dir
 from flotilla.config import GunicornSettings, load_settings
 from flotilla.gunicorn_logging import service_name
 from flotilla.logging import configure_logging
+from flotilla.memory import release_free_memory
 from flotilla.processes import resident_bytes
 
 _settings = load_settings(GunicornSettings)
@@ -65,7 +66,8 @@ def on_starting(server: Any) -> None:
 
 
 def when_ready(server: Any) -> None:
-    """Master listening."""
+    """Master listening, the app preloaded, no worker forked yet."""
+    release_free_memory()  # what importing freed is not copied into every worker
     log.info("gunicorn ready", extra={"bind": bind, "pid": os.getpid()})
 
 

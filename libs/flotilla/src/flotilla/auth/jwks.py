@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jwt
-import requests
+import orjson
+import urllib3
 
 from flotilla.auth.tokens import KeysUnavailable
 
@@ -31,11 +32,22 @@ Fetch = Callable[[str, float], Mapping[str, Any]]
 """Fetches the JWK Set at a URL within a timeout; raises on any failure."""
 
 
+class JwksFetchFailed(Exception):
+    """The issuer answered the key set request with something other than 200."""
+
+
 def fetch_jwks(url: str, timeout: float) -> Mapping[str, Any]:
-    """GET ``url`` and return its JSON body; raises on a transport error or non-200 status."""
-    response = requests.get(url, timeout=timeout, headers={"Accept": "application/json"})
-    response.raise_for_status()
-    document: Mapping[str, Any] = response.json()
+    """GET ``url`` and return its JSON body; raises on a transport error or non-200 status.
+
+    A connection of its own each time: the key set is fetched every few minutes at most, and
+    nothing is kept that a forked worker could share. urllib3 is what the chassis' service
+    client speaks already, so fetching keys loads no other HTTP library.
+    """
+    with urllib3.PoolManager(retries=False) as http:
+        response = http.request("GET", url, timeout=timeout, headers={"Accept": "application/json"})
+    if response.status != 200:
+        raise JwksFetchFailed(f"{url} answered {response.status}")
+    document: Mapping[str, Any] = orjson.loads(response.data)
     return document
 
 

@@ -40,6 +40,7 @@ from granian.server.mp import MPServer, WorkerProcess
 from flotilla import metrics, metrics_dir
 from flotilla.config import GranianSettings, load_settings
 from flotilla.logging import configure_logging
+from flotilla.memory import release_free_memory
 from flotilla.serve.heartbeat import Beating, Heartbeats, Watchdog
 from flotilla.serve.worker import import_app, load_worker_app, serve_wsgi_worker
 
@@ -226,4 +227,5 @@ def serve(app_uri: str) -> None:
     metrics_dir.prepare(settings.METRICS_DIR)
     configure_logging(service_name(app_uri, settings))
     import_app(app_uri)  # preload: every worker is forked with it
+    release_free_memory()  # what importing freed is not copied into every worker
     GranianServer(app_uri, settings).run()
