@@ -118,7 +118,7 @@ def test_the_embedded_default_writes_an_eml_file_and_logs_where(app: Flask) -> N
     event = make_event("user.registered", user_registered_payload())
     with capture_logs() as logs:
         handle(app, event)
-    (written,) = [line["path"] for line in logs if line["message"] == "e-mail written to a file"]
+    (written,) = [line["via"] for line in logs if line["message"] == "e-mail sent"]
     path = Path(written)
     assert path.parent == (app.extensions["flotilla.settings"].VAR_DIR / "mail").resolve()
     assert str(event.id) in path.name

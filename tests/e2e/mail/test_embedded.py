@@ -51,8 +51,8 @@ def test_a_registration_becomes_an_eml_file_with_nothing_installed(tmp_path: Pat
     ) as worker:
         wait_until(lambda: any(mail.glob("*.eml")), what=f".eml file in {mail}")
         (written,) = mail.glob("*.eml")
-        logged = [r for r in worker.log_records() if r.get("message") == "e-mail written to a file"]
+        logged = [r for r in worker.log_records() if r.get("message") == "e-mail sent"]
     message = message_from_bytes(written.read_bytes(), policy=policy.default)
     assert message["To"] == "embedded <embedded@example.com>"
     assert message["Subject"] == "Welcome to Flotilla Shop"
-    assert [record["path"] for record in logged] == [str(written.resolve())]
+    assert [record["via"] for record in logged] == [str(written.resolve())]

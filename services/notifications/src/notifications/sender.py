@@ -238,7 +238,7 @@ class EmlWriter:
         return self.directory / f"{name}.eml"
 
     def send(self, email: Email) -> str:
-        """Write the file (atomically: a reader never sees half of it) and log its path."""
+        """Write the file (atomically: a reader never sees half of it); its absolute path."""
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._resolved is None:  # the absolute path of the directory, found once
             self._resolved = self.directory.resolve()
@@ -251,9 +251,7 @@ class EmlWriter:
         except BaseException:
             Path(partial).unlink(missing_ok=True)
             raise
-        written = self._resolved / path.name
-        log.info("e-mail written to a file", extra={"path": str(written)})
-        return str(path)
+        return str(self._resolved / path.name)  # the handler logs it as where it went
 
 
 def mail_sender(settings: NotificationsSettings) -> MailSender:
