@@ -88,6 +88,18 @@ def test_a_second_read_is_a_hit(cached: tuple[FlaskClient, str]) -> None:
     assert counts(client) == (hits + 2, misses + 2)
 
 
+def test_a_hit_answers_the_bytes_the_miss_rendered(cached: tuple[FlaskClient, str]) -> None:
+    # The cache keeps the document the schema dumped; a hit sends it as it is.
+    client, _ = cached
+    product = create(client, "TEA-2")
+    miss = client.get(f"/api/v1/products/{product['id']}")
+    hit = client.get(f"/api/v1/products/{product['id']}")
+    assert miss.status_code == hit.status_code == 200
+    assert miss.content_type == hit.content_type == "application/json"
+    assert miss.get_data() == hit.get_data()
+    assert json_of(hit) == product  # what POST answered, dumped by ProductPublic
+
+
 def test_an_absent_product_is_a_miss_every_time(cached: tuple[FlaskClient, str]) -> None:
     client, _ = cached
     hits, misses = counts(client)
