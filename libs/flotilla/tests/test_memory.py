@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 
-from flotilla.memory import release_free_memory
+from flotilla.memory import release_free_memory, start_trimming
 
 
 def resident_kib() -> int:
@@ -27,3 +28,18 @@ def test_freed_heap_memory_is_handed_back() -> None:
     holes = resident_kib()
     assert release_free_memory()
     assert resident_kib() < holes - 10_000  # most of the ~19 MiB freed came back
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_a_worker_trims_on_its_own_every_interval() -> None:
+    blocks = [bytearray(64 * 1024) for _ in range(600)]
+    del blocks[::2]
+    holes = resident_kib()
+    stop = start_trimming(interval=0.05)
+    try:
+        deadline = time.monotonic() + 5
+        while resident_kib() > holes - 10_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+    assert resident_kib() < holes - 10_000

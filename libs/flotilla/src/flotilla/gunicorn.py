@@ -25,9 +25,10 @@ from flotilla import db, health, metrics, metrics_dir
 from flotilla.config import GunicornSettings, load_settings
 from flotilla.gunicorn_logging import service_name
 from flotilla.logging import configure_logging
-from flotilla.memory import release_free_memory
+from flotilla.memory import release_free_memory, start_trimming, use_one_arena
 from flotilla.processes import resident_bytes
 
+use_one_arena()  # before any thread: what workers free goes back to the system
 _settings = load_settings(GunicornSettings)
 log = logging.getLogger("flotilla.gunicorn")
 
@@ -82,9 +83,10 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Worker ready to serve: make SIGTERM/SIGINT/SIGQUIT fail readiness first."""
+    """Worker ready to serve: make SIGTERM/SIGINT/SIGQUIT fail readiness first; trim memory."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         _fail_readiness_on(signum)
+    start_trimming()
 
 
 def _fail_readiness_on(signum: int) -> None:

@@ -40,7 +40,7 @@ from granian.server.mp import MPServer, WorkerProcess
 from flotilla import metrics, metrics_dir
 from flotilla.config import GranianSettings, load_settings
 from flotilla.logging import configure_logging
-from flotilla.memory import release_free_memory
+from flotilla.memory import release_free_memory, use_one_arena
 from flotilla.serve.heartbeat import Beating, Heartbeats, Watchdog
 from flotilla.serve.worker import import_app, load_worker_app, serve_wsgi_worker
 
@@ -223,6 +223,7 @@ class GranianServer(MPServer):  # type: ignore[misc]
 
 def serve(app_uri: str) -> None:
     """Run ``app_uri`` under granian until SIGTERM or SIGINT; exit 0 after a clean stop."""
+    use_one_arena()  # before any thread: what workers free goes back to the system
     settings = load_settings(GranianSettings)
     metrics_dir.prepare(settings.METRICS_DIR)
     configure_logging(service_name(app_uri, settings))

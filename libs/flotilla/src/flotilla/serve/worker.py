@@ -35,6 +35,7 @@ from granian.server.mp import WorkerProcess
 from granian.wsgi import _callback_wrapper
 
 from flotilla import health
+from flotilla.memory import start_trimming
 from flotilla.serve.heartbeat import Heartbeats
 
 StartResponse = Callable[..., Any]
@@ -131,6 +132,7 @@ def serve_wsgi_worker(  # noqa: PLR0917 - granian passes these positionally
     """
     _hold_stop_signals()
     callback.heartbeats.start_beating(worker_id - 1)
+    start_trimming()
     granian_stop, stopped = _granian.WorkerSignal(), threading.Event()
     granian_stop.add_cb(stopped.set)  # called once every connection is done
     worker = _WSGIWorker(
