@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 from flask import Response, current_app
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from flotilla import BadRequest, Conflict, ValidationFailed
@@ -124,20 +124,31 @@ def replay(*, user_id: int, key: str, hash_: str) -> StoredResponse:
     return StoredResponse(record.response_status, dict(record.response_body or {}), replayed=True)
 
 
+PRUNE_BATCH = 1000
+"""Keys forgotten per statement; recovery prunes on every pass, so a backlog drains quickly."""
+
+
 def prune_completed(session: Session, *, created_before: datetime) -> int:
     """Forget the keys of placed orders created before ``created_before``; return how many.
 
-    The orders stay; their keys may be used again, as for a new request.
+    The orders stay; their keys may be used again, as for a new request. At most
+    :data:`PRUNE_BATCH` at a time, oldest first: the statement is prepared, and a prepared
+    plan cannot know how few rows the cutoff leaves, so without an ordered limit PostgreSQL
+    settles on reading the whole table on every pass (measured: 66,000 rows every 10 s).
     """
+    oldest = (
+        select(Order.id)
+        .where(
+            Order.idempotency_key.is_not(None),
+            Order.response_status.is_not(None),
+            Order.created_at < created_before,
+        )
+        .order_by(Order.created_at)
+        .limit(PRUNE_BATCH)
+    )
     result = session.execute(
         update(Order)
-        .where(
-            and_(
-                Order.idempotency_key.is_not(None),
-                Order.response_status.is_not(None),
-                Order.created_at < created_before,
-            )
-        )
+        .where(Order.id.in_(oldest.scalar_subquery()))
         .values(idempotency_key=None, request_hash=None, response_status=None, response_body=None)
         .execution_options(synchronize_session=False)
     )
