@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 
 import pytest
 
-from flotilla.memory import release_free_memory, start_trimming
+from flotilla.memory import prepare_to_fork, release_free_memory, start_trimming
 
 
 def resident_kib() -> int:
@@ -43,3 +44,12 @@ def test_a_worker_trims_on_its_own_every_interval() -> None:
     finally:
         stop.set()
     assert resident_kib() < holes - 10_000
+
+
+def test_objects_made_before_the_fork_are_out_of_the_collectors_reach() -> None:
+    made_at_import = [[index] for index in range(1000)]  # tracked, like modules and classes
+    try:
+        prepare_to_fork()
+        assert gc.get_freeze_count() >= len(made_at_import)
+    finally:
+        gc.unfreeze()

@@ -25,7 +25,7 @@ from flotilla import db, health, metrics, metrics_dir
 from flotilla.config import GunicornSettings, load_settings
 from flotilla.gunicorn_logging import service_name
 from flotilla.logging import configure_logging
-from flotilla.memory import release_free_memory, start_trimming, use_one_arena
+from flotilla.memory import prepare_to_fork, start_trimming, use_one_arena
 from flotilla.processes import resident_bytes
 
 use_one_arena()  # before any thread: what workers free goes back to the system
@@ -68,7 +68,7 @@ def on_starting(server: Any) -> None:
 
 def when_ready(server: Any) -> None:
     """Master listening, the app preloaded, no worker forked yet."""
-    release_free_memory()  # what importing freed is not copied into every worker
+    prepare_to_fork()  # the import frozen for the collector, its freed memory handed back
     log.info("gunicorn ready", extra={"bind": bind, "pid": os.getpid()})
 
 

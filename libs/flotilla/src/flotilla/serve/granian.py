@@ -40,7 +40,7 @@ from granian.server.mp import MPServer, WorkerProcess
 from flotilla import metrics, metrics_dir
 from flotilla.config import GranianSettings, load_settings
 from flotilla.logging import configure_logging
-from flotilla.memory import release_free_memory, use_one_arena
+from flotilla.memory import prepare_to_fork, use_one_arena
 from flotilla.serve.heartbeat import Beating, Heartbeats, Watchdog
 from flotilla.serve.worker import import_app, load_worker_app, serve_wsgi_worker
 
@@ -228,5 +228,5 @@ def serve(app_uri: str) -> None:
     metrics_dir.prepare(settings.METRICS_DIR)
     configure_logging(service_name(app_uri, settings))
     import_app(app_uri)  # preload: every worker is forked with it
-    release_free_memory()  # what importing freed is not copied into every worker
+    prepare_to_fork()  # the import frozen for the collector, its freed memory handed back
     GranianServer(app_uri, settings).run()
