@@ -60,22 +60,23 @@ def test_after_catalog_is_back_the_same_key_places_the_order(
     assert stock_of(shop, mug["id"]) == 4
 
 
+@pytest.fixture
+def users_down(shop: Shop, make_orders_app: OrdersAppFactory) -> Flask:
+    """An orders app on the same database whose users has stopped: its port refuses."""
+    with serve_app(shop.users) as url:
+        pass
+    return make_orders_app(USERS_URL=url)
+
+
 def test_a_token_with_a_profile_places_the_order_without_asking_users(
-    shop: Shop,
-    app: Flask,
-    customer: Account,
-    make_product: ProductFactory,
-    make_orders_app: OrdersAppFactory,
+    shop: Shop, app: Flask, customer: Account, make_product: ProductFactory, users_down: Flask
 ) -> None:
     mug = make_product("MUG-1", stock=5)
-    with serve_app(shop.users) as url:
-        pass  # users stopped: its port refuses connections
-    orders = make_orders_app(USERS_URL=url)
     profile = {"email": "carol.now@example.com", "name": "Carol Now"}
     token = access_token(shop, customer.id, customer.roles, profile)
     signed_in = replace(customer, headers={"Authorization": f"Bearer {token}"})
 
-    response = place(orders.test_client(), signed_in, {mug["id"]: 1})
+    response = place(users_down.test_client(), signed_in, {mug["id"]: 1})
 
     assert response.status_code == 201, response.data
     (event,) = events(app)
@@ -87,17 +88,10 @@ def test_a_token_with_a_profile_places_the_order_without_asking_users(
 
 
 def test_users_down_is_503_and_catalog_never_hears_of_the_order(
-    shop: Shop,
-    app: Flask,
-    customer: Account,
-    make_product: ProductFactory,
-    make_orders_app: OrdersAppFactory,
+    shop: Shop, app: Flask, customer: Account, make_product: ProductFactory, users_down: Flask
 ) -> None:
     mug = make_product("MUG-1", stock=5)
-    with serve_app(shop.users) as url:
-        pass  # users stopped: its port refuses connections
-    orders = make_orders_app(USERS_URL=url)
-    response = place(orders.test_client(), customer, {mug["id"]: 1})
+    response = place(users_down.test_client(), customer, {mug["id"]: 1})
     assert response.status_code == 503
     assert rows(app) == {"keys": 0, "events": 0}
     assert stock_of(shop, mug["id"]) == 5

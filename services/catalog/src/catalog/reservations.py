@@ -167,14 +167,7 @@ def _repeat(existing: Reservation, wanted: dict[int, int]) -> ReservationView:
 
 def _view(reservation: Reservation) -> ReservationView:
     lines = [
-        LineView(
-            product_id=line.product_id,
-            sku=line.sku,
-            name=line.name,
-            quantity=line.quantity,
-            unit_price=line.unit_price,
-            line_total=line.line_total,
-        )
+        _line(line.product_id, line.sku, line.name, line.quantity, line.unit_price)
         for line in reservation.lines
     ]
     return ReservationView(
@@ -197,7 +190,7 @@ def _reserve(order_id: int, wanted: dict[int, int]) -> ReservationView:
             {"reserved_for": order_id, "reserved_at": now, "first_product": min(wanted)},
         ).scalar_one()
         taken = _take_stock(connection, wanted, currency)
-        lines = [_line(row, wanted[row.id]) for row in taken]
+        lines = [_line(row.id, row.sku, row.name, wanted[row.id], row.price) for row in taken]
         connection.execute(_INSERT_LINES, [_line_row(order_id, line) for line in lines])
         connection.commit()
     forget_products((row.id, row.sku) for row in taken)
@@ -214,14 +207,14 @@ def _reserve(order_id: int, wanted: dict[int, int]) -> ReservationView:
     )
 
 
-def _line(row: Taken, quantity: int) -> LineView:
+def _line(product_id: int, sku: str, name: str, quantity: int, unit_price: int) -> LineView:
     return LineView(
-        product_id=row.id,
-        sku=row.sku,
-        name=row.name,
+        product_id=product_id,
+        sku=sku,
+        name=name,
         quantity=quantity,
-        unit_price=row.price,
-        line_total=quantity * row.price,
+        unit_price=unit_price,
+        line_total=quantity * unit_price,
     )
 
 
