@@ -27,7 +27,7 @@ from email.utils import parseaddr, parsedate_to_datetime
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from notifications.config import NotificationsSettings
@@ -78,13 +78,25 @@ def context_of(kind: str, name: str) -> dict[str, Any]:
     return {key: parse_payload(event, model)}
 
 
+def values_of(
+    context: dict[str, Any], to: Recipient, shop: NotificationsSettings
+) -> dict[str, Any]:
+    """Everything the templates of an e-mail are rendered with."""
+    return {**context, "recipient": to, "shop_name": shop.SHOP_NAME, "shop_url": shop.SHOP_URL}
+
+
+def subject_of(kind: str, values: dict[str, Any]) -> str:
+    """The subject a ``kind`` e-mail should show: its template's text, whitespace collapsed."""
+    return " ".join(template(f"{kind}/subject.txt").render(values).split())
+
+
 def reference(
     kind: str, to: Recipient, context: dict[str, Any], email: Email, shop: NotificationsSettings
 ) -> EmailMessage:
     """The same e-mail as ``EmailMessage`` with the default policy makes it, parsed back."""
-    values = {**context, "recipient": to, "shop_name": shop.SHOP_NAME, "shop_url": shop.SHOP_URL}
+    values = values_of(context, to, shop)
     message = EmailMessage()
-    message["Subject"] = " ".join(template(f"{kind}/subject.txt").render(values).split())
+    message["Subject"] = subject_of(kind, values)
     message["From"] = shop.MAIL_FROM
     message["To"] = Address(display_name=" ".join(to.name.split()), addr_spec=to.email)
     message["Message-ID"] = email.message_id
@@ -133,8 +145,9 @@ def check_same_as_the_email_package(
 ) -> tuple[EmailMessage, EmailMessage]:
     """Compose ``kind`` to ``name`` both ways and compare them; return both, parsed.
 
-    The recipient's name is compared with the name itself: the ``email`` package gets a
-    few wrong (a name that looks like an encoded word, a space between two encoded words).
+    The recipient's name and the subject are compared with the text itself: the ``email``
+    package gets a few wrong (a name that looks like an encoded word; a space it put between
+    two encoded words, which RFC 2047 drops when they are read back).
     """
     context = context_of(kind, name)
     event = next(iter(context.values()))
@@ -143,9 +156,17 @@ def check_same_as_the_email_package(
     # A control character in a name is kept, as before; the parser remarks on it.
     ours = parsed(email, tolerate=(NonPrintableDefect,))
     assert mailbox_shown(ours, "To") == (" ".join(to.name.split()), to.email)
+    assert ours["Subject"] == subject_of(kind, values_of(context, to, shop))
     before = reference(kind, to, context, email, shop)
-    assert {**shown(ours), "to": None} == {**shown(before), "to": None}
+    assert compared(ours) == compared(before)
     return ours, before
+
+
+def compared(message: EmailMessage) -> dict[str, Any]:
+    """What ``shown`` shows but the recipient and the subject, each checked against its text."""
+    seen = shown(message)
+    headers = {name: value for name, value in seen["headers"].items() if name != "Subject"}
+    return {**seen, "headers": headers, "to": None}
 
 
 @pytest.mark.parametrize("kind", [WELCOME, ORDER_PLACED, ORDER_CANCELLED])
@@ -200,6 +221,8 @@ def test_any_name_reads_as_the_email_package_writes_it(name: str, kind: str) -> 
 
 @settings(max_examples=50)
 @given(shop_name=names.filter(lambda value: value.strip() != ""), name=names)
+# The email package drops this subject's last space.
+@example(shop_name="0 0\x80" + "\U00010000" * 7 + " \x80", name="")
 def test_any_shop_name_reads_as_the_email_package_writes_it(shop_name: str, name: str) -> None:
     shop = SETTINGS.model_copy(update={"SHOP_NAME": shop_name})
     ours, _ = check_same_as_the_email_package(WELCOME, name, shop)
