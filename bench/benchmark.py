@@ -146,7 +146,9 @@ def describe_system(stack: Stack) -> SystemDescription:
         )
         for web in web_servers(stack.process.pid)
     )
-    return SystemDescription(str(stack.root), checkout_version(stack.root), RUN_COMMAND, servers)
+    # Named, not pathed: the results are published, and a path says only where this machine keeps it.
+    checkout = "this checkout" if stack.root == ROOT else "another checkout (`--shop-root`)"
+    return SystemDescription(checkout, checkout_version(stack.root), RUN_COMMAND, servers)
 
 
 def package_version(stack: Stack, name: str) -> str:
