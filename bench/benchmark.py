@@ -146,7 +146,7 @@ def describe_system(stack: Stack) -> SystemDescription:
         )
         for web in web_servers(stack.process.pid)
     )
-    # Named, not pathed: the results are published, and a path says only where this machine keeps it.
+    # Named, not pathed: a path would only say where one machine keeps the checkout.
     checkout = "this checkout" if stack.root == ROOT else "another checkout (`--shop-root`)"
     return SystemDescription(checkout, checkout_version(stack.root), RUN_COMMAND, servers)
 
