@@ -104,10 +104,21 @@ class Shop:
         return [master, *children(master)]
 
     def kill_catalog(self) -> None:
-        """SIGKILL catalog's master and workers: connections are refused from now on."""
-        for pid in self.catalog_processes():
+        """SIGKILL catalog's master and workers: connections are refused from now on.
+
+        Returns once every one of them is gone: a worker still dying holds its keep-alive
+        connections open, and an order sent on one then fails after it was sent, which
+        orders rightly treats as "catalog may have reserved" and leaves for recovery.
+        """
+        processes = self.catalog_processes()
+        for pid in processes:
             os.kill(pid, signal.SIGKILL)
         self.servers["catalog"].process.wait(timeout=10)  # type: ignore[union-attr]
+        wait_until(
+            lambda: not any(alive(pid) for pid in processes),
+            timeout=10,
+            what="catalog's workers to die",
+        )
 
     def freeze_catalog(self) -> None:
         """SIGSTOP every catalog process: it accepts connections and never answers."""
@@ -189,6 +200,15 @@ class Shop:
         assert ledger.reserved == ledger.placed, "orders and reservations disagree"
         assert ledger.stock == INITIAL_STOCK - sum(ledger.placed.values()), "stock leaked"
         return ledger
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return status.rpartition(")")[2].split()[0] != "Z"
 
 
 def children(pid: int) -> list[int]:
