@@ -2,11 +2,13 @@
 
 Each container runs as compose and the Kubernetes manifests run it: a read-only root
 filesystem with a tmpfs on ``/tmp``, every capability dropped, no new privileges. On the
-embedded defaults (SQLite and the file broker under ``/tmp``), so no other server is
-needed: the web images must answer their liveness and readiness checks, the migration must
-run to its end, the worker must start; all as the image's non-root user, with no write
-error anywhere in their logs, and each stops on SIGTERM well within its grace period with
-exit code 0 — PID 1 is the process itself, which handles the signal.
+embedded defaults (SQLite and the file broker under ``VAR_DIR``, a volume shared by the
+processes of one service), so no other server is needed: the web images must answer their
+liveness and readiness checks, each migration must run to its end, and every background
+process of ``scripts/system.py`` (relays, recovery, the worker) must start; all as the
+image's non-root user, with no write error anywhere in their logs, and each must stop on
+SIGTERM well within its grace period with exit code 0 — PID 1 is the process itself, which
+handles the signal.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 import pytest
 
 import containers
+import system
 from flotilla.testing import free_port, wait_until
 
 WEB_SERVICES = ("users", "catalog", "orders")
@@ -28,7 +31,7 @@ UNPRIVILEGED = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL"]
 UNPRIVILEGED += ["--security-opt", "no-new-privileges"]
 WRITE_ERRORS = ("read-only file system", "permission denied", "permissionerror", "traceback")
 GRACE_SECONDS = 40  # compose.yml's stop_grace_period for the web services
-WORKER_READY = " ready."  # Celery's line once it consumes (scripts/system.py waits for it too)
+VAR_DIR = "/tmp/flotilla"  # the image's VAR_DIR
 
 
 @pytest.fixture(scope="session")
@@ -84,12 +87,18 @@ Start = Callable[..., Container]
 
 @pytest.fixture
 def start() -> Iterator[Start]:
-    """Start containers from images; each is removed when the test ends."""
+    """Start containers from images; each is removed when the test ends.
+
+    ``var_dir`` names a volume to mount on the image's ``VAR_DIR``: the processes of one
+    service share their SQLite database and file broker through it, as they share a server
+    in production.
+    """
     names: list[str] = []
 
-    def started(image: str, *command: str) -> Container:
+    def started(image: str, *command: str, var_dir: str | None = None) -> Container:
         name = f"flotilla-test-{uuid.uuid4().hex[:10]}"
         port = free_port()
+        volume = ["--volume", f"{var_dir}:{VAR_DIR}"] if var_dir else []
         containers.podman(
             "run",
             "--detach",
@@ -98,6 +107,7 @@ def start() -> Iterator[Start]:
             "--network",
             "host",
             *UNPRIVILEGED,
+            *volume,
             "--env",
             f"GRANIAN_BIND=127.0.0.1:{port}",
             "--env",
@@ -117,6 +127,20 @@ def start() -> Iterator[Start]:
             capture_output=True,
             check=False,
         )
+
+
+@pytest.fixture
+def var_dir() -> Iterator[str]:
+    """A volume of its own for a test's ``VAR_DIR``, removed afterwards."""
+    name = f"flotilla-test-{uuid.uuid4().hex[:10]}"
+    containers.podman("volume", "create", name, capture=True)
+    yield name
+    subprocess.run(
+        ["podman", "volume", "rm", "--force", name],
+        env=containers.engine_environment(),
+        capture_output=True,
+        check=False,
+    )
 
 
 def status_of(url: str) -> int:
@@ -166,10 +190,24 @@ def test_a_migration_runs_to_its_end_in_the_image(
     assert_clean(migration)
 
 
-def test_the_worker_image_starts_and_stops_on_sigterm(images: dict[str, str], start: Start) -> None:
-    worker = start(images["notifications"])
-    wait_until(lambda: WORKER_READY in worker.logs(), timeout=60, what="the worker to start")
-    code, seconds = worker.stop()
-    assert code == 0, worker.logs()
+@pytest.mark.parametrize(
+    "program",
+    system.BACKGROUND_PROGRAMS,
+    ids=[program[0] for program in system.BACKGROUND_PROGRAMS],
+)
+def test_a_background_process_starts_and_stops_on_sigterm(
+    images: dict[str, str],
+    start: Start,
+    var_dir: str,
+    program: tuple[str, str, tuple[str, ...], str],
+) -> None:
+    name, service, command, started_line = program
+    image = images[service]
+    migration = start(image, "flask", "--app", service, "db", "upgrade", var_dir=var_dir)
+    assert int(containers.podman("wait", migration.name, capture=True)) == 0, migration.logs()
+    running = start(image, "flask", "--app", service, *command, var_dir=var_dir)
+    wait_until(lambda: started_line in running.logs(), timeout=60, what=f"{name} to start")
+    code, seconds = running.stop()
+    assert code == 0, running.logs()
     assert seconds < GRACE_SECONDS / 2
-    assert_clean(worker)
+    assert_clean(running)
