@@ -82,6 +82,18 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings):
     DATABASE_STATEMENT_TIMEOUT_MS: int = Field(
         10_000, ge=0, description="PostgreSQL statement_timeout in milliseconds; 0 disables."
     )
+    DATABASE_MIGRATION_LOCK_TIMEOUT_MS: int = Field(
+        3_000,
+        ge=1,
+        description="PostgreSQL lock_timeout of migrations: how long a schema change may queue "
+        "for a table's lock, holding up every query behind it, before it backs off and retries.",
+    )
+    DATABASE_MIGRATION_LOCK_RETRIES: int = Field(
+        10,
+        ge=0,
+        description="Retries, with jittered exponential backoff, of a migration that timed out "
+        "waiting for a lock; then `db upgrade` fails, naming the statement that waited.",
+    )
     DATABASE_TCP_USER_TIMEOUT_MS: int = Field(
         10_000, ge=0, description="Drop a PostgreSQL connection whose sent data goes unanswered."
     )
