@@ -6,7 +6,8 @@ itself. Safe with several runners at once and under traffic on PostgreSQL: one r
 migrates while the others wait for it and then find nothing to do, a schema change gives up
 on a table's lock after ``DATABASE_MIGRATION_LOCK_TIMEOUT_MS`` and is retried rather than
 stalling the queries queued behind it, and :func:`create_index_concurrently` builds indexes
-outside the migration's transaction. Why and how: ``docs/adr/0022-migrations-at-scale.md``.
+outside the migration's transaction. Why and how:
+``docs/adr/0022-migrations-and-configuration-at-scale.md``.
 """
 
 from flotilla.migrations.commands import (
