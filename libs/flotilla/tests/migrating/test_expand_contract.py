@@ -163,9 +163,9 @@ def test_old_and_new_releases_serve_through_expand_and_contract(
     phases += ["contract under release 3", "release 3 after the contract"]
     assert all(traffic.done[phase] >= 3 for phase in phases), traffic.done
     engine = create_engine(database_url)
-    with engine.connect() as connection:
-        stored: dict[int, str] = dict(
-            connection.execute(text("SELECT id, body FROM notes")).tuples().all()
-        )
-    engine.dispose()
-    assert stored == traffic.written
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT id, body FROM notes")).all()
+    finally:
+        engine.dispose()
+    assert {row.id: row.body for row in rows} == traffic.written

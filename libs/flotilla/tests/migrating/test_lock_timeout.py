@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -61,10 +62,10 @@ def _query_latencies(engine: Engine, stop: threading.Event) -> list[float]:
     return latencies
 
 
-def test_queries_wait_at_most_lock_timeout_and_the_migration_succeeds(
-    database_url: str, notes_app: AppFactory
-) -> None:
-    app = notes_app(DATABASE_MIGRATION_LOCK_TIMEOUT_MS=LOCK_TIMEOUT_MS)
+def _migrate_behind_a_long_transaction(
+    database_url: str, app: Flask
+) -> tuple[float, list[float], list[dict[str, Any]]]:
+    """Migrate to 0002 while a transaction holds notes; how long it took, reads' latencies, logs."""
     upgrade(app, "0001")
     engine = create_engine(database_url)
     stop, latencies = threading.Event(), []
@@ -77,6 +78,24 @@ def test_queries_wait_at_most_lock_timeout_and_the_migration_succeeds(
     stop.set()
     reader.join()
     engine.dispose()
+    return migrated_after, latencies, logs
+
+
+def test_without_a_short_lock_timeout_the_table_stalls(
+    database_url: str, notes_app: AppFactory
+) -> None:
+    # What the lock timeout prevents: reads queue behind the waiting ALTER for as long as
+    # the long transaction lasts.
+    app = notes_app(DATABASE_MIGRATION_LOCK_TIMEOUT_MS=60_000)
+    _, latencies, _ = _migrate_behind_a_long_transaction(database_url, app)
+    assert max(latencies) > HELD_SECONDS - 1.0, max(latencies)
+
+
+def test_queries_wait_at_most_lock_timeout_and_the_migration_succeeds(
+    database_url: str, notes_app: AppFactory
+) -> None:
+    app = notes_app(DATABASE_MIGRATION_LOCK_TIMEOUT_MS=LOCK_TIMEOUT_MS)
+    migrated_after, latencies, logs = _migrate_behind_a_long_transaction(database_url, app)
 
     assert migrated_after >= HELD_SECONDS - 0.5  # it did wait for the long transaction to end
     retries = [log for log in logs if log["message"].startswith("migration timed out")]
