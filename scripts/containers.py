@@ -147,6 +147,8 @@ def build_service(service: str, *, quiet: bool = False) -> Built:
     started = time.monotonic()
     podman(
         "build",
+        "--format",
+        "docker",  # OCI images have no HEALTHCHECK: podman would drop the Dockerfile's
         *(["--quiet"] if quiet else []),
         "--build-arg",
         f"SERVICE={service}",

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import pytest
+from sqlalchemy import make_url
 
 import containers
 import system
-from flotilla.testing import free_port, wait_until
+from flotilla.testing import TcpProxy, free_port, postgres_database, wait_until
 
 WEB_SERVICES = ("users", "catalog", "orders")
 UNPRIVILEGED = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL"]
@@ -95,10 +97,17 @@ def start() -> Iterator[Start]:
     """
     names: list[str] = []
 
-    def started(image: str, *command: str, var_dir: str | None = None) -> Container:
+    def started(
+        image: str,
+        *command: str,
+        var_dir: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Container:
         name = f"flotilla-test-{uuid.uuid4().hex[:10]}"
         port = free_port()
         volume = ["--volume", f"{var_dir}:{VAR_DIR}"] if var_dir else []
+        for variable, value in (env or {}).items():
+            volume += ["--env", f"{variable}={value}"]
         containers.podman(
             "run",
             "--detach",
@@ -148,6 +157,9 @@ def status_of(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return int(response.status)
+    except urllib.error.HTTPError as error:
+        with error:
+            return int(error.code)
     except OSError:
         return 0
 
@@ -211,3 +223,37 @@ def test_a_background_process_starts_and_stops_on_sigterm(
     assert code == 0, running.logs()
     assert seconds < GRACE_SECONDS / 2
     assert_clean(running)
+
+
+def test_a_web_service_started_before_its_database_waits_and_becomes_ready(
+    images: dict[str, str], start: Start
+) -> None:
+    # Containers start in any order: a service whose database is not up yet stays up, not
+    # ready, and becomes ready once the database answers, without a restart.
+    with postgres_database() as url:
+        database = make_url(url)
+        proxy = TcpProxy((database.host or "127.0.0.1", database.port or 5432))
+        proxy.cut()
+        try:
+            through_proxy = database.set(host="127.0.0.1", port=proxy.port)
+            env = {"DATABASE_URL": through_proxy.render_as_string(hide_password=False)}
+            web = start(images["users"], env=env)
+            base = f"http://127.0.0.1:{web.port}"
+            wait_until(lambda: status_of(f"{base}/healthz/live") == 200, timeout=60, what="live")
+            assert status_of(f"{base}/healthz/ready") == 503
+            time.sleep(3)  # some failed readiness checks later, it is still the same process
+            assert status_of(f"{base}/healthz/ready") == 503
+            assert containers.podman(
+                "inspect",
+                "--format",
+                "{{.State.Running}} {{.RestartCount}}",
+                web.name,
+                capture=True,
+            ).split() == ["true", "0"]
+
+            proxy.restore()
+            wait_until(lambda: status_of(f"{base}/healthz/ready") == 200, timeout=30, what="ready")
+        finally:
+            proxy.close()
+        code, _ = web.stop()
+        assert code == 0
