@@ -18,6 +18,7 @@ from flotilla.config.loading import (
     settings_table,
 )
 from flotilla.config.messaging import MessagingSettings
+from flotilla.config.observability import ObservabilitySettings
 from flotilla.config.service import (
     DATABASE_SCHEMES,
     DEVELOPMENT_SECRET_KEY,
@@ -40,6 +41,7 @@ __all__ = [
     "HttpClientSettings",
     "LogLevel",
     "MessagingSettings",
+    "ObservabilitySettings",
     "ServeSettings",
     "ServiceSettings",
     "WebServer",

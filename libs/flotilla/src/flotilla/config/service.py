@@ -12,6 +12,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from flotilla.config.auth import AuthSettings
 from flotilla.config.http import HttpClientSettings
 from flotilla.config.messaging import MessagingSettings
+from flotilla.config.observability import ObservabilitySettings
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
@@ -37,7 +38,7 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings):
+class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings, ObservabilitySettings):
     """Settings every Flotilla service shares. Names match the environment variables."""
 
     model_config = SettingsConfigDict(
