@@ -120,7 +120,7 @@ class _ConfirmedChannel:
         return self._confirmed(events, error)
 
     def _publish(self, pending: PendingEvent, exchange: str) -> None:
-        with tracing.publishing(pending.event.type, pending.headers) as headers:
+        with _publishing(pending) as headers:
             message = event_message(pending.event, headers)
             prepared = self.channel.prepare_message(
                 message.body, 0, "application/json", "utf-8", message.headers, message.properties
@@ -203,7 +203,7 @@ class BrokerPublisher:
 
     def _publish_to_producer(self, pending: PendingEvent) -> None:
         assert self._producer is not None
-        with tracing.publishing(pending.event.type, pending.headers) as headers:
+        with _publishing(pending) as headers:
             message = event_message(pending.event, headers)
             self._producer.publish(
                 message.body,
@@ -249,6 +249,17 @@ def _claiming_transaction(engine: Engine) -> Iterator[Any]:
             manual.exec_driver_sql("ROLLBACK")
             raise
         manual.exec_driver_sql("COMMIT")
+
+
+@contextmanager
+def _publishing(pending: PendingEvent) -> Iterator[dict[str, str]]:
+    """The headers to send ``pending`` with, inside the span of its publishing."""
+    with tracing.publishing(pending.event.type, pending.headers) as headers:
+        yield headers
+        log.debug(
+            "event sent",
+            extra={"event_id": str(pending.event.id), "event_type": pending.event.type},
+        )
 
 
 def _pending(row: Row[Any]) -> PendingEvent:
