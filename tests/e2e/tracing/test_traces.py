@@ -65,6 +65,11 @@ def is_redis(span: ReceivedSpan) -> bool:
     return "redis" in {span.attributes.get("db.system"), span.attributes.get("db.system.name")}
 
 
+def exported(shop: TracedShop, trace_id: str) -> set[str]:
+    """The ids of the trace's spans received so far."""
+    return {span.span_id for span in shop.receiver.spans(trace_id)}
+
+
 def delivered(spans: Spans) -> bool:
     """The worker's task and its send have been exported."""
     return bool(matching(spans, name="send email")) and bool(matching(spans, kind="CONSUMER"))
@@ -109,7 +114,7 @@ def test_log_lines_of_one_order_join_on_its_trace_id(traced_shop: TracedShop) ->
     trace_id, caller = new_trace()
     status, order = traced_shop.place_order(f"00-{trace_id}-{caller}-01")
     assert status == 201, order
-    span_ids = {span.span_id for span in spans_of(traced_shop, trace_id, delivered)}
+    spans_of(traced_shop, trace_id, delivered)
 
     def joined() -> dict[str, list[dict[str, object]]]:
         return {
@@ -120,7 +125,16 @@ def test_log_lines_of_one_order_join_on_its_trace_id(traced_shop: TracedShop) ->
     wait_until(lambda: all(joined().values()), timeout=10, what="a line of every process")
     lines = joined()
     assert set(lines) == {"users", "catalog", "orders", "relay", "worker"}
-    assert all(line["span_id"] in span_ids for found in lines.values() for line in found)
+    logged = [(process, line) for process, found in lines.items() for line in found]
+    try:
+        wait_until(
+            lambda: {line["span_id"] for _, line in logged} <= exported(traced_shop, trace_id),
+            timeout=10,
+        )
+    except TimeoutError:
+        spans = exported(traced_shop, trace_id)
+        missing = [(process, line) for process, line in logged if line["span_id"] not in spans]
+        raise AssertionError(f"lines naming a span never exported: {missing}") from None
     assert any(line["message"] == "e-mail sent" for line in lines["worker"])
     assert any(line["message"] == "event sent" for line in lines["relay"])
 

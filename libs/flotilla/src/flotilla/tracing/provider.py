@@ -90,7 +90,13 @@ def start() -> bool:
         if _Process.provider is None:
             _Process.provider = _new_provider(settings, _Process.version)
             trace.set_tracer_provider(_Process.provider)
-            log.info("tracing started", extra={"exporter": settings.OTEL_TRACES_EXPORTER})
+            log.info(
+                "tracing started",
+                extra={
+                    "endpoint": settings.otlp_traces_endpoint() or "default",
+                    "sampler": settings.OTEL_TRACES_SAMPLER,
+                },
+            )
     return True
 
 
