@@ -5,12 +5,12 @@ stack, locals and request. Its Flask, Celery and SQLAlchemy integrations are ena
 explicitly; release, environment and sample rates come from the settings. Each event is
 tagged with the request id and trace id, so a report leads to the log lines and the trace.
 
-What an event may carry is decided here, not left to defaults: ``send_default_pii`` is off
-(no cookies, no ``Authorization``, no user IP), Sentry's own scrubber runs recursively with
-a longer deny list, and :func:`scrub` then removes, anywhere in the event, any value under a
-sensitive key, any ``"password": "..."`` pair left in a raw body, and the value of every
-secret setting (those declared ``repr=False``, and passwords inside ``*_URL`` settings):
-a secret that reached a local variable or a message is cut out too.
+What an event may carry is decided here, not left to defaults: no personal data (the SDK's
+default: no cookies, no ``Authorization``, no user IP), Sentry's own scrubber run
+recursively with a longer deny list, and :func:`scrub` then removes, anywhere in the event,
+any value under a sensitive key, any ``"password": "..."`` pair left in a raw body, and the
+value of every secret setting (those declared ``repr=False``, and passwords inside
+``*_URL`` settings): a secret that reached a local variable or a message is cut out too.
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ def install(settings: ServiceSettings, version: str) -> None:
         environment=settings.SENTRY_ENVIRONMENT or settings.ENVIRONMENT.value,
         sample_rate=settings.SENTRY_SAMPLE_RATE,
         traces_sample_rate=settings.SENTRY_TRACES_SAMPLE_RATE,
-        send_default_pii=False,
+        # No send_default_pii and no data_collection: the SDK's default sends no personal
+        # data (no cookies, Authorization or client address); naming either option is
+        # deprecated or, for data_collection, turns the event scrubber below off.
         integrations=[FlaskIntegration(), CeleryIntegration(), SqlalchemyIntegration()],
         event_scrubber=EventScrubber(denylist=DENYLIST, recursive=True),
         before_send=before_send,
