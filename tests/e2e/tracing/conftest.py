@@ -4,7 +4,8 @@ users, catalog and orders run under a real web server (the ``traced_shop`` param
 Gunicorn, then granian, both preloading the app before forking workers) on PostgreSQL
 databases of their own; orders shares its breaker and rate limits through Redis; its outbox
 relay publishes ``order.placed`` to a RabbitMQ exchange unique to the run, and a
-notifications worker (prefork pool) sends the confirmation to a real SMTP server. Each
+notifications worker sends the confirmation to a real SMTP server (its prefork pool beside
+Gunicorn, its threads pool beside granian, so both ways it starts the SDK are exercised). Each
 process has ``OTEL_EXPORTER_OTLP_ENDPOINT`` pointing at :class:`OtlpReceiver`, and a name of
 its own in ``OTEL_SERVICE_NAME``. The apps built here to migrate the databases get no
 ``OTEL_*`` settings: the test process itself traces nothing.
@@ -50,6 +51,8 @@ from ..calls import admin_token, call, signed_token
 
 PASSWORD = "correct horse battery"
 WEB_SERVICES = ("users", "catalog", "orders")
+POOLS = {"gunicorn": "prefork", "granian": "threads"}
+"""The notifications worker's pool beside each web server: each run covers one."""
 
 
 @dataclass
@@ -163,6 +166,8 @@ def traced_shop(
         ports = {name: free_port() for name in WEB_SERVICES}
         envs = environments(var, databases, redis_url, ports, run)
         envs["notifications"]["SMTP_PORT"] = str(mail.port)
+        # Both ways a worker starts the SDK: in each forked pool process, or in itself.
+        envs["notifications"]["TASK_POOL"] = POOLS[request.param]
         prepare(envs, stack)
         servers = {
             name: web_server(
