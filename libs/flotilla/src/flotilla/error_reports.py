@@ -10,7 +10,9 @@ default: no cookies, no ``Authorization``, no user IP), Sentry's own scrubber ru
 recursively with a longer deny list, and :func:`scrub` then removes, anywhere in the event,
 any value under a sensitive key, any ``"password": "..."`` pair left in a raw body, and the
 value of every secret setting (those declared ``repr=False``, and passwords inside
-``*_URL`` settings): a secret that reached a local variable or a message is cut out too.
+``*_URL`` settings) and of every credential the request carried (its ``Authorization``
+header, a ``password`` field of its body): a secret that reached a local variable or a
+message is cut out too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sentry_sdk
+from flask import has_request_context, request
 from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.flask import FlaskIntegration
 from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
@@ -55,7 +58,7 @@ def install(settings: ServiceSettings, version: str) -> None:
     secrets = secret_values(settings)
 
     def before_send(event: Event, _hint: dict[str, Any]) -> Event:
-        return tag(scrub(event, secrets))
+        return tag(scrub(event, secrets | request_secrets()))
 
     sentry_sdk.init(
         dsn=settings.SENTRY_DSN,
@@ -85,6 +88,41 @@ def secret_values(settings: ServiceSettings) -> frozenset[str]:
             password = urlsplit(value).password
             found.update([password] if password else [])
     return frozenset(value for value in found if len(value) >= _SHORTEST_SECRET)
+
+
+def request_secrets() -> frozenset[str]:
+    """What the request being served carries under sensitive names: its credentials.
+
+    The scrubbers filter these where they are named (the header, the body's field); a view
+    may also have copied one into a message or a variable, so each value is cut out of every
+    string of the event too. Read from the request, as Sentry's scrubber has already
+    replaced them in the event by the time it reaches ``before_send``.
+    """
+    if not has_request_context():
+        return frozenset()
+    found = {
+        part
+        for name, value in request.headers.items()
+        if SENSITIVE_KEY.search(name)
+        for part in (value, value.rpartition(" ")[2])  # "Bearer <token>", and the token
+    }
+    found.update(_sensitive_values(request.get_json(silent=True)))
+    if request.form:
+        found.update(_sensitive_values(request.form.to_dict()))
+    return frozenset(value for value in found if len(value) >= _SHORTEST_SECRET)
+
+
+def _sensitive_values(value: Any) -> Iterator[str]:
+    """Strings under sensitive keys anywhere in ``value`` (parsed JSON)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and SENSITIVE_KEY.search(key) and isinstance(item, str):
+                yield item
+            else:
+                yield from _sensitive_values(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _sensitive_values(item)
 
 
 def _strings(value: Any) -> Iterator[str]:
