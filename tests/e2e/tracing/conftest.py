@@ -116,6 +116,9 @@ def environments(
         "HTTP_RETRIES": "0",
         "HTTP_BREAKER_FAILURES": "2",
         "HTTP_BREAKER_COOLDOWN": "60",
+        # Kept in this process: a shared verdict lives in Redis under the target's name
+        # alone, and would refuse catalog to every other run on this Redis for a minute.
+        "HTTP_BREAKER_SHARED": "false",
         "OUTBOX_POLL_INTERVAL": "0.05",
     }
     return {
