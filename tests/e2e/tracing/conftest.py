@@ -115,10 +115,9 @@ def environments(
         "CATALOG_URL": f"http://127.0.0.1:{ports['catalog']}",
         "HTTP_RETRIES": "0",
         "HTTP_BREAKER_FAILURES": "2",
-        "HTTP_BREAKER_COOLDOWN": "60",
-        # Kept in this process: a shared verdict lives in Redis under the target's name
-        # alone, and would refuse catalog to every other run on this Redis for a minute.
-        "HTTP_BREAKER_SHARED": "false",
+        # Shared through Redis (its commands are in the trace): the verdict is kept under
+        # the target's name alone, so an open one must expire before the next run starts.
+        "HTTP_BREAKER_COOLDOWN": "2",
         "OUTBOX_POLL_INTERVAL": "0.05",
     }
     return {

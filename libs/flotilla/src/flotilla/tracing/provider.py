@@ -20,6 +20,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -142,8 +143,24 @@ def sampler(settings: ServiceSettings) -> Sampler:
     return WorkSampler(ParentBased(root) if name.startswith("parentbased_") else root)
 
 
+UNTRACED_PATHS = ("/healthz/", "/metrics")
+"""Probes and scrapes: a trace each, every few seconds, would drown the traces of work."""
+
+
+def _path(attributes: Attributes) -> str:
+    """The request path among a server span's first attributes (either HTTP conventions)."""
+    attributes = attributes or {}
+    for name in ("url.path", "http.target"):
+        value = attributes.get(name)
+        if isinstance(value, str):
+            return value
+    url = attributes.get("http.url")
+    return urlsplit(url).path if isinstance(url, str) else ""
+
+
 class WorkSampler(Sampler):
-    """Drops a trace that would begin with a client span; asks ``sampler`` about the rest.
+    """Drops a trace that would begin with a client span, and the requests of probes and
+    scrapes; asks ``sampler`` about the rest.
 
     A trace worth keeping begins with a request, a task or an event (a server, consumer,
     producer or internal span). A statement or a Redis command outside any of them is a
@@ -165,9 +182,12 @@ class WorkSampler(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
-        """``DROP`` for a client span without a parent, else the wrapped sampler's answer."""
+        """``DROP`` for a client span without a parent and a probe's or scrape's request;
+        else the wrapped sampler's answer."""
         parent = trace.get_current_span(parent_context).get_span_context()
         if kind is SpanKind.CLIENT and not parent.is_valid:
+            return SamplingResult(Decision.DROP)
+        if kind is SpanKind.SERVER and _path(attributes).startswith(UNTRACED_PATHS):
             return SamplingResult(Decision.DROP)
         return self.sampler.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
