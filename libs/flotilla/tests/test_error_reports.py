@@ -39,10 +39,10 @@ def sentry() -> Iterator[SentryReceiver]:
 def test_a_failing_request_is_reported_without_its_secrets(
     tmp_path: Path, sentry: SentryReceiver
 ) -> None:
-    secret_key, token, password = (secrets.token_hex(20) for _ in range(3))
+    database_password, token, password = (secrets.token_hex(20) for _ in range(3))
     app = build_app(
         tmp_path,
-        SECRET_KEY=secret_key,
+        DATABASE_URL=f"postgresql://shop:{database_password}@127.0.0.1:9/shop",
         SENTRY_DSN=sentry.dsn(),
         SENTRY_RELEASE="sample@9.9.9",
         SENTRY_ENVIRONMENT="staging",
@@ -50,8 +50,8 @@ def test_a_failing_request_is_reported_without_its_secrets(
 
     @app.post("/fail")
     def fail() -> str:
-        signing_key = app.extensions["flotilla.settings"].SECRET_KEY  # a secret in a local
-        raise RuntimeError(f"cannot sign with {signing_key} for {request.get_json()['password']}")
+        database = app.extensions["flotilla.settings"].DATABASE_URL  # a secret in a local
+        raise RuntimeError(f"cannot reach {database} for {request.get_json()['password']}")
 
     response = app.test_client().post(
         "/fail",
@@ -67,7 +67,7 @@ def test_a_failing_request_is_reported_without_its_secrets(
     wait_until(lambda: bool(sentry.events()), timeout=5, what="an event")
 
     received = b"".join(sentry.raw)
-    for secret in (secret_key, token, password):
+    for secret in (database_password, token, password):
         assert secret.encode() not in received
     event = next(found for found in sentry.events() if found.get("exception"))
     assert event["exception"]["values"][-1]["type"] == "RuntimeError"
@@ -95,15 +95,12 @@ def test_scrub_removes_sensitive_keys_raw_pairs_and_secret_values() -> None:
 
 def test_the_secret_settings_are_those_kept_out_of_repr_and_url_passwords() -> None:
     settings = ServiceSettings(
-        SECRET_KEY="first-secret-key",
-        SECRET_KEY_FALLBACKS=["older-secret-key"],
         DATABASE_URL="postgresql://app:db-password@db/app",
         REDIS_URL="redis://:redis-password@cache:6379/0",
         SENTRY_DSN="https://public-key@sentry.example/1",
     )
     assert secret_values(settings) >= {
-        "first-secret-key",
-        "older-secret-key",
+        "postgresql://app:db-password@db/app",
         "db-password",
         "redis-password",
         "https://public-key@sentry.example/1",

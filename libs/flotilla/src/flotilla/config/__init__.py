@@ -14,6 +14,7 @@ from flotilla.config.http import HttpClientSettings
 from flotilla.config.loading import (
     EXIT_CONFIGURATION,
     ConfigurationError,
+    load_dotenv,
     load_settings,
     settings_table,
 )
@@ -21,7 +22,6 @@ from flotilla.config.messaging import MessagingSettings
 from flotilla.config.observability import ObservabilitySettings
 from flotilla.config.service import (
     DATABASE_SCHEMES,
-    DEVELOPMENT_SECRET_KEY,
     PLACEHOLDER_SECRETS,
     Environment,
     LogLevel,
@@ -30,7 +30,6 @@ from flotilla.config.service import (
 
 __all__ = [
     "DATABASE_SCHEMES",
-    "DEVELOPMENT_SECRET_KEY",
     "EXIT_CONFIGURATION",
     "PLACEHOLDER_SECRETS",
     "AuthSettings",
@@ -46,6 +45,7 @@ __all__ = [
     "ServiceSettings",
     "WebServer",
     "available_cpus",
+    "load_dotenv",
     "load_settings",
     "settings_table",
 ]
