@@ -1,6 +1,7 @@
 """The whole order path, traced: every process exports to one real OTLP receiver.
 
-users, catalog and orders run under a real web server (the ``traced_shop`` parameter:
+nginx (configured as ``make run`` configures it) is the front door of users, catalog and
+orders, which run under a real web server (the ``traced_shop`` parameter:
 Gunicorn, then granian, both preloading the app before forking workers) on PostgreSQL
 databases of their own; orders shares its breaker and rate limits through Redis; its outbox
 relay publishes ``order.placed`` to a RabbitMQ exchange unique to the run, and a
@@ -14,6 +15,7 @@ its own in ``OTEL_SERVICE_NAME``. The apps built here to migrate the databases g
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +28,7 @@ import pytest
 from catalog import create_app as create_catalog
 from catalog.config import CatalogSettings
 from flotilla.auth import SigningKey
+from flotilla.processes import stop_process, wait_for_http
 from flotilla.tasks import tasks_state
 from flotilla.testing import (
     SERVERS,
@@ -39,6 +42,7 @@ from flotilla.testing import (
 )
 from flotilla.testing.messaging import Rabbit, RelayProcess, WorkerProcess, amqp_server_url
 from flotilla.testing.telemetry import OtlpReceiver
+from nginx import Tuning, Upstreams, command, render
 from notifications import create_app as create_notifications
 from notifications.config import NotificationsSettings
 from notifications.testing import MailServer
@@ -65,6 +69,8 @@ class TracedShop:
     servers: dict[str, ServerProcess]
     relay: RelayProcess
     worker: WorkerProcess
+    front_door: str = ""
+    """nginx's URL, in front of the three services."""
     token: str = ""
     """A customer's token without the profile, so orders asks users who the customer is."""
     product_id: int = 0
@@ -72,10 +78,10 @@ class TracedShop:
     stopped: list[str] = field(default_factory=list)
 
     def place_order(self, traceparent: str) -> tuple[int, dict[str, Any]]:
-        """Order one unit, as a request nginx forwards with the client's ``traceparent``."""
+        """Order one unit through nginx, with the ``traceparent`` a client sent."""
         status, body, _ = call(
             "POST",
-            f"{self.servers['orders'].url}/api/v1/orders",
+            f"{self.front_door}/api/v1/orders",
             {"lines": [{"product_id": self.product_id, "quantity": 1}]},
             token=self.token,
             headers={"Idempotency-Key": uuid.uuid4().hex, "traceparent": traceparent},
@@ -197,8 +203,22 @@ def traced_shop(
             parts = [*(server.start for server in servers.values()), relay.start, worker.start]
             for future in [starting.submit(part) for part in parts]:
                 future.result()
+        shop.front_door = start_front_door(var / "nginx", ports, stack)
         stock(shop, envs["users"]["AUTH_SIGNING_KEY"])
         yield shop
+
+
+def start_front_door(directory: Path, ports: dict[str, int], stack: contextlib.ExitStack) -> str:
+    """nginx as ``make run`` configures it (rate limits off: one client address), its URL."""
+    upstreams = Upstreams(*([f"127.0.0.1:{ports[name]}"] for name in WEB_SERVICES))
+    port = free_port()
+    config = render(directory, upstreams, port=port, tuning=Tuning(rate_limits=False))
+    with (directory / "nginx.log").open("ab") as log:
+        process = subprocess.Popen(command(config), stdout=log, stderr=log)
+    stack.callback(stop_process, process, timeout=10)
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/healthz", timeout=30, process=process)
+    return url
 
 
 def prepare(envs: dict[str, dict[str, str]], stack: contextlib.ExitStack) -> None:

@@ -1,11 +1,11 @@
 """One order, one trace: from the request nginx forwards to the e-mail the worker sends.
 
-The request carries a ``traceparent`` as a client (or nginx, which forwards it untouched)
-sends it, so the trace is known in advance; every span the processes export for it must
-hang together: orders' server span under the caller's, its calls to users and catalog
-under it, each callee's server span under the call, statements and Redis commands under
-the work that ran them, and across the broker the outbox row, the relay's publish, the
-worker's task and its SMTP send. The log lines of every process join on the same trace id.
+The request goes through nginx, carrying a ``traceparent`` as a client sends it (nginx
+forwards it untouched), so the trace is known in advance; every span the processes export
+for it must hang together: orders' server span under the caller's, its calls to users and
+catalog under it, each callee's server span under the call, statements and Redis commands
+under the work that ran them, and across the broker the outbox row, the relay's publish,
+the worker's task and its SMTP send. The log lines of every process join on the same trace id.
 """
 
 from __future__ import annotations
