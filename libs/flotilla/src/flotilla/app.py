@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 
+from flotilla import error_reports, tracing
 from flotilla.api import ServiceApi, api_config
 from flotilla.auth import Auth
 from flotilla.checks import broker_check, redis_check
@@ -89,6 +90,8 @@ def create_service(import_name: str, settings: ServiceSettings, *, version: str 
     app.config.update(flask_config(settings, version))
     app.extensions["flotilla.settings"] = settings
     RequestLifecycle(app)
+    tracing.install(app, settings, version)
+    error_reports.install(settings, version)
     Deadlines(app, settings)  # before any view works: a request may arrive already too late
     Metrics(app, version=version)  # before the guards, so refused requests are counted
     BodyGuards(app)

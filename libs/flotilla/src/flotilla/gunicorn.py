@@ -21,7 +21,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from flotilla import db, health, metrics, metrics_dir
+from flotilla import db, health, metrics, metrics_dir, tracing
 from flotilla.config import GunicornSettings, load_settings
 from flotilla.gunicorn_logging import service_name
 from flotilla.logging import configure_logging
@@ -164,6 +164,7 @@ def worker_exit(server: Any, worker: Any) -> None:
     its exit status, which the master needs to tell a crash from a recycle.
     """
     log.info("worker exiting", extra={"worker_pid": worker.pid})
+    tracing.shutdown()  # export the spans still queued, before any exit
     if worker.booted and not worker.alive and not getattr(worker, "flotilla_aborted", False):
         db.dispose_all()
         logging.shutdown()

@@ -47,6 +47,7 @@ class JsonLogger(Logger):  # type: ignore[misc]
             fields["request_id"] = request_context.request_id
             if request_context.user_id is not None:
                 fields["user_id"] = request_context.user_id
+            fields.update(request_context.extra)  # a traced request's trace_id and span_id
         self.access_log.info("request finished", extra=fields)
 
 

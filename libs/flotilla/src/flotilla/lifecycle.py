@@ -18,7 +18,7 @@ from contextvars import Token
 
 from flask import Flask, Response, request
 
-from flotilla import context
+from flotilla import context, tracing
 from flotilla.logging import info_fast
 
 log = logging.getLogger("flotilla.access")
@@ -64,11 +64,20 @@ def _finish(response: Response) -> Response:
     if request_context is None:
         return response
     response.headers[context.REQUEST_ID_HEADER] = request_context.request_id
-    if not _served_by_gunicorn(environ) and log.isEnabledFor(logging.INFO):
+    if _served_by_gunicorn(environ):
+        _keep_trace_ids(request_context)
+    elif log.isEnabledFor(logging.INFO):
         duration_ms = (time.perf_counter() - environ[_STARTED_KEY]) * 1000
         fields = {"status": response.status_code, "duration_ms": round(duration_ms, 2)}
         info_fast(log, "request finished", fields)
     return response
+
+
+def _keep_trace_ids(request_context: context.RequestContext) -> None:
+    """Gunicorn's access line is written after the request's span ended: it reads them here."""
+    ids = tracing.current_ids()
+    if ids is not None:
+        request_context.extra["trace_id"], request_context.extra["span_id"] = ids
 
 
 def _served_by_gunicorn(environ: dict[str, object]) -> bool:

@@ -2,7 +2,8 @@
 
 Modules log with ``logging.getLogger(__name__)`` and an event name plus fields in ``extra``;
 only :func:`configure_logging` touches handlers. The request id, method, path, user id and
-the context's extra fields (a task's id and trace) come from :mod:`flotilla.context`, so
+the context's extra fields (a task's id and trace) come from :mod:`flotilla.context`, and
+the current span's ``trace_id`` and ``span_id`` from OpenTelemetry while tracing records, so
 nobody passes them by hand.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from pythonjsonlogger.orjson import OrjsonFormatter
 
-from flotilla import context
+from flotilla import context, tracing
 
 _HANDLER_NAME = "flotilla.stdout"
 _FIELD_NAMES = {"levelname": "level", "name": "logger", "asctime": "ts"}
@@ -60,6 +61,10 @@ class JsonFormatter(OrjsonFormatter):
 
 
 def _add_context(log_data: dict[str, Any]) -> None:
+    span = tracing.current_ids()
+    if span is not None:  # the span's ids win over a task's traceparent: they name the span
+        log_data.setdefault("trace_id", span[0])
+        log_data.setdefault("span_id", span[1])
     request = context.current()
     if request is None:
         return

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import has_request_context, request
 
-from flotilla import context
+from flotilla import context, tracing
 
 REQUEST_ID_HEADER = "flotilla_request_id"
 TRACEPARENT_HEADER = "traceparent"
@@ -50,13 +50,19 @@ def current_traceparent() -> str | None:
     return None
 
 
+def outgoing_traceparent() -> str:
+    """The ``traceparent`` the next hop continues: the current span's while tracing records
+    (so the callee's spans are its children), else a child of the one received."""
+    return tracing.current_traceparent() or child_traceparent(current_traceparent())
+
+
 def outgoing_headers() -> dict[str, str]:
     """Headers for a message published now: the current request id and a child span."""
     request_context = context.current()
     request_id = request_context.request_id if request_context else context.new_request_id()
     return {
         REQUEST_ID_HEADER: request_id,
-        TRACEPARENT_HEADER: child_traceparent(current_traceparent()),
+        TRACEPARENT_HEADER: outgoing_traceparent(),
     }
 
 

@@ -25,6 +25,7 @@ import logging
 from flask import current_app
 from sqlalchemy import insert
 
+from flotilla import tracing
 from flotilla.outbox import Event
 from flotilla.tasks import Tasks
 from notifications.config import NotificationsSettings
@@ -56,7 +57,8 @@ _RECORD_SENT = insert(Base.metadata.tables[SentEmail.__tablename__])
 
 def deliver(event: Event, email: Email) -> None:
     """Send ``email`` and record it in the handler's transaction (committed by ``once``)."""
-    via = sender().send(email)
+    with tracing.span("send email", kind=tracing.SpanKind.CLIENT, **{"email.kind": email.kind}):
+        via = sender().send(email)
     db.session.connection().execute(
         _RECORD_SENT,
         {

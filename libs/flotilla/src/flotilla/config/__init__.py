@@ -19,6 +19,7 @@ from flotilla.config.loading import (
     settings_table,
 )
 from flotilla.config.messaging import MessagingSettings
+from flotilla.config.observability import ObservabilitySettings
 from flotilla.config.service import (
     DATABASE_SCHEMES,
     PLACEHOLDER_SECRETS,
@@ -39,6 +40,7 @@ __all__ = [
     "HttpClientSettings",
     "LogLevel",
     "MessagingSettings",
+    "ObservabilitySettings",
     "ServeSettings",
     "ServiceSettings",
     "WebServer",

@@ -13,6 +13,7 @@ from pydantic_settings import SettingsConfigDict
 from flotilla.config.auth import AuthSettings
 from flotilla.config.http import HttpClientSettings
 from flotilla.config.messaging import MessagingSettings
+from flotilla.config.observability import ObservabilitySettings
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
@@ -30,7 +31,7 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
-class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings):
+class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings, ObservabilitySettings):
     """Settings every Flotilla service shares. Names match the environment variables."""
 
     model_config = SettingsConfigDict(

@@ -32,17 +32,22 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from flotilla import context
+from flotilla import context, tracing
 from flotilla.config import ServiceSettings
 from flotilla.http import deadline
 from flotilla.http.breaker import Breaker, BreakerOpen, BreakerPolicy, CircuitBreaker
 from flotilla.http.budget import RetryBudget
-from flotilla.http.errors import DownstreamTimeout, DownstreamUnavailable, error_for
+from flotilla.http.errors import (
+    DownstreamError,
+    DownstreamTimeout,
+    DownstreamUnavailable,
+    error_for,
+)
 from flotilla.http.metrics import client_instruments, record_transition
 from flotilla.http.retry import IDEMPOTENT_METHODS, Failure, RetryPolicy, may_retry
 from flotilla.http.shared import RedisBreakerState, SharedBreaker
 from flotilla.http.transitions import log_transition
-from flotilla.propagation import child_traceparent, current_traceparent
+from flotilla.propagation import outgoing_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +199,32 @@ class ServiceClient:
         *,
         sent: bool,
     ) -> Response | Failure:
+        if not tracing.is_active():
+            return self._try(method, url, body, headers, read_timeout, sent=sent)
+        with tracing.client_span(self.name, method, url) as span:
+            try:
+                outcome = self._try(method, url, body, headers, read_timeout, sent=sent)
+            except DownstreamError as error:  # refused here: breaker open, or deadline passed
+                refusal = "breaker_open" if isinstance(error, DownstreamUnavailable) else "deadline"
+                tracing.record_failure(span, refusal)
+                raise
+            if isinstance(outcome, Response):
+                tracing.record_response(span, outcome.status)
+            else:
+                tracing.record_failure(span, outcome.reason, outcome.status)
+            return outcome
+
+    def _try(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        read_timeout: float | None,
+        *,
+        sent: bool,
+    ) -> Response | Failure:
+        """One attempt: the breaker's leave, the request, what the breaker learns of it."""
         left = self._time_left(sent=sent)
         timeouts = self._timeouts(read_timeout, left)
         try:
@@ -308,7 +339,7 @@ class ServiceClient:
             context.REQUEST_ID_HEADER: (
                 request_context.request_id if request_context else context.new_request_id()
             ),
-            "traceparent": child_traceparent(current_traceparent()),
+            "traceparent": outgoing_traceparent(),
         }
         if left is not None:  # at least 1: 0 would make the callee refuse outright
             headers[deadline.DEADLINE_HEADER] = str(max(1, int(left * 1000)))

@@ -39,6 +39,7 @@ from kombu.connection import Connection
 from kombu.messaging import Producer
 from sqlalchemy import Engine, Row, Table, delete, select, update
 
+from flotilla import tracing
 from flotilla.backoff import backoff_delay
 from flotilla.broker import broker_connection, events_exchange
 from flotilla.config import ServiceSettings
@@ -119,11 +120,12 @@ class _ConfirmedChannel:
         return self._confirmed(events, error)
 
     def _publish(self, pending: PendingEvent, exchange: str) -> None:
-        message = event_message(pending.event, pending.headers)
-        prepared = self.channel.prepare_message(
-            message.body, 0, "application/json", "utf-8", message.headers, message.properties
-        )
-        self.channel.basic_publish(prepared, exchange=exchange, routing_key=pending.event.type)
+        with _publishing(pending) as headers:
+            message = event_message(pending.event, headers)
+            prepared = self.channel.prepare_message(
+                message.body, 0, "application/json", "utf-8", message.headers, message.properties
+            )
+            self.channel.basic_publish(prepared, exchange=exchange, routing_key=pending.event.type)
         self.sent += 1
 
     def _wait_for_answers(self) -> None:
@@ -201,17 +203,18 @@ class BrokerPublisher:
 
     def _publish_to_producer(self, pending: PendingEvent) -> None:
         assert self._producer is not None
-        message = event_message(pending.event, pending.headers)
-        self._producer.publish(
-            message.body,
-            routing_key=pending.event.type,
-            content_type="application/json",
-            content_encoding="utf-8",
-            headers=message.headers,
-            retry=False,
-            timeout=self.settings.BROKER_CONNECT_TIMEOUT,
-            **message.properties,
-        )
+        with _publishing(pending) as headers:
+            message = event_message(pending.event, headers)
+            self._producer.publish(
+                message.body,
+                routing_key=pending.event.type,
+                content_type="application/json",
+                content_encoding="utf-8",
+                headers=message.headers,
+                retry=False,
+                timeout=self.settings.BROKER_CONNECT_TIMEOUT,
+                **message.properties,
+            )
 
     def close(self) -> None:
         """Drop the connection; the next publish opens a new one."""
@@ -246,6 +249,17 @@ def _claiming_transaction(engine: Engine) -> Iterator[Any]:
             manual.exec_driver_sql("ROLLBACK")
             raise
         manual.exec_driver_sql("COMMIT")
+
+
+@contextmanager
+def _publishing(pending: PendingEvent) -> Iterator[dict[str, str]]:
+    """The headers to send ``pending`` with, inside the span of its publishing."""
+    with tracing.publishing(pending.event.type, pending.headers) as headers:
+        yield headers
+        log.debug(
+            "event sent",
+            extra={"event_id": str(pending.event.id), "event_type": pending.event.type},
+        )
 
 
 def _pending(row: Row[Any]) -> PendingEvent:
@@ -343,6 +357,7 @@ def run_relay(app: Flask, *, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     state = outbox_state(app)
     loop = _RelayLoop(state.settings, BrokerPublisher(state.settings))
+    tracing.start()  # the relay is one process, the SDK starts with it
     log.info("outbox relay started", extra={"exchange": state.settings.EVENTS_EXCHANGE})
     try:
         with app.app_context():
@@ -351,6 +366,7 @@ def run_relay(app: Flask, *, stop: threading.Event | None = None) -> None:
     finally:
         loop.publisher.close()
         log.info("outbox relay stopped", extra={"published": loop.published})
+        tracing.shutdown()
 
 
 class _RelayLoop:

@@ -34,7 +34,7 @@ from granian.server.common import WORKERS_METHODS
 from granian.server.mp import WorkerProcess
 from granian.wsgi import _callback_wrapper
 
-from flotilla import health
+from flotilla import health, tracing
 from flotilla.memory import start_trimming
 from flotilla.serve.heartbeat import Heartbeats
 
@@ -156,6 +156,7 @@ def serve_wsgi_worker(  # noqa: PLR0917 - granian passes these positionally
     scheduler = _new_cbscheduler(loop, wsgi, impl_asyncio=task_impl == TaskImpl.asyncio)
     serve(scheduler, loop, granian_stop)
     _stop_when_told(callback.linger, granian_stop, stopped)
+    tracing.shutdown()  # the process leaves with os._exit: no atexit would export the spans
 
 
 def _stop_when_told(linger: float, granian_stop: Any, stopped: threading.Event) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from typing import Any
 
 import click
+from celery.signals import worker_process_init, worker_process_shutdown
 from flask import current_app
 from flask.cli import AppGroup
+
+from flotilla import tracing
 
 cli = AppGroup("tasks", help="Background tasks.")
 
@@ -39,8 +43,33 @@ def worker_command(concurrency: int | None) -> None:
         without_mingle=True,
         without_heartbeat=True,
     )
-    worker.start()
+    _trace_in(state.settings.TASK_POOL)
+    try:
+        worker.start()
+    finally:
+        tracing.shutdown()
     raise SystemExit(worker.exitcode)
+
+
+def _trace_in(pool: str) -> None:
+    """Start the tracing SDK where tasks run: in each prefork child, else in this process.
+
+    A prefork pool's children are forked from this process; the SDK's export thread would
+    not survive the fork, so each child starts its own and flushes it before it exits.
+    """
+    if pool != "prefork":
+        tracing.start()
+        return
+    worker_process_init.connect(_start_tracing, weak=False)
+    worker_process_shutdown.connect(_stop_tracing, weak=False)
+
+
+def _start_tracing(**_signal: Any) -> None:
+    tracing.start()
+
+
+def _stop_tracing(**_signal: Any) -> None:
+    tracing.shutdown()
 
 
 @cli.command("declare-queues")

@@ -26,7 +26,8 @@ import X`` is the way to use them.
 the service with schemathesis; imported from there, like the messaging helpers below.
 
 RabbitMQ queue and worker helpers live in :mod:`flotilla.testing.messaging` and are imported from
-there: they are not re-exported, so kombu stays confined to that one module.
+there: they are not re-exported, so kombu stays confined to that one module. The same holds
+for :mod:`flotilla.testing.telemetry`: real endpoints receiving OTLP traces and Sentry events.
 """
 
 from __future__ import annotations
