@@ -14,7 +14,6 @@ from typing import Any
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 
-from flotilla import jsonbody
 from flotilla.api import ServiceApi, api_config
 from flotilla.auth import Auth
 from flotilla.checks import broker_check, redis_check
@@ -47,13 +46,12 @@ class _NoSessions(SessionInterface):
 
 
 class ServiceRequest(Request):
-    """A request whose JSON body is parsed strictly, and refused as a problem, not a 400 page.
+    """A request whose JSON body is refused as a problem, not a bare 400 page.
 
-    ``get_json`` parses with :func:`flotilla.jsonbody.parse_body`, as the views' arguments
-    do: a body no view would accept is not accepted by a hook that reads it first either.
+    ``get_json`` parses with the app's provider, :class:`OrjsonProvider`, whose ``loads`` is
+    :func:`flotilla.jsonbody.parse_body`, as the views' arguments do: a body no view would
+    accept is not accepted by a hook that reads it first either.
     """
-
-    json_module = jsonbody
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         """Raise the parser's problem, else :class:`MalformedJson`; never a bare ``BadRequest``."""

@@ -39,11 +39,6 @@ def parse_body(data: bytes | str) -> Any:
     return value
 
 
-def loads(data: bytes | str, **_kwargs: Any) -> Any:
-    """:func:`parse_body` under the name Werkzeug calls on a request's ``json_module``."""
-    return parse_body(data)
-
-
 def _nests_deeper_than(value: Any, limit: int) -> bool:
     """Walk the containers only, without recursion: the walk must not fail where parsing did not."""
     pending: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
