@@ -35,6 +35,9 @@ PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas
 
 SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.18.2/"
 
+NO_NUL_PATTERN = r"^[^\x00]*$"
+"""What :class:`ServiceParser` accepts in text, said in the document (ECMA-262 and Python)."""
+
 
 class ProblemSchema(ma.Schema):
     """RFC 9457 problem details, as every error response of a Flotilla service.
@@ -169,10 +172,6 @@ def _is_error(status_code: Any) -> bool:
         return int(http.HTTPStatus(int(status_code))) >= 400
     except ValueError:
         return False  # "default", "2XX": not one error status
-
-
-NO_NUL_PATTERN = r"^[^\x00]*$"
-"""What :class:`ServiceParser` accepts in text, said in the document (ECMA-262 and Python)."""
 
 
 class ServiceApi(Api):  # type: ignore[misc]
