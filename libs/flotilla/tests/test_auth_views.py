@@ -416,3 +416,16 @@ def test_generate_key_prints_a_private_pem_and_its_kid(tmp_path: Path) -> None:
     assert f"kid: {key.kid}\n" in result.stderr
     (public_key,) = load_public_keys(result.stderr)
     assert public_pem(public_key) == public_pem(key.public_key)
+
+
+def test_an_answer_for_a_signed_in_caller_is_never_stored(
+    client: FlaskClient, signing_key: SigningKey
+) -> None:
+    response = client.get("/things/me", headers=bearer(access_token(signing_key)))
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_an_answer_for_anyone_keeps_its_own_caching(client: FlaskClient) -> None:
+    assert "Cache-Control" not in client.get("/things/open").headers

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import signal
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -221,3 +222,47 @@ def test_a_chunked_body_over_the_limit_is_413_not_truncated(server: str, tmp_pat
         assert body["type"] == "urn:flotilla:problem:payload-too-large"
     finally:
         assert running.stop() == 0
+
+
+SERVER_REFUSALS = {
+    "malformed": (b"GARBAGE\r\n\r\n", 400),
+    "too-many-fields": (
+        b"GET /ok HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-Field-%d: 1\r\n" % index for index in range(150))
+        + b"\r\n",
+        431,
+    ),
+}
+
+
+def raw_exchange(url: str, raw: bytes) -> http.client.HTTPResponse:
+    """Send ``raw`` as it is and read the answer's status line and headers."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = socket.create_connection((host, int(port)), timeout=WAIT_SECONDS)
+    connection.sendall(raw)
+    response = http.client.HTTPResponse(connection)
+    response.begin()
+    response.read()
+    connection.close()
+    return response
+
+
+def test_requests_a_server_cannot_read_are_its_own_4xx_never_the_apps(
+    server: str, tmp_path: Path
+) -> None:
+    """The server refuses these before the app runs: no problem+json, no security headers.
+
+    Said in docs/adr/0021-strict-inputs.md: behind the front door, nginx answers the malformed
+    ones itself; only the field count, which nginx cannot limit, reaches the server.
+    """
+    refusals = SERVER_REFUSALS.items()
+    running = start_server(server, tmp_path, workers=1)
+    try:
+        answers = {name: raw_exchange(running.url, raw) for name, (raw, _) in refusals}
+    finally:
+        running.stop()
+
+    for name, (_, status) in SERVER_REFUSALS.items():
+        assert answers[name].status == status, name
+        assert answers[name].getheader("X-Request-ID") is None, name  # the app never ran
+        assert answers[name].getheader("X-Content-Type-Options") is None, name

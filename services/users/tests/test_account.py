@@ -37,6 +37,21 @@ def test_me_is_the_private_view_of_ones_account(client: FlaskClient, customer: A
     assert "password" not in response.get_data(as_text=True)
 
 
+def test_ones_account_is_never_stored_by_a_cache(client: FlaskClient, customer: Account) -> None:
+    read = client.get("/api/v1/users/me", headers=customer.headers)
+    changed = client.patch("/api/v1/users/me", json={}, headers=customer.headers)
+
+    assert read.headers["Cache-Control"] == "no-store"
+    assert changed.headers["Cache-Control"] == "no-store"
+
+
+def test_patch_me_without_a_body_is_a_422_problem(client: FlaskClient, customer: Account) -> None:
+    response = client.patch("/api/v1/users/me", headers=customer.headers)
+
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+
+
 def test_me_needs_a_token(client: FlaskClient) -> None:
     response = client.get("/api/v1/users/me")
     assert response.status_code == 401

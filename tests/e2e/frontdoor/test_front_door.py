@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import re
+import socket
 import ssl
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -305,3 +308,59 @@ def test_healthz_answers_on_the_redirecting_port(shop: Shop) -> None:
 
     assert answer.status == 200
     assert answer.json() == {"status": "ok"}
+
+
+def send_raw(url: str, raw: bytes) -> Answer:
+    """Send ``raw`` bytes as they are, on a new connection, and read the one answer."""
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as connection:
+        connection.sendall(raw)
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        return Answer(response.status, response.getheaders(), response.read())
+
+
+GUNICORN_REQUEST_LINE_LIMIT = 4094
+"""The longest request line Gunicorn reads (its ``limit_request_line``); nginx's is lower."""
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [
+        (b"GARBAGE\r\n\r\n", 400, "bad-request"),
+        (b"GET /api/v1/products HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400, "bad-request"),
+        (
+            b"GET /api/v1/products?q=" + b"a" * GUNICORN_REQUEST_LINE_LIMIT + b" HTTP/1.1\r\n"
+            b"Host: x\r\n\r\n",
+            414,
+            "uri-too-long",
+        ),
+        (
+            b"GET /api/v1/products HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 6_000 + b"\r\n\r\n",
+            400,
+            "request-header-too-large",
+        ),
+    ],
+    ids=["garbage", "bad-header-name", "long-uri", "long-header"],
+)
+def test_requests_nginx_cannot_read_are_its_own_problems_with_the_headers(
+    shop: Shop, raw: bytes, status: int, code: str
+) -> None:
+    """Each is refused before any web server reads it, so none sees a server's own page."""
+    answer = send_raw(shop.url, raw)
+
+    assert_nginx_problem(answer, status, code)
+    for name, value in SECURITY_HEADERS.items():
+        assert answer.all(name) == [value], name
+
+
+def test_more_header_fields_than_a_web_server_reads_get_its_431_with_the_headers(
+    shop: Shop,
+) -> None:
+    """nginx cannot count header fields: the web server refuses over 100 (docs/adr/0021)."""
+    fields = b"".join(b"X-Field-%d: 1\r\n" % index for index in range(150))
+    answer = send_raw(shop.url, b"GET /api/v1/products HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n")
+
+    assert answer.status == 431
+    for name, value in SECURITY_HEADERS.items():
+        assert answer.all(name) == [value], name

@@ -7,27 +7,47 @@ Views declare their contract with flask-smorest decorators (``@blp.arguments``,
 from __future__ import annotations
 
 import copy
+import functools
+import http
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import flask_smorest
 import marshmallow as ma
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 from flask_smorest import Api
-from webargs.flaskparser import FlaskParser
+from flask_smorest.utils import prepare_response
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
-from flotilla.errors import problem_from_http_exception, problem_response
+from flotilla.errors import (
+    PROBLEM_MEDIA_TYPE,
+    ValidationFailed,
+    problem_from_http_exception,
+    problem_response,
+)
+from flotilla.jsonbody import parse_body
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-PROBLEM_CONTENT = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.18.2/"
 
+NO_NUL_PATTERN = r"^[^\x00]*$"
+"""What :class:`ServiceParser` accepts in text, said in the document (ECMA-262 and Python)."""
+
 
 class ProblemSchema(ma.Schema):
-    """RFC 9457 problem details, as every error response of a Flotilla service."""
+    """RFC 9457 problem details, as every error response of a Flotilla service.
+
+    Open to more members (``additionalProperties``): RFC 9457 lets a problem type add its
+    own, such as the ``product_ids`` an unavailable product names.
+    """
+
+    class Meta:
+        unknown = ma.INCLUDE
 
     type = ma.fields.String(metadata={"description": "URI reference naming the problem type"})
     title = ma.fields.String(metadata={"description": "Short summary of the problem type"})
@@ -41,12 +61,23 @@ class ProblemSchema(ma.Schema):
 
 
 class ServiceParser(FlaskParser):
-    """webargs' Flask parser, refusing text that holds a NUL character, anywhere in the input.
+    """webargs' Flask parser: strict JSON, and no NUL character anywhere in the input.
+
+    The body is parsed by :func:`flotilla.jsonbody.parse_body` (webargs would use the
+    standard library, which recurses until Python's stack runs out on deep nesting and lets
+    lone surrogates through): malformed, non-UTF-8 or too deeply nested JSON is a 400.
 
     PostgreSQL cannot store U+0000 in text (the insert fails: a 500) while SQLite stores it,
     and no field of a JSON API needs it. Refusing it while parsing answers 422 naming the
     field, on every database, before any logic runs.
     """
+
+    def _raw_load_json(self, req: Any) -> Any:
+        """The parsed body, or ``missing`` when there is none or it is not declared JSON."""
+        if not is_json_request(req):
+            return core.missing
+        data = req.get_data(cache=True)
+        return parse_body(data) if data else core.missing
 
     def load_json(self, req: Any, schema: ma.Schema) -> Any:
         """The JSON body, if it holds no NUL character."""
@@ -92,13 +123,83 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
         schema instance is safe to share: loading keeps no state on it.
         """
         instance = schema() if isinstance(schema, type) else schema
-        return super().arguments(instance, *args, **kwargs)
+        parse = super().arguments(instance, *args, **kwargs)
+        if kwargs.get("location", "json") != "json" or not kwargs.get("required", True):
+            return parse
+        return lambda view: _require_body(parse(view))
+
+    def alt_response(self, status_code: Any, *args: Any, **kwargs: Any) -> Any:
+        """flask-smorest's ``alt_response``; an error's content is ``application/problem+json``."""
+        if kwargs.get("content_type") is None and _is_error(status_code):
+            kwargs["content_type"] = PROBLEM_MEDIA_TYPE
+        return super().alt_response(status_code, *args, **kwargs)
+
+
+def _require_body(view: F) -> F:
+    """Refuse a request without a body (422) before ``view`` parses it.
+
+    webargs reads a missing JSON body as ``{}``, which a schema of optional fields (a PATCH)
+    accepts: the request would succeed although the document says the body is required.
+    """
+
+    @functools.wraps(view)
+    def with_body(*args: Any, **kwargs: Any) -> Any:
+        if not request.get_data(cache=True):
+            missing = {"location": "json", "field": None, "message": "A request body is required."}
+            raise ValidationFailed("The request has no body.", errors=[missing])
+        return view(*args, **kwargs)
+
+    return with_body  # type: ignore[return-value]
+
+
+def _text_without_nul(
+    converter: Any, field: ma.fields.Field[Any], ret: dict[str, Any]
+) -> dict[str, Any]:
+    """A ``pattern`` refusing NUL for a string with no pattern, format or choices of its own.
+
+    A field's own pattern, format or enum already excludes it; the others would otherwise
+    promise a client (and a contract test) that any text is accepted.
+    """
+    kinds = ret.get("type")
+    is_text = kinds == "string" or (isinstance(kinds, list) and "string" in kinds)
+    if not is_text or {"pattern", "format", "enum"} & ret.keys():
+        return {}
+    return {"pattern": NO_NUL_PATTERN}
+
+
+def _is_error(status_code: Any) -> bool:
+    try:
+        return int(http.HTTPStatus(int(status_code))) >= 400
+    except ValueError:
+        return False  # "default", "2XX": not one error status
 
 
 class ServiceApi(Api):  # type: ignore[misc]
     """flask-smorest's Api, rendering every HTTP error as problem+json."""
 
     ERROR_SCHEMA = ProblemSchema
+
+    def _init_spec(self, *args: Any, **kwargs: Any) -> None:
+        """flask-smorest's spec, whose free text fields say that NUL is refused."""
+        super()._init_spec(*args, **kwargs)
+        self.ma_plugin.converter.add_attribute_function(_text_without_nul)
+
+    def _register_responses(self) -> None:
+        """flask-smorest's shared error responses, declared as ``application/problem+json``.
+
+        flask-smorest declares them with its default content type, ``application/json``,
+        while every error is served as problem+json: a client or a contract test reading the
+        document would expect the wrong type.
+        """
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 200 and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_MEDIA_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_MEDIA_TYPE)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         """Render a Werkzeug/webargs error with the shared problem format."""

@@ -48,10 +48,17 @@ class _NoSessions(SessionInterface):
 
 
 class ServiceRequest(Request):
-    """A request whose malformed JSON body is a problem, not a bare 400 page."""
+    """A request whose JSON body is refused as a problem, not a bare 400 page.
+
+    ``get_json`` parses with the app's provider, :class:`OrjsonProvider`, whose ``loads`` is
+    :func:`flotilla.jsonbody.parse_body`, as the views' arguments do: a body no view would
+    accept is not accepted by a hook that reads it first either.
+    """
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
-        """Raise :class:`MalformedJson` instead of Werkzeug's generic ``BadRequest``."""
+        """Raise the parser's problem, else :class:`MalformedJson`; never a bare ``BadRequest``."""
+        if isinstance(e, MalformedJson):
+            raise e
         raise MalformedJson("The request body is not valid JSON.")
 
 

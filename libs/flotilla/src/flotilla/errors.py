@@ -63,10 +63,20 @@ class BadRequest(Problem):
     status, code, title = 400, "bad-request", "Bad Request"
 
 
-class MalformedJson(BadRequest):
-    """The body claims to be JSON but does not parse (400)."""
+class MalformedJson(BadRequest, ValueError):
+    """The body claims to be JSON but does not parse, or is not valid UTF-8 (400).
+
+    Also a ``ValueError``, the type Werkzeug's ``get_json(silent=True)`` swallows: a caller
+    that asked for silence gets ``None``, every other caller a problem.
+    """
 
     code, title = "malformed-json", "Malformed JSON"
+
+
+class JsonTooDeep(MalformedJson):
+    """The JSON body nests arrays and objects deeper than the chassis accepts (400)."""
+
+    code, title = "json-too-deep", "JSON Nested Too Deeply"
 
 
 class Unauthorized(Problem):

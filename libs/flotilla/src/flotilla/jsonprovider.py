@@ -9,6 +9,8 @@ import orjson
 from flask import Response
 from flask.json.provider import JSONProvider
 
+from flotilla.jsonbody import parse_body
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
@@ -26,8 +28,13 @@ class OrjsonProvider(JSONProvider):
         return orjson.dumps(obj, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        """Parse JSON text; raises ``orjson.JSONDecodeError`` (a ``ValueError``)."""
-        return orjson.loads(s)
+        """Parse JSON text strictly: :func:`flotilla.jsonbody.parse_body`.
+
+        Flask parses every request's ``get_json`` with this method, so it refuses what the
+        views' arguments refuse; the error is :class:`~flotilla.errors.MalformedJson`, a
+        ``ValueError`` as Flask expects.
+        """
+        return parse_body(s)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         """A JSON response without the detour through ``str``."""

@@ -72,8 +72,20 @@ def _stock(**kwargs: Any) -> ma.fields.Integer:
     )
 
 
+class JsonBoolean(ma.fields.Boolean):
+    """``true`` or ``false`` and nothing else: marshmallow's own takes ``0``, ``1`` and ``"yes"``.
+
+    Truthy and falsy sets cannot say it: ``0 in {False}`` holds in Python.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 def _active(**kwargs: Any) -> ma.fields.Boolean:
-    return ma.fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+    return JsonBoolean(**kwargs)
 
 
 class ProductCreate(ma.Schema):

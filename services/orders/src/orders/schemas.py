@@ -49,9 +49,9 @@ class OrderCreate(ma.Schema):
 IDEMPOTENCY_KEY_PARAMETER = {
     "in": "header",
     "name": IDEMPOTENCY_KEY_HEADER,
-    "required": False,
-    "schema": {"type": "string", "nullable": True, "default": None},
-    "description": "Required: 1 to 255 printable ASCII characters chosen by the client, "
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[\\x20-\\x7e]{1,255}$"},
+    "description": "1 to 255 printable ASCII characters chosen by the client, "
     "new for each order. Sending the same key and body again returns the first answer.",
 }
 """The header that makes placing an order safe to repeat, as the OpenAPI document shows it.

@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 
 from flotilla import context
 from flotilla.api import document_operation
@@ -165,15 +165,20 @@ def require_auth(*, roles: Collection[str] = ()) -> Callable[[View], View]:
     """Let the view run only for a valid bearer token holding one of ``roles`` (any if empty).
 
     The principal is left in ``flask.g.principal`` (see :func:`current_principal`), its id in
-    ``flask.g.user_id`` and in every log line of the request.
+    ``flask.g.user_id`` and in every log line of the request. The answer is one user's, so
+    it says ``Cache-Control: no-store`` unless the view chose otherwise: no browser or
+    shared cache keeps it for whoever uses the machine or the proxy next.
     """
     required = frozenset(roles)
 
     def decorator(view: View) -> View:
         @functools.wraps(view)
-        def protected(*args: Any, **kwargs: Any) -> Any:
+        def protected(*args: Any, **kwargs: Any) -> Response:
             _authorize(required)
-            return view(*args, **kwargs)
+            response = current_app.make_response(view(*args, **kwargs))
+            if "Cache-Control" not in response.headers:
+                response.headers["Cache-Control"] = "no-store"
+            return response
 
         return cast(View, _document(protected, required))
 
