@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -19,6 +20,8 @@ DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "development-only-secret"})
 """Values that are never acceptable as a secret in production."""
+
+IPNetwork = IPv4Network | IPv6Network
 
 DEVELOPMENT_SECRET_KEY = "development-only-secret"  # noqa: S105 - a marker refused in production
 
@@ -101,6 +104,13 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings):
     PROXY_HOPS: int = Field(
         0, ge=0, description="Trusted reverse proxies in front (X-Forwarded-* hops); 0 trusts none."
     )
+    TRUSTED_PROXIES: Annotated[list[IPNetwork], NoDecode] = Field(
+        # A proxy on the same machine, as nginx under `make run`. Written as the environment
+        # would give it, so the table in the README shows it so; parsed like any value.
+        "127.0.0.0/8,::1/128",  # type: ignore[arg-type]
+        description="Comma-separated addresses or CIDRs whose X-Forwarded-* is believed "
+        "(with PROXY_HOPS); any other peer's is ignored.",
+    )
     HSTS_MAX_AGE: int = Field(
         31_536_000, ge=0, description="Strict-Transport-Security max-age for HTTPS requests."
     )
@@ -115,6 +125,17 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings):
         if isinstance(data, dict) and "SECRET_KEY_FALLBACKS" in data:
             data = {**data, "SECRET_KEY_FALLBACKS": _split_list(data["SECRET_KEY_FALLBACKS"])}
         return data
+
+    @field_validator("TRUSTED_PROXIES", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        # strict=False: "10.0.0.1/8" means the network it lies in, as nginx's allow does.
+        value = _split_list(value)
+        if isinstance(value, list):
+            return [
+                ip_network(item, strict=False) if isinstance(item, str) else item for item in value
+            ]
+        return value
 
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod
