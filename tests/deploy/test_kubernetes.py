@@ -62,6 +62,8 @@ PRODUCTION_SECRETS = {
     "AUTH_SIGNING_KEY": "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n",
     "SMTP_USERNAME": "shop",
     "SMTP_PASSWORD": "password",
+    "SERVICE_CLIENT_SECRET": "c" * 48,
+    "SERVICE_CLIENT_SECRETS": "orders=" + "c" * 48,
 }
 """Stand-ins for what production's Secrets hold, one for every key the example Secrets name."""
 Manifest = dict[str, Any]

@@ -14,7 +14,7 @@ from schemathesis import GenerationMode
 
 from flotilla.testing.contract import MODES, check_contract
 
-from .conftest import ADMIN, product_body
+from .conftest import ADMIN, ORDERS, product_body
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -30,4 +30,4 @@ def seed(client: FlaskClient) -> None:
         body = product_body(f"SEED-{index}", stock=1000)
         assert client.post("/api/v1/products", json=body, headers=ADMIN).status_code == 201
     reservation = {"order_id": 1, "lines": [{"product_id": 1, "quantity": 1}]}
-    assert client.post("/api/v1/reservations", json=reservation).status_code == 201
+    assert client.post("/api/v1/reservations", json=reservation, headers=ORDERS).status_code == 201

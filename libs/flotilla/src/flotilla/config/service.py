@@ -158,6 +158,13 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings):
             raise ValueError("SECRET_KEY must be set to a random value of 32+ characters")
         if not self.DATABASE_URL:
             raise ValueError("DATABASE_URL must be set in production")
+        secret = self.SERVICE_CLIENT_SECRET
+        if self.SERVICE_TOKEN_URL and (
+            secret.strip().lower() in PLACEHOLDER_SECRETS or len(secret) < 32
+        ):
+            raise ValueError(
+                "SERVICE_CLIENT_SECRET must be set to a random value of 32+ characters"
+            )
         return self
 
     @property
