@@ -35,7 +35,7 @@ reservations = Blueprint(
 )
 
 ORDERS_SERVICE = "orders"
-"""The one caller of the reservations API: its token's ``client_id`` (its SERVICE_NAME)."""
+"""The one caller of the reservations API: its token's ``client_id`` (SERVICE_CLIENT_ID)."""
 
 BIGINT_MAX = 9223372036854775807
 PRODUCT_ID = f"<int(max={BIGINT_MAX}):product_id>"

@@ -24,7 +24,7 @@ class OrdersSettings(ServiceSettings):
     SERVICE_TOKEN_URL: str = Field(
         "http://127.0.0.1:8001/api/v1/service-tokens",
         description="users' token endpoint, where orders gets the token of its own that "
-        "catalog's reservations require (client id: SERVICE_NAME).",
+        "catalog's reservations require.",
     )
     PENDING_ORDER_TIMEOUT: int = Field(
         60,

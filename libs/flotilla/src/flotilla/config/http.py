@@ -25,9 +25,14 @@ class HttpClientSettings(BaseSettings):
     )
     SERVICE_CLIENT_SECRET: str = Field(
         "",
-        description="This service's client secret at SERVICE_TOKEN_URL (its client id is "
-        "SERVICE_NAME); empty: derived from a key under VAR_DIR (development only).",
+        description="This service's client secret at SERVICE_TOKEN_URL; empty: derived from "
+        "a key under VAR_DIR (development only).",
         repr=False,
+    )
+    SERVICE_CLIENT_ID: str = Field(
+        "",
+        description="The name this service gets its own token under (what callees allow); "
+        "empty: SERVICE_NAME.",
     )
     HTTP_CONNECT_TIMEOUT: float = Field(
         0.5, gt=0, description="Seconds to open a connection to another service."

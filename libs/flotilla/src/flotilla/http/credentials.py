@@ -120,13 +120,13 @@ class ClientCredentials:
     def from_settings(cls, settings: ServiceSettings) -> ClientCredentials | None:
         """This service's credentials per ``SERVICE_TOKEN_URL``; None when it has none.
 
-        The client id is ``SERVICE_NAME``; without ``SERVICE_CLIENT_SECRET`` (development
-        only: production refuses to start) the secret is derived from the key under
-        ``VAR_DIR`` that the issuer derives it from too.
+        The client id is ``SERVICE_CLIENT_ID``, else ``SERVICE_NAME``; without
+        ``SERVICE_CLIENT_SECRET`` (development only: production refuses to start) the secret
+        is derived from the key under ``VAR_DIR`` that the issuer derives it from too.
         """
         if not settings.SERVICE_TOKEN_URL:
             return None
-        client_id = settings.SERVICE_NAME
+        client_id = settings.SERVICE_CLIENT_ID or settings.SERVICE_NAME
         secret = settings.SERVICE_CLIENT_SECRET or development_client_secret(
             settings.VAR_DIR, client_id
         )
