@@ -430,11 +430,12 @@ def test_ingress_routes_what_nginx_routes(overlay: str) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_reservations_are_never_routed(overlay: str) -> None:
-    reservations = PurePosixPath("/api/v1/reservations").parts
-    for prefix in ingress_routes(overlay):
-        segments = PurePosixPath(prefix).parts
-        assert reservations[: len(segments)] != segments, prefix
+def test_reservations_and_service_tokens_are_never_routed(overlay: str) -> None:
+    for internal in ("/api/v1/reservations", "/api/v1/service-tokens"):
+        parts = PurePosixPath(internal).parts
+        for prefix in ingress_routes(overlay):
+            segments = PurePosixPath(prefix).parts
+            assert parts[: len(segments)] != segments, (internal, prefix)
 
 
 # -- network policies --------------------------------------------------------------------------
