@@ -344,9 +344,9 @@ def events(app: Flask) -> list[Any]:
         return list(session.execute(select(outbox.table).order_by(outbox.table.c.position)))
 
 
-def pending_order_ids(app: Flask) -> list[int]:
-    """The ids of orders that are pending now."""
-    query = select(Order.id).where(Order.state == "pending").order_by(Order.id)
+def order_ids(app: Flask, state: str) -> list[int]:
+    """The ids of orders in ``state`` now."""
+    query = select(Order.id).where(Order.state == state).order_by(Order.id)
     with app.app_context(), orders_db.reading() as session:
         return list(session.scalars(query))
 
@@ -372,7 +372,8 @@ def stuck_order(
 
     The request (Idempotency-Key ``stuck``, two of a product with a stock of 5) reserves;
     then catalog stops before its answer arrives, as if frozen: the reservation times out
-    (504) and the release cannot reach catalog, so the order stays ``pending``.
+    (504) and the release cannot reach catalog, so the order is left ``abandoned`` for
+    recovery, its key free.
     """
     mug = make_product("MUG-1", stock=5)
     catalog_running = ExitStack()
@@ -390,7 +391,7 @@ def stuck_order(
     with capture_logs() as logs:
         response = place(orders.test_client(), customer, {mug["id"]: 2}, key="stuck")
     assert response.status_code == 504
-    (order_id,) = pending_order_ids(shop.orders)
+    (order_id,) = order_ids(shop.orders, "abandoned")
     return StuckOrder(order_id, mug["id"], [record["message"] for record in logs])
 
 

@@ -13,6 +13,7 @@ from flask import Flask, Response, request
 from flotilla.http import DEADLINE_HEADER
 from flotilla.testing.wsgi import serve_app
 from orders.models import outbox
+from orders.recovery import recover
 
 from .conftest import (
     Account,
@@ -264,10 +265,10 @@ def test_a_refusal_after_a_lost_answer_still_releases_the_stock(
     assert stock_of(shop, mug["id"]) == 3
 
 
-def test_when_the_release_fails_too_the_order_stays_pending_and_invisible(
+def test_when_the_release_fails_too_the_order_is_left_to_recovery_and_its_key_is_free(
     shop: Shop, customer: Account, stuck_order: StuckOrder
 ) -> None:
-    assert rows(shop.orders) == {"keys": 1, "events": 0, "pending": 1}
+    assert rows(shop.orders) == {"keys": 0, "events": 0, "abandoned": 1}
     assert "release failed; order left for recovery" in stuck_order.log_messages
     assert stock_of(shop, stuck_order.product_id) == 3  # still reserved: recovery releases it
     assert reservation_states(shop) == ["reserved"]
@@ -275,6 +276,12 @@ def test_when_the_release_fails_too_the_order_stays_pending_and_invisible(
     path = f"/api/v1/orders/{stuck_order.order_id}"
     assert client.get(path, headers=customer.headers).status_code == 404
     assert json_of(client.get("/api/v1/orders", headers=customer.headers))["items"] == []
+    # The client's retry with the same key is a new attempt at once, not a 409.
     retry = place(client, customer, {stuck_order.product_id: 2}, key="stuck")
-    assert retry.status_code == 409
-    assert json_of(retry)["type"] == "urn:flotilla:problem:request-in-progress"
+    assert retry.status_code == 201
+    assert json_of(retry)["id"] > stuck_order.order_id
+    assert stock_of(shop, stuck_order.product_id) == 1
+    with shop.orders.app_context():
+        assert recover().released == 1  # abandoned orders are released whatever their age
+    assert stock_of(shop, stuck_order.product_id) == 3
+    assert rows(shop.orders) == {"keys": 1, "events": 1, "placed": 1}

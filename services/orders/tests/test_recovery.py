@@ -48,13 +48,16 @@ def test_recovery_releases_a_stuck_order_and_deletes_it(
 
 
 def test_a_recent_pending_order_is_left_to_its_request(
-    shop: Shop, app: Flask, stuck_order: StuckOrder
+    shop: Shop, app: Flask, customer: Account, make_product: ProductFactory
 ) -> None:
+    mug = make_product("MUG-1", stock=5)
+    now = utc_now()
+    stuck_in(app, customer.id, mug["id"], 2, state="pending", updated_at=now, created_at=now)
     with app.app_context():
         report = recover()
     assert (report.released, report.failed) == (0, 0)
-    assert rows(app) == {"keys": 1, "events": 0, "pending": 1}
-    assert stock_of(shop, stuck_order.product_id) == 3
+    assert rows(app) == {"keys": 0, "events": 0, "pending": 1}
+    assert stock_of(shop, mug["id"]) == 3
 
 
 def test_when_catalog_is_still_down_the_order_waits_abandoned_for_the_next_pass(
@@ -66,7 +69,7 @@ def test_when_catalog_is_still_down_the_order_waits_abandoned_for_the_next_pass(
     with catalog_down.app_context():
         failed = recover(now=utc_now() + LATER)
     assert (failed.released, failed.failed) == (0, 1)
-    assert rows(app) == {"keys": 1, "events": 0, "abandoned": 1}
+    assert rows(app) == {"keys": 0, "events": 0, "abandoned": 1}
     # Abandoned: a request still running could no longer place it.
     with app.app_context():
         again = recover()  # abandoned orders are retried whatever their age
@@ -115,11 +118,19 @@ def test_the_cli_runs_one_pass(shop: Shop, app: Flask, stuck_order: StuckOrder) 
 
 
 def stuck_in(
-    app: Flask, user_id: int, product_id: int, quantity: int, *, state: str, updated_at: datetime
+    app: Flask,
+    user_id: int,
+    product_id: int,
+    quantity: int,
+    *,
+    state: str,
+    updated_at: datetime,
+    created_at: datetime | None = None,
 ) -> int:
-    """An order left in ``state`` long ago, holding ``quantity`` of the product at catalog."""
-    long_ago = utc_now() - LATER
-    row = {"user_id": user_id, "state": state, "created_at": long_ago, "updated_at": updated_at}
+    """An order left in ``state`` (created long ago by default), holding ``quantity`` of the
+    product at catalog."""
+    created_at = created_at or utc_now() - LATER
+    row = {"user_id": user_id, "state": state, "created_at": created_at, "updated_at": updated_at}
     with app.app_context():
         with db.engine.begin() as connection:
             order_id: int = connection.execute(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert
 
 from flotilla.columns import utc_now
+from orders.compensation import COMPENSATION_BUDGET
 from orders.idempotency import request_hash
 from orders.models import Order, db
+from orders.recovery import recover
 
 from .conftest import Account, ProductFactory, Shop, json_of, place, rows, stock_of
 
@@ -122,6 +125,43 @@ def test_a_key_whose_request_is_running_is_409_with_retry_after(
     assert response.headers["Retry-After"] == "1"
     assert json_of(response)["type"] == "urn:flotilla:problem:request-in-progress"
     assert place(client, customer, {mug["id"]: 2}, key="busy").status_code == 422
+
+
+def test_a_key_held_by_an_orphan_is_taken_over_by_the_retry(
+    shop: Shop, app: Flask, client: FlaskClient, customer: Account, make_product: ProductFactory
+) -> None:
+    # The worker placing the order died after writing it: no request will finish it. Once
+    # it is older than any request can run, the retry with its key places the order, and
+    # recovery releases whatever the orphan may hold.
+    mug = make_product("MUG-1", stock=5)
+    body = {"lines": [{"product_id": mug["id"], "quantity": 1}]}
+    settings = app.extensions["flotilla.settings"]
+    created = utc_now() - timedelta(seconds=settings.REQUEST_DEADLINE + COMPENSATION_BUDGET + 1)
+    with app.app_context(), db.engine.begin() as connection:
+        orphan = connection.execute(
+            insert(Order)
+            .values(
+                user_id=customer.id,
+                state="pending",
+                idempotency_key="orphaned",
+                request_hash=request_hash(body),
+                created_at=created,
+                updated_at=created,
+            )
+            .returning(Order.id)
+        ).scalar_one()
+
+    response = place(client, customer, {mug["id"]: 1}, key="orphaned")
+
+    assert response.status_code == 201
+    assert json_of(response)["id"] > orphan
+    assert rows(app) == {"keys": 1, "events": 1, "placed": 1, "abandoned": 1}
+    with app.app_context():
+        assert recover().released == 1
+    assert rows(app) == {"keys": 1, "events": 1, "placed": 1}
+    assert stock_of(shop, mug["id"]) == 4
+    replay = place(client, customer, {mug["id"]: 1}, key="orphaned")
+    assert replay.headers["Idempotent-Replayed"] == "true"
 
 
 def test_concurrent_requests_with_one_key_make_one_order(

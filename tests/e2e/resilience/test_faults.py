@@ -7,13 +7,19 @@ they ordered.
 
 from __future__ import annotations
 
+import os
+import signal
 import statistics
 import time
 import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from flotilla.testing import wait_until
 
-from .conftest import Shop
+from .conftest import Shop, children
 
 
 def timed_order(
@@ -102,6 +108,48 @@ def test_catalog_frozen_is_a_504_within_the_deadline_then_recovers(shop: Shop) -
     wait_until(recovered, timeout=60, what="the pending order to be recovered")
     after = shop.assert_consistent()
     assert len(after.placed) == len(before.placed) + 1
+
+
+def test_a_key_whose_request_gave_up_is_free_for_the_retry_at_once(shop: Shop) -> None:
+    # The reservation times out in a frozen catalog and the release cannot reach it either:
+    # the order is left to recovery, and the client's retry with the key is a new attempt.
+    before = shop.assert_consistent()
+    key = uuid.uuid4().hex
+    shop.freeze_catalog()
+
+    first, _ = shop.place_order(key, **{"X-Deadline-Ms": "1500"})
+    retry, body = shop.place_order(key, **{"X-Deadline-Ms": "1500"})
+
+    assert first == 504
+    assert retry in {503, 504}, body  # catalog's fault again, not request-in-progress
+    shop.thaw_catalog()
+    wait_until(lambda: shop.place_order(key)[0] == 201, timeout=30, what="the retry to succeed")
+    assert shop.ledger().pending == 0
+    shop.recover_orders()  # releases what the abandoned attempts may hold
+    assert len(shop.assert_consistent().placed) == len(before.placed) + 1
+
+
+def test_a_key_whose_worker_died_is_free_once_its_deadline_has_passed(shop: Shop) -> None:
+    # The worker placing the order is killed while catalog holds its reservation call: no
+    # request will ever finish that order. The retry with its key takes it over once it is
+    # older than any request can run (REQUEST_DEADLINE and the compensation's grace),
+    # without waiting for recovery, which releases the orphan afterwards.
+    before = shop.assert_consistent()
+    key = uuid.uuid4().hex
+    shop.freeze_catalog()
+    with ThreadPoolExecutor(1) as pool:
+        placing = pool.submit(shop.place_order, key)
+        wait_until(lambda: shop.ledger().pending == 1, timeout=10, what="the order to be pending")
+        for worker in children(shop.servers["orders"].pid):
+            os.kill(worker, signal.SIGKILL)
+        with pytest.raises(ConnectionResetError):  # the connection died with its worker
+            placing.result(timeout=30)
+    shop.thaw_catalog()
+
+    wait_until(lambda: shop.place_order(key)[0] == 201, timeout=30, what="the retry to succeed")
+    assert shop.ledger().pending == 0  # taken over by the retry, recovery has not run
+    shop.recover_orders()
+    assert len(shop.assert_consistent().placed) == len(before.placed) + 1
 
 
 def test_users_slowed_down_the_deadline_is_respected(shop: Shop) -> None:

@@ -13,6 +13,12 @@ Two rules keep compensation from doing harm:
   :mod:`orders.recovery`, which only ever releases orders that are not placed, decides later.
   The delete is conditional too: the order (and with it its key) only in the state this
   request left it in.
+* **Never keep a key busy for a request that has given up.** An abandoned order holds no
+  ``Idempotency-Key``: :func:`orders.idempotency.abandon` takes the key off the order in
+  the same compare-and-set. So when a release fails and the order is left for recovery, the
+  client's retry with the same key is a new attempt at once, not a minute of 409s while
+  recovery waits; the abandoned order keeps its id, which is all catalog's reservation
+  refers to.
 * **Release whenever in doubt.** A release is idempotent and leaves a tombstone at catalog,
   so releasing an order that reserved nothing costs one call, while not releasing one that
   did leaks stock. The release gets :data:`COMPENSATION_BUDGET` of its own, because the
@@ -25,16 +31,16 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from flotilla.columns import utc_now
 from flotilla.http import DownstreamError, grace
+from orders import idempotency
 from orders.clients import catalog_client
 from orders.idempotency import StoredResponse
 from orders.metrics import order_instruments
 from orders.models import Order, db
-from orders.states import VISIBLE_STATES, OrderEvent, OrderState, next_state
+from orders.states import VISIBLE_STATES, OrderState
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +64,8 @@ def compensate(order_id: int, *, maybe_reserved: bool) -> None:
     """
     compensations = order_instruments().compensations
     if maybe_reserved and not _release(order_id):
-        compensations.labels("left_pending").inc()
+        compensations.labels("left_for_recovery").inc()
+        _abandon_for_recovery(order_id)
         return
     compensations.labels("released" if maybe_reserved else "discarded").inc()
     _discard(order_id, state=OrderState.PENDING)
@@ -75,7 +82,7 @@ def settle_failed_confirmation(order_id: int) -> StoredResponse | None:
     try:
         claim = _claim(order_id)
     except SQLAlchemyError as error:
-        compensations.labels("left_pending").inc()
+        compensations.labels("left_for_recovery").inc()
         log.warning(
             "order state unknown after a failed commit; left for recovery",
             extra={"order_id": order_id, "error": repr(error)[:500]},
@@ -86,7 +93,7 @@ def settle_failed_confirmation(order_id: int) -> StoredResponse | None:
         log.warning("order placed although its commit raised", extra={"order_id": order_id})
         return claim.answer
     if not _release(order_id):
-        compensations.labels("left_pending").inc()
+        compensations.labels("left_for_recovery").inc()
         return None
     compensations.labels("released").inc()
     _discard(order_id, state=OrderState.ABANDONED)
@@ -108,11 +115,7 @@ def _claim(order_id: int) -> _Claim:
     database's statement timeout; a timeout raises, and the order is then left alone.
     """
     with db.engine.begin() as connection:
-        connection.execute(
-            update(Order)
-            .where(Order.id == order_id, Order.state == OrderState.PENDING)
-            .values(state=next_state(OrderState.PENDING, OrderEvent.ABANDON), updated_at=utc_now())
-        )
+        idempotency.abandon(connection, order_id)
         stored = connection.execute(
             select(Order.state, Order.response_status, Order.response_body).where(
                 Order.id == order_id
@@ -123,6 +126,23 @@ def _claim(order_id: int) -> _Claim:
     if stored.response_status is None:  # its key pruned since: placed, answer forgotten
         return _Claim(placed=True)
     return _Claim(True, StoredResponse(stored.response_status, dict(stored.response_body or {})))
+
+
+def _abandon_for_recovery(order_id: int) -> None:
+    """Leave a pending order whose release failed to recovery, its key free for a retry.
+
+    A database failure here leaves it ``pending`` with its key: a retry takes it over once
+    its request's deadline has passed (:func:`orders.idempotency.replay`), recovery once
+    ``PENDING_ORDER_TIMEOUT`` has.
+    """
+    try:
+        with db.engine.begin() as connection:
+            idempotency.abandon(connection, order_id)
+    except SQLAlchemyError as error:
+        log.warning(
+            "failed order not abandoned; its key stays taken until its deadline",
+            extra={"order_id": order_id, "error": repr(error)[:500]},
+        )
 
 
 def _release(order_id: int) -> bool:

@@ -12,11 +12,17 @@ unique index. While the first is running the second is told so (409, ``Retry-Aft
 order whose request failed in a way that certainly changed nothing is deleted, key and all,
 so the client may simply try again with it. The answer is stored on the order when it is
 placed, in the same UPDATE.
+
+A request that has given up never keeps its key: an order left ``abandoned`` for recovery
+holds none (:func:`abandon`), and an order still ``pending`` after any request could have
+finished with it (its worker died) is abandoned by the retry that finds it
+(:func:`replay`). So a retry waits at most a request deadline, never for recovery.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,19 +31,40 @@ from typing import Any
 
 import orjson
 from flask import Response, current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from flotilla import BadRequest, Conflict, ValidationFailed
+from flotilla.columns import utc_now
 from orders.models import Order, db
+from orders.states import OrderEvent, OrderState, next_state
+
+log = logging.getLogger(__name__)
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 RETRY_IN_PROGRESS_AFTER = 1  # seconds: placing an order takes well under one
 _KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII; \x20 is the space
 
-_FIND = select(Order.request_hash, Order.response_status, Order.response_body).where(
-    Order.user_id == bindparam("key_user_id"), Order.idempotency_key == bindparam("key_value")
+_ABANDON = (
+    update(Order)
+    .where(Order.id == bindparam("abandoned_id"), Order.state == OrderState.PENDING)
+    .values(
+        state=next_state(OrderState.PENDING, OrderEvent.ABANDON),
+        idempotency_key=None,
+        request_hash=None,
+        updated_at=bindparam("now"),
+    )
 )
+_ABANDON_ORPHAN = _ABANDON.where(Order.created_at < bindparam("created_before"))
+
+_FIND = select(
+    Order.id,
+    Order.state,
+    Order.created_at,
+    Order.request_hash,
+    Order.response_status,
+    Order.response_body,
+).where(Order.user_id == bindparam("key_user_id"), Order.idempotency_key == bindparam("key_value"))
 
 
 class IdempotencyKeyRequired(BadRequest):
@@ -99,29 +126,62 @@ def request_hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def replay(*, user_id: int, key: str, hash_: str) -> StoredResponse:
-    """The answer for a key an earlier request took: its stored answer, else 422 or 409.
+def replay(
+    *, user_id: int, key: str, hash_: str, orphaned_before: datetime
+) -> StoredResponse | None:
+    """The answer for a key an earlier request took: its stored answer, 422 or 409; or ``None``.
 
-    A key that is gone again (its request failed and deleted its order) is a 409 too: the
-    client retries, and its retry will find the key free.
+    ``None`` says the key is free again, for the caller to place the order afresh: the
+    earlier request failed and deleted its order, or its order is an *orphan*, still
+    ``pending`` though created before ``orphaned_before``, when no request could still be
+    placing it (the worker running it died). The orphan is abandoned here, its key freed,
+    and recovery releases whatever catalog holds for it.
     """
     with db.autocommit() as connection:
         record = connection.execute(_FIND, {"key_user_id": user_id, "key_value": key}).one_or_none()
-    if record is None:
-        raise RequestInProgress(
-            "A request with this Idempotency-Key was being processed; retry.",
-            headers={"Retry-After": str(RETRY_IN_PROGRESS_AFTER)},
+        if record is None:
+            return None
+        if record.request_hash != hash_:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was used with a different request; use a new key."
+            )
+        if record.response_status is not None:
+            return StoredResponse(
+                record.response_status, dict(record.response_body or {}), replayed=True
+            )
+        if record.created_at < orphaned_before and abandon(
+            connection, record.id, created_before=orphaned_before
+        ):
+            log.warning("orphaned order abandoned for a retry", extra={"order_id": record.id})
+            return None
+    raise request_in_progress()
+
+
+def request_in_progress() -> RequestInProgress:
+    """The 409 for a key whose request is running: retry in a moment."""
+    return RequestInProgress(
+        "A request with this Idempotency-Key is still being processed; retry.",
+        headers={"Retry-After": str(RETRY_IN_PROGRESS_AFTER)},
+    )
+
+
+def abandon(
+    connection: Connection, order_id: int, *, created_before: datetime | None = None
+) -> bool:
+    """``pending`` → ``abandoned``, its key freed, unless it was placed; True if it changed.
+
+    A compare-and-set: it waits for a confirming commit of the same row still in flight and
+    changes nothing if that placed the order. ``created_before`` limits it to an order
+    created earlier (an orphan, whose request is past its deadline). Not committed here.
+    """
+    parameters = {"abandoned_id": order_id, "now": utc_now()}
+    if created_before is None:
+        abandoned = connection.execute(_ABANDON, parameters)
+    else:
+        abandoned = connection.execute(
+            _ABANDON_ORPHAN, {**parameters, "created_before": created_before}
         )
-    if record.request_hash != hash_:
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was used with a different request; use a new key."
-        )
-    if record.response_status is None:
-        raise RequestInProgress(
-            "A request with this Idempotency-Key is still being processed.",
-            headers={"Retry-After": str(RETRY_IN_PROGRESS_AFTER)},
-        )
-    return StoredResponse(record.response_status, dict(record.response_body or {}), replayed=True)
+    return bool(abandoned.rowcount == 1)
 
 
 PRUNE_BATCH = 1000

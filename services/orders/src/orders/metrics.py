@@ -1,6 +1,6 @@
 """Metrics of what the orders service undoes: compensations of failed placings, recovery.
 
-``orders_compensations_total{outcome="left_pending"}`` counts orders whose stock could not be
+``orders_compensations_total{outcome="left_for_recovery"}`` counts orders whose stock could not be
 released at once; ``orders_recovery_releases_total{outcome="failed"}`` rising means recovery
 cannot reach catalog either, and reserved stock is waiting. Created once per process, after
 :func:`flotilla.metrics.instruments` let prometheus_client choose file-backed values under
@@ -32,7 +32,7 @@ def order_instruments() -> OrderInstruments:
         compensations=Counter(
             "orders_compensations",
             "Failed placings undone, by outcome: discarded (nothing reached catalog), released, "
-            "left_pending (the release failed too, or the order's state is unknown; recovery "
+            "left_for_recovery (the release failed too, or the order's state is unknown; recovery "
             "finishes it), placed (the confirming commit raised but had succeeded).",
             ("outcome",),
         ),

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 
@@ -89,10 +90,10 @@ def place_order(
     principal = current_principal()
     user_id = int(principal.user_id)
     hash_ = idempotency.request_hash({"lines": _canonical_lines(lines)})
-    try:
-        order_id, created_at = _create_pending_order(user_id, key, hash_)
-    except IntegrityError:  # the key was taken: by an earlier request, or one running now
-        return idempotency.replay(user_id=user_id, key=key, hash_=hash_)
+    created = _create_or_replay(user_id, key, hash_)
+    if isinstance(created, StoredResponse):
+        return created
+    order_id, created_at = created
     try:
         customer = customer_of(principal, authorization)
     except Exception:
@@ -115,6 +116,29 @@ def _canonical_lines(lines: Sequence[dict[str, int]]) -> list[dict[str, int]]:
     lines carries no meaning.
     """
     return sorted((dict(line) for line in lines), key=lambda line: line["product_id"])
+
+
+def _create_or_replay(user_id: int, key: str, hash_: str) -> tuple[int, datetime] | StoredResponse:
+    """Step 1, or the answer to a key an earlier request took; tried again if the key came free.
+
+    The key comes free when the earlier request failed and gave it up, or died: its pending
+    order is older than any running request could be, the request deadline and the
+    compensation's grace (:func:`orders.idempotency.replay`).
+    """
+    deadline: float = current_app.extensions["flotilla.settings"].REQUEST_DEADLINE
+    for _ in range(2):
+        try:
+            return _create_pending_order(user_id, key, hash_)
+        except IntegrityError:  # the key was taken: by an earlier request, or one running now
+            orphaned_before = utc_now() - timedelta(
+                seconds=deadline + compensation.COMPENSATION_BUDGET
+            )
+            answer = idempotency.replay(
+                user_id=user_id, key=key, hash_=hash_, orphaned_before=orphaned_before
+            )
+            if answer is not None:
+                return answer
+    raise idempotency.request_in_progress()
 
 
 def _create_pending_order(user_id: int, key: str, hash_: str) -> tuple[int, datetime]:

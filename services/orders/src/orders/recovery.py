@@ -1,10 +1,11 @@
 """Recovery: finish what failed requests could not, so no stock stays reserved for nothing.
 
 A request that fails after catalog may have reserved stock releases the reservation itself;
-when that release fails too (catalog down, the grace gone), the order is left ``pending``
-(or ``abandoned``, after a failed confirming commit) and invisible, its key ``in_progress``.
-``flask --app orders orders recover`` finds pending orders once they are older than
-``PENDING_ORDER_TIMEOUT`` — older than any request could still be running — and for each:
+when that release fails too (catalog down, the grace gone), the order is left ``abandoned``
+and invisible, its key already free for the client's retry. A worker that died mid-request
+leaves its order ``pending``. ``flask --app orders orders recover`` finds abandoned orders
+at once and pending ones once they are older than ``PENDING_ORDER_TIMEOUT`` — older than any
+request could still be running — and for each:
 
 1. moves it ``pending`` → ``abandoned`` with a compare-and-set, committed, so a request
    that is somehow still running can no longer place it (placing requires ``pending``);
@@ -45,7 +46,7 @@ from orders.config import OrdersSettings
 from orders.metrics import order_instruments
 from orders.models import Order, db
 from orders.reconciliation import release_orphaned_reservations
-from orders.states import OrderEvent, OrderState, next_state
+from orders.states import OrderState
 
 log = logging.getLogger(__name__)
 
@@ -133,16 +134,9 @@ def _finish_cancel(order_id: int) -> str:
 
 def _abandon(order_id: int) -> bool:
     """Make the order ``abandoned`` unless it was placed; True when it is abandoned now."""
-    session = db.session()
-    session.execute(
-        update(Order)
-        .where(Order.id == order_id, Order.state == OrderState.PENDING)
-        .values(state=next_state(OrderState.PENDING, OrderEvent.ABANDON), updated_at=utc_now())
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    state = session.scalar(select(Order.state).where(Order.id == order_id))
-    session.commit()
+    with db.engine.begin() as connection:
+        idempotency.abandon(connection, order_id)
+        state = connection.scalar(select(Order.state).where(Order.id == order_id))
     return state == OrderState.ABANDONED
 
 
