@@ -403,6 +403,7 @@ RATE_LIMITED_OPERATIONS = {
     ("post", "/api/v1/tokens"),
     ("post", "/api/v1/tokens/refresh"),
     ("put", "/api/v1/users/me/password"),
+    ("post", "/api/v1/service-tokens"),
 }
 
 
