@@ -128,7 +128,12 @@ def _topology(service: str, layout: Layout) -> dict[str, str]:
     if service != "users":
         env["AUTH_JWKS_URL"] = f"{layout.url('users')}/.well-known/jwks.json"
     if service == "orders":
-        env |= {"USERS_URL": layout.url("users"), "CATALOG_URL": layout.url("catalog")}
+        env |= {
+            "USERS_URL": layout.url("users"),
+            "CATALOG_URL": layout.url("catalog"),
+            # Its own token for catalog's reservations; the secret comes from VAR_DIR.
+            "SERVICE_TOKEN_URL": f"{layout.url('users')}/api/v1/service-tokens",
+        }
     return env
 
 

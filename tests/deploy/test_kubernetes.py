@@ -66,6 +66,8 @@ PRODUCTION_SECRETS = {
     "AUTH_SIGNING_KEY": "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n",
     "SMTP_USERNAME": "shop",
     "SMTP_PASSWORD": "password",
+    "SERVICE_CLIENT_SECRET": "c" * 48,
+    "SERVICE_CLIENT_SECRETS": "orders=" + "c" * 48,
 }
 """Stand-ins for what production's Secrets hold, one for every key the example Secrets name."""
 Manifest = dict[str, Any]
@@ -443,11 +445,12 @@ def test_ingress_routes_what_nginx_routes(overlay: str) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_reservations_are_never_routed(overlay: str) -> None:
-    reservations = PurePosixPath("/api/v1/reservations").parts
-    for prefix in ingress_routes(overlay):
-        segments = PurePosixPath(prefix).parts
-        assert reservations[: len(segments)] != segments, prefix
+def test_reservations_and_service_tokens_are_never_routed(overlay: str) -> None:
+    for internal in ("/api/v1/reservations", "/api/v1/service-tokens"):
+        parts = PurePosixPath(internal).parts
+        for prefix in ingress_routes(overlay):
+            segments = PurePosixPath(prefix).parts
+            assert parts[: len(segments)] != segments, (internal, prefix)
 
 
 # -- network policies --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import flask
+import jwt
 import orjson
 import pytest
 from flask import Flask, g
@@ -32,6 +33,7 @@ from flotilla.auth import (
     load_public_keys,
     public_pem,
     require_auth,
+    require_service,
 )
 from flotilla.config import ConfigurationError
 from flotilla.errors import PROBLEM_MEDIA_TYPE
@@ -66,11 +68,17 @@ def build_auth_app(tmp_path: Path, **settings: Any) -> Flask:
         """Read what only admins and auditors may read."""
         return {"status": "secret"}
 
+    @require_service("orders", "billing")
+    def read_stock() -> dict[str, Any]:
+        """Read what only the orders and billing services may read."""
+        return {"client_id": current_principal().client_id}
+
     # Registered by calls, not decorators: flask-smorest is untyped, and mypy --strict refuses
     # untyped decorators outside ``*.api`` modules. The order is the same as stacked decorators.
     blp.get("/open")(read_open)
     blp.get("/me")(read_me)
     blp.get("/audit")(read_audit)
+    blp.get("/stock")(read_stock)
     register_blueprints(app, blp)
     return app
 
@@ -326,10 +334,85 @@ def test_the_openapi_document_declares_the_scheme_and_each_protected_operation(
         assert operation["security"] == [{"bearerAuth": []}]
         problem = operation["responses"]["401"]["content"][PROBLEM_MEDIA_TYPE]["schema"]
         assert problem == {"$ref": "#/components/schemas/Problem"}
-    assert "403" not in me["responses"]
+    assert me["responses"]["403"]["description"] == "A service's token."
     assert "403" in audit["responses"]
+    stock = paths["/things/stock"]["get"]
+    assert stock["security"] == [{"bearerAuth": []}]
+    assert {"401", "403"} <= set(stock["responses"])
     assert "security" not in open_
     assert "401" not in open_["responses"]
+
+
+# Services' own tokens: only where a service is named, never where a user is expected
+
+
+def service_token(key: SigningKey, client_id: str) -> str:
+    """A service's own token, as users issues it for the client credentials grant."""
+    return issue_access_token(
+        key,
+        subject=client_id,
+        roles=("service",),
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        lifetime=timedelta(minutes=5),
+        client_id=client_id,
+    )
+
+
+def test_a_named_service_is_let_in(client: FlaskClient, signing_key: SigningKey) -> None:
+    for name in ("orders", "billing"):
+        response = client.get("/things/stock", headers=bearer(service_token(signing_key, name)))
+        assert response.json == {"client_id": name}
+
+
+def test_users_and_other_services_are_refused_where_a_service_is_named(
+    client: FlaskClient, signing_key: SigningKey
+) -> None:
+    assert_problem(client.get("/things/stock"), 401, "invalid-token")
+    for token in (
+        access_token(signing_key),
+        access_token(signing_key, roles=("admin", "service")),  # a role is not an identity
+        service_token(signing_key, "notifications"),
+    ):
+        response = client.get("/things/stock", headers=bearer(token))
+        body = assert_problem(response, 403, "wrong-principal")
+        assert "orders" in body["detail"]
+        assert 'error="insufficient_scope"' in response.headers["WWW-Authenticate"]
+
+
+def test_a_service_token_is_refused_where_a_user_is_expected(
+    client: FlaskClient, signing_key: SigningKey
+) -> None:
+    # Its subject is a service's name: a view would take "orders" for a user id.
+    for path in ("/things/me", "/things/audit"):
+        response = client.get(path, headers=bearer(service_token(signing_key, "orders")))
+        assert_problem(response, 403, "wrong-principal")
+
+
+def test_a_profile_cannot_smuggle_a_client_id_into_a_users_token(signing_key: SigningKey) -> None:
+    token = issue_access_token(
+        signing_key,
+        subject="7",
+        roles=("customer",),
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        lifetime=timedelta(minutes=5),
+        profile={"email": "a@example.com", "client_id": "orders"},
+    )
+    assert "client_id" not in jwt.decode(token, options={"verify_signature": False})
+
+
+def test_a_malformed_client_id_claim_is_refused(
+    client: FlaskClient, signing_key: SigningKey
+) -> None:
+    for client_id in (5, "", ["orders"]):
+        token = forge(signing_key, client_id=client_id)
+        assert_problem(client.get("/things/me", headers=bearer(token)), 401, "invalid-token")
+
+
+def test_require_service_must_name_a_service() -> None:
+    with pytest.raises(ValueError, match="services"):
+        require_service()
 
 
 # Keys unavailable: the service is at fault, not the token

@@ -187,6 +187,32 @@ def test_each_client_address_has_its_own_bucket(client: FlaskClient) -> None:
     assert statuses(client, "/ping", 3, **second) == [200, 200, 200]
 
 
+def test_a_forged_forwarded_address_from_an_untrusted_peer_keeps_its_bucket(
+    make_app: AppFactory,
+) -> None:
+    # Behind one proxy, but the request comes straight to the port from elsewhere: each
+    # made-up X-Forwarded-For would otherwise be a fresh bucket, and the limit would be none.
+    client = make_app(REDIS_URL="", PROXY_HOPS=1).test_client()
+    forged = [
+        client.get(
+            "/ping",
+            headers={"X-Forwarded-For": f"203.0.113.{number}"},
+            environ_base={"REMOTE_ADDR": "198.51.100.7"},
+        ).status_code
+        for number in range(5)
+    ]
+    assert forged == [200, 200, 200, 429, 429]
+
+
+def test_a_trusted_proxy_reports_each_client_in_its_own_bucket(make_app: AppFactory) -> None:
+    client = make_app(REDIS_URL="", PROXY_HOPS=1, TRUSTED_PROXIES="10.1.0.0/16").test_client()
+    proxy = {"REMOTE_ADDR": "10.1.2.3"}
+    first = {"headers": {"X-Forwarded-For": "203.0.113.1"}, "environ_base": proxy}
+    second = {"headers": {"X-Forwarded-For": "203.0.113.2"}, "environ_base": proxy}
+    assert statuses(client, "/ping", 4, **first) == [200, 200, 200, 429]
+    assert statuses(client, "/ping", 3, **second) == [200, 200, 200]
+
+
 def test_each_key_has_its_own_bucket(client: FlaskClient) -> None:
     alice = {"headers": {"X-Account": "alice"}}
     bob = {"headers": {"X-Account": "bob"}}

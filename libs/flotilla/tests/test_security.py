@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from flask import Flask, request
 from flask.testing import FlaskClient
+from pydantic import ValidationError
+
+from flotilla import ServiceSettings
 
 from .conftest import build_app
 
@@ -42,6 +47,49 @@ def test_forwarded_headers_are_believed_from_a_trusted_proxy(tmp_path: Path) -> 
     response = app.test_client().get("/client", headers=FORWARDED_HTTPS)
     assert response.json == {"remote_addr": "203.0.113.9", "scheme": "https"}
     assert "Strict-Transport-Security" in response.headers
+
+
+def _with_client_route(app: Flask) -> Flask:
+    @app.get("/client")
+    def client_address() -> dict[str, str | None]:
+        return {"remote_addr": request.remote_addr, "scheme": request.scheme}
+
+    return app
+
+
+def test_forwarded_headers_from_an_untrusted_peer_are_ignored(tmp_path: Path) -> None:
+    # PROXY_HOPS=1 says a proxy is in front, but this request reached the port directly.
+    app = _with_client_route(build_app(tmp_path, PROXY_HOPS=1))
+    response = app.test_client().get(
+        "/client", headers=FORWARDED_HTTPS, environ_base={"REMOTE_ADDR": "198.51.100.7"}
+    )
+    assert response.json == {"remote_addr": "198.51.100.7", "scheme": "http"}
+    assert "Strict-Transport-Security" not in response.headers
+
+
+def test_only_the_configured_proxies_are_trusted(tmp_path: Path) -> None:
+    app = _with_client_route(
+        build_app(tmp_path, PROXY_HOPS=1, TRUSTED_PROXIES="10.0.0.0/8, 2001:db8::/32")
+    )
+    client = app.test_client()
+    peers = {
+        "10.20.30.40": "203.0.113.9",
+        "2001:db8::5": "203.0.113.9",
+        "::ffff:10.0.0.1": "203.0.113.9",
+        "127.0.0.1": "127.0.0.1",  # loopback is no longer in the list
+        "11.0.0.1": "11.0.0.1",
+    }
+    for peer, seen in peers.items():
+        response = client.get(
+            "/client", headers=FORWARDED_HTTPS, environ_base={"REMOTE_ADDR": peer}
+        )
+        assert response.json is not None
+        assert response.json["remote_addr"] == seen, peer
+
+
+def test_trusted_proxies_must_be_addresses_or_networks(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="TRUSTED_PROXIES"):
+        ServiceSettings(VAR_DIR=tmp_path, TRUSTED_PROXIES="10.0.0.0/8,nginx")
 
 
 def test_openapi_and_swagger_ui_are_served(client: FlaskClient) -> None:

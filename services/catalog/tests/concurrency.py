@@ -20,7 +20,7 @@ import orjson
 from flask import Flask
 from sqlalchemy import Engine, text
 
-from .conftest import ADMIN, product_body
+from .conftest import ADMIN, ORDERS, product_body
 
 CLIENTS = 50
 STOCK = 10
@@ -57,7 +57,10 @@ class Catalog:
 
 
 def http_call(base_url: str) -> Caller:
-    """Call ``base_url`` over HTTP, a new connection per request: (status, JSON body or {})."""
+    """Call ``base_url`` over HTTP, a new connection per request: (status, JSON body or {}).
+
+    Without ``headers`` a call carries the orders service's token, as reservations need.
+    """
 
     def call(
         method: str,
@@ -66,7 +69,7 @@ def http_call(base_url: str) -> Caller:
         headers: dict[str, str] | None = None,
     ) -> Answer:
         data = orjson.dumps(body) if body is not None else None
-        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        all_headers = {"Content-Type": "application/json", **(headers or ORDERS)}
         request = urllib.request.Request(
             base_url + path, data=data, method=method, headers=all_headers
         )
@@ -90,7 +93,7 @@ def app_call(app: Flask) -> Caller:
         body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Answer:
-        response = app.test_client().open(path, method=method, json=body, headers=headers or {})
+        response = app.test_client().open(path, method=method, json=body, headers=headers or ORDERS)
         return response.status_code, response.get_json(silent=True) or {}
 
     return call

@@ -66,8 +66,24 @@ def bearer(*roles: str, user_id: int = 1) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def service_bearer(client_id: str) -> dict[str, str]:
+    """The Authorization header of a service's own token, as users issues it to ``client_id``."""
+    token = issue_access_token(
+        SIGNING_KEY,
+        subject=client_id,
+        roles=["service"],
+        issuer="urn:flotilla:users",
+        audience="flotilla",
+        lifetime=timedelta(minutes=5),
+        client_id=client_id,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
 ADMIN = bearer("customer", "admin", user_id=1)
 CUSTOMER = bearer("customer", user_id=2)
+ORDERS = service_bearer("orders")
+"""The orders service: the one caller the reservations API takes."""
 
 
 def json_of(response: TestResponse) -> dict[str, Any]:
@@ -103,7 +119,7 @@ def reserve(
         "order_id": order_id,
         "lines": [{"product_id": product, "quantity": quantity} for product, quantity in pairs],
     }
-    return client.post("/api/v1/reservations", json=body)
+    return client.post("/api/v1/reservations", json=body, headers=ORDERS)
 
 
 def stock_of(app: Flask, product_id: int) -> int:

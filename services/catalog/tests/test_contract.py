@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from flotilla.testing.contract import check_contract, check_hostile_inputs
 
-from .conftest import ADMIN, product_body
+from .conftest import ADMIN, ORDERS, product_body
 
 
 @pytest.mark.parametrize("signed_in", [True, False], ids=["admin", "anonymous"])
@@ -41,4 +41,4 @@ def seed(client: FlaskClient) -> None:
         body = product_body(f"SEED-{index}", stock=1000)
         assert client.post("/api/v1/products", json=body, headers=ADMIN).status_code == 201
     reservation = {"order_id": 1, "lines": [{"product_id": 1, "quantity": 1}]}
-    assert client.post("/api/v1/reservations", json=reservation).status_code == 201
+    assert client.post("/api/v1/reservations", json=reservation, headers=ORDERS).status_code == 201

@@ -25,16 +25,25 @@ def test_product_writes_document_who_may_call_them(client: FlaskClient) -> None:
         assert {"401", "403", "404"} <= set(operation["responses"])
 
 
-def test_product_reads_and_reservations_need_no_token(client: FlaskClient) -> None:
+def test_product_reads_need_no_token(client: FlaskClient) -> None:
     paths = spec(client)["paths"]
     reads = [
         paths["/api/v1/products"]["get"],
         paths["/api/v1/products/{product_id}"]["get"],
         paths["/api/v1/products/by-sku/{sku}"]["get"],
-        *paths["/api/v1/reservations/{order_id}"].values(),
-        paths["/api/v1/reservations"]["post"],
     ]
-    assert all("security" not in operation for operation in reads if "responses" in operation)
+    assert all("security" not in operation for operation in reads)
+
+
+def test_reservations_declare_the_bearer_token_and_its_refusals(client: FlaskClient) -> None:
+    paths = spec(client)["paths"]
+    operations = [
+        *paths["/api/v1/reservations/{order_id}"].values(),
+        *paths["/api/v1/reservations"].values(),
+    ]
+    for operation in (operation for operation in operations if "responses" in operation):
+        assert operation["security"] == [{"bearerAuth": []}]
+        assert {"401", "403"} <= set(operation["responses"])
 
 
 def test_a_reservation_documents_first_time_repeat_and_refusals(client: FlaskClient) -> None:

@@ -22,7 +22,7 @@ from catalog.config import CatalogSettings
 from catalog.service import product_cache
 from flotilla.testing import capture_logs, free_port, service_redis
 
-from .conftest import ADMIN, json_of, make_settings, product_body, reserve
+from .conftest import ADMIN, ORDERS, json_of, make_settings, product_body, reserve
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -116,7 +116,7 @@ WRITES: dict[str, Callable[[FlaskClient, dict[str, Any]], Any]] = {
         f"/api/v1/products/{product['id']}", headers=ADMIN
     ),
     "reserve": lambda client, product: reserve(client, 7, {product["id"]: 2}),
-    "release": lambda client, product: client.delete("/api/v1/reservations/8"),
+    "release": lambda client, product: client.delete("/api/v1/reservations/8", headers=ORDERS),
 }
 
 

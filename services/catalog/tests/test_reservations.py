@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 
 from .concurrency import Catalog, app_call, check_no_oversell
-from .conftest import ADMIN, json_of, reserve, stock_of
+from .conftest import ADMIN, ORDERS, json_of, reserve, stock_of
 
 MakeProduct = Callable[..., dict[str, Any]]
 
@@ -42,7 +42,7 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
 
 def assert_no_reservation(client: FlaskClient, order_id: int) -> None:
     """Nothing is held for ``order_id``."""
-    assert client.get(f"/api/v1/reservations/{order_id}").status_code == 404
+    assert client.get(f"/api/v1/reservations/{order_id}", headers=ORDERS).status_code == 404
 
 
 def test_a_reservation_takes_the_stock_and_prices_its_lines(
@@ -83,7 +83,7 @@ def test_a_reservation_takes_the_stock_and_prices_its_lines(
     assert body["reserved_at"] is not None
     assert body["released_at"] is None
     assert (stock_of(app, mug["id"]), stock_of(app, tea["id"])) == (7, 3)
-    assert json_of(client.get("/api/v1/reservations/7")) == body
+    assert json_of(client.get("/api/v1/reservations/7", headers=ORDERS)) == body
 
 
 def test_the_same_request_again_returns_the_reservation_and_takes_nothing(
@@ -101,7 +101,7 @@ def test_a_price_change_does_not_change_a_reservation(
 ) -> None:
     reserve(client, 7, {mug["id"]: 1})
     client.patch(f"/api/v1/products/{mug['id']}", json={"price": 9999}, headers=ADMIN)
-    body = json_of(client.get("/api/v1/reservations/7"))
+    body = json_of(client.get("/api/v1/reservations/7", headers=ORDERS))
     assert body["lines"][0]["unit_price"] == 1250
     assert json_of(reserve(client, 7, {mug["id"]: 1}))["total"] == 1250
 
@@ -201,7 +201,7 @@ INVALID_BODIES: dict[str, Any] = {
 def test_an_invalid_reservation_is_422_and_takes_nothing(
     app: Flask, client: FlaskClient, mug: dict[str, Any], case: str
 ) -> None:
-    response = client.post("/api/v1/reservations", json=INVALID_BODIES[case])
+    response = client.post("/api/v1/reservations", json=INVALID_BODIES[case], headers=ORDERS)
     assert_problem(response, 422, "validation-error")
     assert stock_of(app, mug["id"]) == 10
     assert_no_reservation(client, 7)
@@ -212,11 +212,11 @@ def test_a_release_gives_the_stock_back_exactly_once(
 ) -> None:
     reserve(client, 7, {mug["id"]: 3, tea["id"]: 2})
     for _ in range(3):
-        response = client.delete("/api/v1/reservations/7")
+        response = client.delete("/api/v1/reservations/7", headers=ORDERS)
         assert response.status_code == 204
         assert response.data == b""
     assert (stock_of(app, mug["id"]), stock_of(app, tea["id"])) == (10, 5)
-    body = json_of(client.get("/api/v1/reservations/7"))
+    body = json_of(client.get("/api/v1/reservations/7", headers=ORDERS))
     assert body["state"] == "released"
     assert body["released_at"] is not None
     assert len(body["lines"]) == 2  # what was held stays on record
@@ -226,7 +226,7 @@ def test_a_released_order_never_reserves_again(
     app: Flask, client: FlaskClient, mug: dict[str, Any]
 ) -> None:
     reserve(client, 7, {mug["id"]: 3})
-    client.delete("/api/v1/reservations/7")
+    client.delete("/api/v1/reservations/7", headers=ORDERS)
     assert_problem(reserve(client, 7, {mug["id"]: 3}), 409, "reservation-released")
     assert stock_of(app, mug["id"]) == 10
 
@@ -234,14 +234,14 @@ def test_a_released_order_never_reserves_again(
 def test_releasing_an_unknown_order_refuses_its_late_reservation(
     app: Flask, client: FlaskClient, mug: dict[str, Any]
 ) -> None:
-    assert client.delete("/api/v1/reservations/7").status_code == 204
-    tombstone = json_of(client.get("/api/v1/reservations/7"))
+    assert client.delete("/api/v1/reservations/7", headers=ORDERS).status_code == 204
+    tombstone = json_of(client.get("/api/v1/reservations/7", headers=ORDERS))
     assert tombstone["state"] == "released"
     assert (tombstone["lines"], tombstone["total"], tombstone["currency"]) == ([], 0, None)
     assert tombstone["reserved_at"] is None
     assert_problem(reserve(client, 7, {mug["id"]: 1}), 409, "reservation-released")
     assert stock_of(app, mug["id"]) == 10
-    assert client.delete("/api/v1/reservations/7").status_code == 204
+    assert client.delete("/api/v1/reservations/7", headers=ORDERS).status_code == 204
 
 
 def test_other_orders_are_not_affected_by_a_release(
@@ -249,15 +249,17 @@ def test_other_orders_are_not_affected_by_a_release(
 ) -> None:
     reserve(client, 7, {mug["id"]: 3})
     reserve(client, 8, {mug["id"]: 4})
-    client.delete("/api/v1/reservations/7")
+    client.delete("/api/v1/reservations/7", headers=ORDERS)
     assert stock_of(app, mug["id"]) == 6  # 10 - 3 - 4 + 3
-    assert json_of(client.get("/api/v1/reservations/8"))["state"] == "reserved"
+    assert json_of(client.get("/api/v1/reservations/8", headers=ORDERS))["state"] == "reserved"
 
 
 def test_an_absent_reservation_is_a_404_problem(client: FlaskClient) -> None:
-    assert_problem(client.get("/api/v1/reservations/4242"), 404, "reservation-not-found")
+    assert_problem(
+        client.get("/api/v1/reservations/4242", headers=ORDERS), 404, "reservation-not-found"
+    )
     for order_id in ("0", "-1", "99999999999999999999"):
-        assert client.get(f"/api/v1/reservations/{order_id}").status_code == 404
+        assert client.get(f"/api/v1/reservations/{order_id}", headers=ORDERS).status_code == 404
 
 
 @pytest.mark.parametrize("migrated_app", ["postgres"], indirect=True)
@@ -285,11 +287,11 @@ def test_a_reservation_committed_during_its_release_is_released_too(
 
     event.listen(engine, "after_cursor_execute", reserve_in_between)
     try:
-        assert client.delete("/api/v1/reservations/7").status_code == 204
+        assert client.delete("/api/v1/reservations/7", headers=ORDERS).status_code == 204
     finally:
         event.remove(engine, "after_cursor_execute", reserve_in_between)
     assert interleaved == [0, 201]
-    assert json_of(client.get("/api/v1/reservations/7"))["state"] == "released"
+    assert json_of(client.get("/api/v1/reservations/7", headers=ORDERS))["state"] == "released"
     assert stock_of(app, mug["id"]) == 10
 
 

@@ -42,6 +42,8 @@ from users.config import UsersSettings
 from users.models import db as users_db
 
 TEST: dict[str, Any] = {"ENVIRONMENT": "test", "RATE_LIMITS_ENABLED": False}
+CLIENT_SECRET = "orders-client-secret-for-the-tests-only-0123456789"
+"""orders' client secret, which users knows it by: each service has a VAR_DIR of its own."""
 FAST_CALLS: dict[str, Any] = {"HTTP_RETRY_BACKOFF": 0.01, "HTTP_RETRY_BACKOFF_MAX": 0.05}
 """Retries still happen, without the production backoff between them."""
 
@@ -77,6 +79,7 @@ def _users_app(url: str, directory: Path, key: SigningKey) -> Flask:
         DATABASE_URL=url,
         VAR_DIR=directory,
         AUTH_SIGNING_KEY=key.private_pem(),
+        SERVICE_CLIENT_SECRETS=f"orders={CLIENT_SECRET}",
         **TEST,
         **fast_hashing,
     )
@@ -113,6 +116,8 @@ def shop(
                 USERS_URL=users_url,
                 CATALOG_URL=catalog_url,
                 AUTH_JWKS_URL=jwks_url,
+                SERVICE_TOKEN_URL=f"{users_url}/api/v1/service-tokens",
+                SERVICE_CLIENT_SECRET=CLIENT_SECRET,
             )
         )
         upgrade(orders_app)

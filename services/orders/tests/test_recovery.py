@@ -111,7 +111,8 @@ def test_the_cli_runs_one_pass(shop: Shop, app: Flask, stuck_order: StuckOrder) 
     result = app.test_cli_runner().invoke(args=["orders", "recover", "--once"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == (
-        "released 1 orders, finished 0 cancels, 0 failed, pruned 0 idempotency keys"
+        "released 1 orders, finished 0 cancels, 0 failed, pruned 0 idempotency keys, "
+        "released 0 reservations of no order"
     )
     assert stock_of(shop, stuck_order.product_id) == 5
 

@@ -39,6 +39,8 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("POST", "/api/v1/tokens"): (200, 200, 200, 200),
     ("POST", "/api/v1/tokens/refresh"): (200, 200, 200, 200),
     ("DELETE", "/api/v1/tokens"): (204, 204, 204, 204),
+    # Services only, by their client secret (test_service_tokens); a user's token is not one.
+    ("POST", "/api/v1/service-tokens"): (401, 401, 401, 401),
 }
 
 

@@ -253,6 +253,35 @@ def test_a_forwarded_for_header_does_not_pick_the_address_bucket(
     assert_refused(log_in(client, customer.username, environ_base=FIRST_ADDRESS, headers=forged))
 
 
+def test_behind_a_proxy_a_peer_that_is_not_the_proxy_cannot_forge_its_address(
+    make_limited_app: AppFactory, customer: Account
+) -> None:
+    # The service is told one proxy is in front (as in every deployment), but this request
+    # reached its port from elsewhere: a new X-Forwarded-For per attempt must not help.
+    client = make_limited_app(
+        REDIS_URL="", PROXY_HOPS=1, LOGIN_RATE_LIMIT_PER_ADDRESS="2/minute"
+    ).test_client()
+    forged = [{"X-Forwarded-For": f"203.0.113.{number}"} for number in range(3)]
+    attempts = [
+        log_in(client, "nobody", WRONG_PASSWORD, environ_base=FIRST_ADDRESS, headers=headers)
+        for headers in forged[:2]
+    ]
+    assert [response.status_code for response in attempts] == [401, 401]
+    assert_refused(log_in(client, customer.username, environ_base=FIRST_ADDRESS, headers=forged[2]))
+    names = ("dave", "erin", "fred")
+    registered = [
+        register(
+            client,
+            name,
+            environ_base=FIRST_ADDRESS,
+            headers={"X-Forwarded-For": f"203.0.113.{50 + number}"},
+        )
+        for number, name in enumerate(names)
+    ]
+    assert [response.status_code for response in registered[:2]] == [201, 201]
+    assert_refused(registered[2])
+
+
 def test_registrations_past_the_address_limit_are_refused_and_create_nothing(
     app: Flask, limited: FlaskClient
 ) -> None:
@@ -374,6 +403,7 @@ RATE_LIMITED_OPERATIONS = {
     ("post", "/api/v1/tokens"),
     ("post", "/api/v1/tokens/refresh"),
     ("put", "/api/v1/users/me/password"),
+    ("post", "/api/v1/service-tokens"),
 }
 
 

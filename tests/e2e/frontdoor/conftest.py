@@ -251,6 +251,7 @@ def environments(
             "AUTH_JWKS_URL": f"{users_url}/.well-known/jwks.json",
             "USERS_URL": users_url,
             "CATALOG_URL": f"http://127.0.0.1:{ports['catalog']}",
+            "SERVICE_TOKEN_URL": f"{users_url}/api/v1/service-tokens",
         },
     }
     return {

@@ -79,6 +79,8 @@ def test_each_prefix_is_served_by_its_service(
         "/api/v1/reservations/1",
         "/api/v1/products/../reservations",
         "/api/v1/%72eservations/1",
+        "/api/v1/service-tokens",
+        "/api/v1/tokens/../service-tokens",
     ],
 )
 def test_reservations_are_not_served(shop: Shop, path: str) -> None:

@@ -272,6 +272,7 @@ def environments(
         "orders": {
             "USERS_URL": users_url,
             "CATALOG_URL": f"http://127.0.0.1:{ports['catalog-a']}",
+            "SERVICE_TOKEN_URL": f"{users_url}/api/v1/service-tokens",
             "REQUEST_DEADLINE": str(REQUEST_DEADLINE),
             "PENDING_ORDER_TIMEOUT": str(PENDING_ORDER_TIMEOUT),
         },

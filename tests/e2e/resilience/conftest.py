@@ -272,6 +272,9 @@ def environments(
             "SERVICE_NAME": f"orders-e2e-{uuid.uuid4().hex[:8]}",
             "AUTH_JWKS_URL": jwks,
             "USERS_URL": proxy.http_url,
+            # Its own token straight from users, under the name catalog lets in.
+            "SERVICE_TOKEN_URL": f"http://127.0.0.1:{ports['users']}/api/v1/service-tokens",
+            "SERVICE_CLIENT_ID": "orders",
             "CATALOG_URL": f"http://127.0.0.1:{ports['catalog']}",
             "HTTP_BREAKER_COOLDOWN": "1",
             "REQUEST_DEADLINE": "5",

@@ -108,7 +108,7 @@ def create_service(import_name: str, settings: ServiceSettings, *, version: str 
     _add_dependency_checks(Health(app, timeout=settings.HEALTH_CHECK_TIMEOUT), settings)
     app.extensions["flotilla.api"] = ServiceApi(app)
     Auth(app, settings)  # after the API: it declares the bearer scheme in the spec
-    trust_proxies(app, settings.PROXY_HOPS)
+    trust_proxies(app, settings.PROXY_HOPS, settings.TRUSTED_PROXIES)
     return app
 
 

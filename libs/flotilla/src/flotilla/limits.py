@@ -63,7 +63,8 @@ def client_address() -> str | None:
     """The client's IP address: the default bucket key.
 
     ``ProxyFix`` (``PROXY_HOPS``) has already replaced the proxy's address by the client's,
-    from the ``X-Forwarded-For`` entries of trusted proxies only, so a client cannot pick it.
+    from the ``X-Forwarded-For`` entries of trusted proxies only, and only for a request whose
+    peer is one of ``TRUSTED_PROXIES``, so a client cannot pick it.
     """
     return request.remote_addr
 

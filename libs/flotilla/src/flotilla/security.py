@@ -1,7 +1,10 @@
 """HTTP hygiene: trusted proxy headers and security headers on every response.
 
-``X-Forwarded-*`` headers are trusted only for the number of proxies declared in
-``PROXY_HOPS``; trusting more would let any client forge its address and scheme. HSTS is sent
+``X-Forwarded-*`` headers are trusted only when the request comes from one of the
+``TRUSTED_PROXIES`` addresses, and then only for the number of proxies declared in
+``PROXY_HOPS``. A count alone is not enough: a service port reachable other than through the
+proxy (inside the network, or exposed by mistake) would let any client name its own address,
+escaping per-address rate limits, and its own scheme, receiving HSTS over plain HTTP. HSTS is sent
 only when the request really arrived over HTTPS (directly or per a trusted proxy), because a
 browser ignores it over HTTP and a development setup without TLS must stay reachable.
 
@@ -13,7 +16,8 @@ werkzeug's ``Headers.setdefault`` cost about twenty per request.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import TYPE_CHECKING
 
 from flask import Flask
@@ -33,12 +37,49 @@ STATIC_HEADERS = (
 HSTS_HEADER = "Strict-Transport-Security"
 
 
-def trust_proxies(app: Flask, hops: int) -> None:
-    """Believe ``X-Forwarded-For/Proto/Host/Port/Prefix`` from ``hops`` proxies in front."""
-    if hops > 0:
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+def trust_proxies(app: Flask, hops: int, proxies: Sequence[IPv4Network | IPv6Network] = ()) -> None:
+    """Believe ``X-Forwarded-For/Proto/Host/Port/Prefix`` from ``hops`` proxies in front.
+
+    Only a request whose socket peer lies in one of ``proxies`` is rewritten; any other is
+    served as it arrived, its forwarded headers ignored.
+    """
+    if hops > 0 and proxies:
+        fixed = ProxyFix(
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
         )
+        app.wsgi_app = _FromTrustedPeers(app.wsgi_app, fixed, proxies)  # type: ignore[method-assign]
+
+
+class _FromTrustedPeers:
+    """Sends a request through ``ProxyFix`` only when its peer is a trusted proxy."""
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        fixed: WSGIApplication,
+        proxies: Sequence[IPv4Network | IPv6Network],
+    ) -> None:
+        self.app = app
+        self.fixed = fixed
+        self.proxies = tuple(proxies)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Serve the request, with forwarded values only from a trusted peer."""
+        if self.trusts(environ.get("REMOTE_ADDR")):
+            return self.fixed(environ, start_response)
+        return self.app(environ, start_response)
+
+    def trusts(self, peer: object) -> bool:
+        """True when ``peer`` (the socket's remote address) is one of the trusted proxies."""
+        if not isinstance(peer, str):
+            return False
+        try:
+            address = ip_address(peer.partition("%")[0])  # fe80::1%eth0: the zone is no part
+        except ValueError:  # not an address: nothing to trust
+            return False
+        if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+        return any(address in network for network in self.proxies)
 
 
 class SecurityHeaders:

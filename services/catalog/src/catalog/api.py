@@ -6,10 +6,12 @@ from typing import Any
 
 from flask import Response, url_for
 
+from catalog import reconciliation, service
 from catalog import reservations as stock
-from catalog import service
 from catalog.models import Product
 from catalog.schemas import (
+    HeldReservations,
+    HeldReservationsQuery,
     ProductCreate,
     ProductPublic,
     ProductQuery,
@@ -19,7 +21,7 @@ from catalog.schemas import (
     ReservationPublic,
 )
 from flotilla.api import Blueprint, ProblemSchema, json_document
-from flotilla.auth import require_auth
+from flotilla.auth import require_auth, require_service
 from flotilla.pagination import Page
 
 products = Blueprint(
@@ -29,8 +31,11 @@ reservations = Blueprint(
     "reservations",
     __name__,
     url_prefix="/api/v1/reservations",
-    description="Stock held for orders; internal, for the orders service only.",
+    description="Stock held for orders; internal: only the orders service's own token.",
 )
+
+ORDERS_SERVICE = "orders"
+"""The one caller of the reservations API: its token's ``client_id`` (SERVICE_CLIENT_ID)."""
 
 BIGINT_MAX = 9223372036854775807
 PRODUCT_ID = f"<int(max={BIGINT_MAX}):product_id>"
@@ -92,6 +97,7 @@ def deactivate_product(product_id: int) -> None:
 
 
 @reservations.post("")
+@require_service(ORDERS_SERVICE)
 @reservations.arguments(ReservationCreate)
 @reservations.response(201, ReservationPublic)
 @reservations.alt_response(200, schema=ReservationPublic, description="Reserved before.")
@@ -102,7 +108,17 @@ def reserve_stock(data: dict[str, Any]) -> tuple[stock.ReservationView, int]:
     return reservation, 201 if created else 200
 
 
+@reservations.get("")
+@require_service(ORDERS_SERVICE)
+@reservations.arguments(HeldReservationsQuery, location="query", as_kwargs=True)
+@reservations.response(200, HeldReservations)
+def list_held_reservations(**window: Any) -> dict[str, list[int]]:
+    """Ids of orders holding stock reserved in a time window, for reconciliation."""
+    return reconciliation.held_order_ids(**window)
+
+
 @reservations.get(f"/{ORDER_ID}")
+@require_service(ORDERS_SERVICE)
 @reservations.response(200, ReservationPublic)
 @reservations.alt_response(404, schema=ProblemSchema, description="No such reservation.")
 def get_reservation(order_id: int) -> stock.ReservationView:
@@ -111,6 +127,7 @@ def get_reservation(order_id: int) -> stock.ReservationView:
 
 
 @reservations.delete(f"/{ORDER_ID}")
+@require_service(ORDERS_SERVICE)
 @reservations.response(204)
 def release_stock(order_id: int) -> None:
     """Give an order's stock back, once; releasing an unknown order refuses it later."""

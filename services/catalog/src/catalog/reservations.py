@@ -1,9 +1,10 @@
 """Stock reservations: what an order holds, taken at most once and given back at most once.
 
-This is an internal API, called by the orders service only. It takes no user token, because
-orders' background recovery releases reservations with no user behind the call. It is
-protected at the network level instead: nginx does not route ``/api/v1/reservations``, and
-only the orders service may reach catalog's port (a NetworkPolicy in Kubernetes).
+This is an internal API, called by the orders service only, with its own token (a service
+token users issues to it, ``require_service("orders")``), not a user's: orders' background
+recovery releases reservations with no user behind the call, and no user, administrators
+included, may hold or free stock directly. The network adds a second fence: nginx does not
+route ``/api/v1/reservations``, and only orders may reach catalog's port in Kubernetes.
 
 How it stays right under concurrency, on PostgreSQL and on SQLite:
 

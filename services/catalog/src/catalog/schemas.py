@@ -208,3 +208,31 @@ class ReservationPublic(ma.Schema):
     total = ma.fields.Integer(dump_only=True, metadata={"description": "Sum of line totals."})
     reserved_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
     released_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+
+
+MAX_HELD_PAGE = 1000
+
+
+class HeldReservationsQuery(ma.Schema):
+    """Which held reservations to list: reserved in a time window, after an order id."""
+
+    reserved_after = ma.fields.AwareDateTime(
+        required=True, metadata={"description": "Reserved at or after this instant."}
+    )
+    reserved_before = ma.fields.AwareDateTime(
+        required=True, metadata={"description": "Reserved before this instant."}
+    )
+    after = ma.fields.Integer(
+        load_default=0,
+        validate=ma.validate.Range(min=0, max=BIGINT_MAX),
+        metadata={"description": "Only order ids above this one (the last of a page)."},
+    )
+    limit = ma.fields.Integer(
+        load_default=100, validate=ma.validate.Range(min=1, max=MAX_HELD_PAGE)
+    )
+
+
+class HeldReservations(ma.Schema):
+    """Order ids whose reservations hold stock, in ascending order."""
+
+    order_ids = ma.fields.List(ma.fields.Integer(), dump_only=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from flotilla import create_service, load_settings, register_blueprints
-from flotilla.http import ServiceClient
+from flotilla.http import ClientCredentials, ServiceClient
 from orders.api import orders
 from orders.cli import orders_cli
 from orders.clients import CATALOG, USERS, CatalogClient, UsersClient
@@ -22,8 +22,14 @@ def create_app(settings: OrdersSettings | None = None) -> Flask:
     db.init_app(app, settings)
     outbox.init_app(app, settings)  # `flask outbox relay` publishes order events
     # One client per peer and app: its connection pool and breaker serve every request.
+    # users is asked with the customer's token; catalog's reservations take orders' own.
     users_http = ServiceClient.from_settings(USERS, settings.USERS_URL, settings)
-    catalog_http = ServiceClient.from_settings(CATALOG, settings.CATALOG_URL, settings)
+    catalog_http = ServiceClient.from_settings(
+        CATALOG,
+        settings.CATALOG_URL,
+        settings,
+        credentials=ClientCredentials.from_settings(settings),
+    )
     app.extensions["orders.users"] = UsersClient(users_http)
     app.extensions["orders.catalog"] = CatalogClient(catalog_http)
     register_blueprints(app, orders)

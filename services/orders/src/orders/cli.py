@@ -28,12 +28,14 @@ orders_cli = AppGroup("orders", help="Order maintenance.")
     help="Seconds between passes.",
 )
 def recover_command(once: bool, interval: float) -> None:
-    """Release and delete orders left pending, finish cancels; prune old idempotency keys."""
+    """Release and delete orders left pending, finish cancels; prune old idempotency keys;
+    release stock catalog holds for orders that do not exist."""
     if once:
         report = recover()
         click.echo(
             f"released {report.released} orders, finished {report.cancelled} cancels, "
-            f"{report.failed} failed, pruned {report.pruned_keys} idempotency keys"
+            f"{report.failed} failed, pruned {report.pruned_keys} idempotency keys, "
+            f"released {report.orphans_released} reservations of no order"
         )
         return
     stop = threading.Event()

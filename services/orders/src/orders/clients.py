@@ -12,6 +12,7 @@ compensation relies on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any, Self, TypeVar
 
 from flask import current_app
@@ -117,6 +118,12 @@ class Reservation(_Answer):
             and len(self.lines) == len(asked)
             and held == asked
         )
+
+
+class HeldReservations(_Answer):
+    """Order ids whose reservations hold stock, ascending."""
+
+    order_ids: list[PositiveId]
 
 
 AnswerT = TypeVar("AnswerT", bound=_Answer)
@@ -236,6 +243,25 @@ class CatalogClient:
                 target=CATALOG,
                 maybe_processed=True,
             )
+
+    def held_reservations(
+        self, *, reserved_after: datetime, reserved_before: datetime, after: int, limit: int
+    ) -> list[int]:
+        """Ids of orders catalog holds stock for, reserved in the window, above ``after``."""
+        params: dict[str, str | int] = {
+            "reserved_after": reserved_after.isoformat(),
+            "reserved_before": reserved_before.isoformat(),
+            "after": after,
+            "limit": limit,
+        }
+        response = self.http.get("/api/v1/reservations", params=params)
+        if response.status != 200:
+            raise BadGateway(
+                f"catalog answered {response.status} for the held reservations.",
+                target=CATALOG,
+                maybe_processed=False,
+            )
+        return _parse(response, HeldReservations, CATALOG).order_ids
 
     def reservation(self, order_id: int) -> Reservation | None:
         """Catalog's reservation of ``order_id`` (held or released), or ``None``."""

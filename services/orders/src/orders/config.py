@@ -21,11 +21,22 @@ class OrdersSettings(ServiceSettings):
         "http://127.0.0.1:8002",
         description="Base URL of the catalog service, which prices orders and reserves stock.",
     )
+    SERVICE_TOKEN_URL: str = Field(
+        "http://127.0.0.1:8001/api/v1/service-tokens",
+        description="users' token endpoint, where orders gets the token of its own that "
+        "catalog's reservations require.",
+    )
     PENDING_ORDER_TIMEOUT: int = Field(
         60,
         ge=1,
         description="Seconds before `orders recover` releases and deletes an order left pending, "
         "or finishes a cancel left cancelling; must exceed any request deadline.",
+    )
+    RESERVATION_RECONCILE_WINDOW: int = Field(
+        86_400,
+        ge=60,
+        description="Seconds back (before PENDING_ORDER_TIMEOUT) `orders recover` looks for "
+        "stock catalog holds for orders that do not exist, and releases it.",
     )
     IDEMPOTENCY_KEY_RETENTION: int = Field(
         86_400,

@@ -22,7 +22,8 @@ are picked up whatever their age, a cancelling one once ``PENDING_ORDER_TIMEOUT`
 again. Each pass takes the orders least recently tried first, and a failed attempt touches
 ``updated_at``, so orders whose release keeps failing go to the back of the queue and never
 keep the others from being reached. Each pass also forgets the idempotency keys of placed
-orders older than ``IDEMPOTENCY_KEY_RETENTION``.
+orders older than ``IDEMPOTENCY_KEY_RETENTION``, and releases the stock catalog holds for
+orders that do not exist here (:mod:`orders.reconciliation`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from orders.clients import catalog_client
 from orders.config import OrdersSettings
 from orders.metrics import order_instruments
 from orders.models import Order, db
+from orders.reconciliation import release_orphaned_reservations
 from orders.states import OrderState
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class RecoveryReport:
     cancelled: int = 0
     failed: int = 0
     pruned_keys: int = 0
+    orphans_released: int = 0
 
 
 def recover(*, now: datetime | None = None) -> RecoveryReport:
@@ -75,7 +78,11 @@ def recover(*, now: datetime | None = None) -> RecoveryReport:
             outcomes[_release_unplaced(order_id)] += 1
     pruned = _prune_keys(now - timedelta(seconds=settings.IDEMPOTENCY_KEY_RETENTION))
     report = RecoveryReport(
-        outcomes[RELEASED], outcomes[CANCELLED], outcomes[FAILED], pruned_keys=pruned
+        outcomes[RELEASED],
+        outcomes[CANCELLED],
+        outcomes[FAILED],
+        pruned_keys=pruned,
+        orphans_released=_release_orphans(now),
     )
     if report != RecoveryReport():
         log.info("recovery pass", extra=asdict(report))
@@ -167,6 +174,15 @@ def _delete(order_id: int) -> None:
     session.execute(delete(Order).where(Order.id == order_id, Order.state == OrderState.ABANDONED))
     session.commit()
     log.info("abandoned order released and deleted", extra={"order_id": order_id})
+
+
+def _release_orphans(now: datetime) -> int:
+    """Release stock held for orders that do not exist; 0 (logged) when catalog failed."""
+    try:
+        return release_orphaned_reservations(now)
+    except DownstreamError as error:
+        log.warning("reconciliation failed; retried on the next pass", extra={"error": str(error)})
+        return 0
 
 
 def _prune_keys(created_before: datetime) -> int:

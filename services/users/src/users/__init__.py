@@ -6,8 +6,9 @@ from flask import Flask
 
 from flotilla import create_service, load_settings, register_blueprints
 from flotilla.auth import Auth
-from users.api import tokens, users, well_known
+from users.api import service_tokens, tokens, users, well_known
 from users.cli import users_cli
+from users.clients import client_registry
 from users.config import UsersSettings
 from users.keys import load_key_ring
 from users.models import db, outbox
@@ -25,7 +26,8 @@ def create_app(settings: UsersSettings | None = None) -> Flask:
     key_ring = load_key_ring(settings)
     app.extensions["users.key_ring"] = key_ring
     app.extensions["users.passwords"] = Passwords(settings)
+    app.extensions["users.clients"] = client_registry(settings)
     Auth(app, settings, keys=key_ring.key_source())  # the issuer verifies with its own keys
-    register_blueprints(app, users, tokens, well_known)
+    register_blueprints(app, users, tokens, service_tokens, well_known)
     app.cli.add_command(users_cli)
     return app

@@ -8,14 +8,17 @@ from flask import request, url_for
 
 from flotilla.api import Blueprint, ProblemSchema
 from flotilla.auth import current_principal, require_auth
+from flotilla.guards import accepts_any_body
 from flotilla.limits import rate_limit
 from flotilla.pagination import Page, PageQuery
-from users import service, sessions
+from users import clients, service, sessions
 from users.keys import current_key_ring
 from users.models import User
 from users.schemas import (
     JsonWebKeySet,
     PasswordChange,
+    ServiceTokenPublic,
+    ServiceTokenRequest,
     TokenCreate,
     TokenPair,
     TokenRefresh,
@@ -28,6 +31,12 @@ from users.schemas import (
 
 users = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Accounts.")
 tokens = Blueprint("tokens", __name__, url_prefix="/api/v1/tokens", description="Logins.")
+service_tokens = Blueprint(
+    "service_tokens",
+    __name__,
+    url_prefix="/api/v1/service-tokens",
+    description="Services' own tokens, for their calls to each other; internal.",
+)
 well_known = Blueprint("well_known", __name__, url_prefix="/.well-known", description="Keys.")
 
 USER_ID = "<int(max=9223372036854775807):user_id>"
@@ -131,6 +140,18 @@ def refresh(data: dict[str, str]) -> tuple[sessions.IssuedTokens, dict[str, str]
 def log_out(data: dict[str, str]) -> None:
     """Log out: the refresh token's session ends (unknown tokens are ignored)."""
     sessions.log_out(**data)
+
+
+@service_tokens.post("")
+@accepts_any_body  # RFC 6749 takes the grant as a form
+@rate_limit("SERVICE_TOKEN_RATE_LIMIT_PER_ADDRESS")
+@clients.require_client
+@service_tokens.arguments(ServiceTokenRequest, location="form")
+@service_tokens.response(200, ServiceTokenPublic)
+@service_tokens.alt_response(401, schema=ProblemSchema, description="Wrong client credentials.")
+def issue_service_token(data: dict[str, str]) -> tuple[clients.ServiceToken, dict[str, str]]:
+    """A token for a service itself, by its name and secret in HTTP Basic credentials."""
+    return clients.issue_service_token(**data), NO_STORE
 
 
 @well_known.get("/jwks.json")

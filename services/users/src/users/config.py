@@ -7,6 +7,8 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from flotilla import RateLimitString, ServiceSettings
+from flotilla.auth.clients import MINIMUM_SECRET_LENGTH, parse_client_secrets
+from flotilla.config import PLACEHOLDER_SECRETS
 
 
 class UsersSettings(ServiceSettings):
@@ -41,6 +43,18 @@ class UsersSettings(ServiceSettings):
     SESSION_MAX_AGE: int = Field(
         2_592_000, ge=300, description="Seconds a login lasts however often it refreshes (30 days)."
     )
+    SERVICE_CLIENT_SECRETS: str = Field(
+        "",
+        description="Services that may get a token of their own: comma-separated name=secret "
+        "(orders=...); empty: each name's secret derived under VAR_DIR (development only).",
+        repr=False,
+    )
+    SERVICE_TOKEN_LIFETIME: int = Field(
+        300, ge=60, le=3600, description="Seconds a service's own access token is valid."
+    )
+    SERVICE_TOKEN_RATE_LIMIT_PER_ADDRESS: RateLimitString = Field(
+        "60/minute", description="Service token requests allowed per client address."
+    )
     LOGIN_RATE_LIMIT_PER_ACCOUNT: RateLimitString = Field(
         "5/minute;20/hour", description="Login attempts allowed per account, by any of its names."
     )
@@ -61,4 +75,22 @@ class UsersSettings(ServiceSettings):
     def _require_signing_key_in_production(self) -> Self:
         if self.is_production and not self.AUTH_SIGNING_KEY.strip():
             raise ValueError("AUTH_SIGNING_KEY must be set in production")
+        return self
+
+    @model_validator(mode="after")
+    def _check_client_secrets(self) -> Self:
+        try:
+            clients = parse_client_secrets(self.SERVICE_CLIENT_SECRETS)
+        except ValueError as error:
+            raise ValueError(f"SERVICE_CLIENT_SECRETS: {error}") from None
+        weak = [
+            name
+            for name, secret in clients.items()
+            if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MINIMUM_SECRET_LENGTH
+        ]
+        if self.is_production and weak:
+            raise ValueError(
+                f"SERVICE_CLIENT_SECRETS: the secret of {', '.join(weak)} must be a random "
+                f"value of {MINIMUM_SECRET_LENGTH}+ characters"
+            )
         return self

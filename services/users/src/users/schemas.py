@@ -112,6 +112,25 @@ class TokenPair(ma.Schema):
     refresh_expires_in = ma.fields.Integer(dump_only=True, metadata={"description": "Seconds."})
 
 
+class ServiceTokenRequest(ma.Schema):
+    """A service asking for its own token (RFC 6749 4.4), as an HTML form's fields."""
+
+    grant_type = ma.fields.String(
+        required=True,
+        load_only=True,
+        validate=ma.validate.Length(max=64),
+        metadata={"description": "Always client_credentials."},
+    )
+
+
+class ServiceTokenPublic(ma.Schema):
+    """A service's own access token; there is no refresh token: it asks again."""
+
+    access_token = ma.fields.String(dump_only=True)
+    token_type = ma.fields.String(dump_only=True, metadata={"description": "Always Bearer."})
+    expires_in = ma.fields.Integer(dump_only=True, metadata={"description": "Seconds."})
+
+
 class JsonWebKeySet(ma.Schema):
     """RFC 7517 JWK Set: the public keys access tokens are verified with."""
 

@@ -5,13 +5,20 @@ Set; every other service verifies tokens with those keys, cached, without callin
 each request. See ``docs/auth.md`` for the token model and key rotation.
 """
 
+from flotilla.auth.clients import (
+    ClientRegistry,
+    development_client_secret,
+    parse_client_secrets,
+)
 from flotilla.auth.extension import (
     Auth,
     InsufficientRole,
     InvalidCredentials,
     VerificationUnavailable,
+    WrongKindOfToken,
     current_principal,
     require_auth,
+    require_service,
     token_rejected,
 )
 from flotilla.auth.jwks import JwksCache
@@ -38,6 +45,7 @@ from flotilla.auth.tokens import (
 __all__ = [
     "SIGNING_ALGORITHM",
     "Auth",
+    "ClientRegistry",
     "InsufficientRole",
     "InvalidCredentials",
     "InvalidKey",
@@ -50,13 +58,17 @@ __all__ = [
     "StaticKeys",
     "TokenVerifier",
     "VerificationUnavailable",
+    "WrongKindOfToken",
     "current_principal",
+    "development_client_secret",
     "issue_access_token",
     "jwks_document",
     "load_public_keys",
+    "parse_client_secrets",
     "public_jwk",
     "public_pem",
     "require_auth",
+    "require_service",
     "token_rejected",
     "verification_keys",
 ]

@@ -12,9 +12,15 @@ passes its own key ring as ``keys``. A protected view then needs one line::
     @require_auth(roles=["admin"])
     def list_users(): ...
 
+    @blp.post("")
+    @require_service("orders")  # only the orders service's own token
+    def reserve_stock(): ...
+
 Failures follow RFC 6750: 401 with ``WWW-Authenticate: Bearer ... error="invalid_token"`` for
 a missing, malformed, expired or forged token, 403 with ``error="insufficient_scope"`` when
 the token is good but lacks every required role. Both are problem+json like every error.
+A service's own token (``client_id``) is refused by ``require_auth`` and a user's by
+``require_service``, both with 403: neither can stand in for the other.
 """
 
 from __future__ import annotations
@@ -59,6 +65,13 @@ class InsufficientRole(Forbidden):
     """The token is valid but holds none of the roles the endpoint requires (403)."""
 
     code, title = "insufficient-role", "Insufficient Role"
+
+
+class WrongKindOfToken(Forbidden):
+    """A service's token where a user's is needed, a user's or another service's where a
+    particular service's is (403)."""
+
+    code, title = "wrong-principal", "Not Allowed For This Caller"
 
 
 class VerificationUnavailable(ServiceUnavailable):
@@ -180,14 +193,53 @@ def require_auth(*, roles: Collection[str] = ()) -> Callable[[View], View]:
                 response.headers["Cache-Control"] = "no-store"
             return response
 
-        return cast(View, _document(protected, required))
+        forbidden = "A service's token, or one without the required role."
+        return cast(View, _document(protected, forbidden if required else "A service's token."))
 
     return decorator
+
+
+def require_service(*clients: str) -> Callable[[View], View]:
+    """Let the view run only for a service's own token, of one of the services ``clients``.
+
+    For calls between services, never for people: a user's token, administrators' included,
+    is refused with 403, as is the token of a service not named. The principal is in
+    ``flask.g.principal`` as with :func:`require_auth`; its ``client_id`` names the caller.
+    """
+    allowed = frozenset(clients)
+    if not allowed:
+        raise ValueError("require_service needs the services it lets in")
+
+    def decorator(view: View) -> View:
+        @functools.wraps(view)
+        def protected(*args: Any, **kwargs: Any) -> Any:
+            _authorize_service(allowed)
+            return view(*args, **kwargs)
+
+        return cast(View, _document(protected, "Not the token of a service allowed here."))
+
+    return decorator
+
+
+def _authorize_service(allowed: frozenset[str]) -> None:
+    auth: Auth = current_app.extensions["flotilla.auth"]
+    principal = auth.authenticate(request.headers.get("Authorization"))
+    g.principal = principal
+    if principal.client_id not in allowed:
+        detail = f"Only these services may call this: {', '.join(sorted(allowed))}."
+        raise WrongKindOfToken(
+            detail, headers={"WWW-Authenticate": auth.challenge("insufficient_scope", detail)}
+        )
 
 
 def _authorize(required: frozenset[str]) -> None:
     auth: Auth = current_app.extensions["flotilla.auth"]
     principal = auth.authenticate(request.headers.get("Authorization"))
+    if principal.client_id is not None:  # its subject is a service's name, not a user's id
+        detail = "This takes a user's token, not a service's."
+        raise WrongKindOfToken(
+            detail, headers={"WWW-Authenticate": auth.challenge("insufficient_scope", detail)}
+        )
     g.principal, g.user_id = principal, principal.user_id
     context.set_user_id(principal.user_id)
     if not principal.has_any_role(required):
@@ -197,10 +249,8 @@ def _authorize(required: frozenset[str]) -> None:
         )
 
 
-def _document(view: Callable[..., Any], required: frozenset[str]) -> Callable[..., Any]:
-    problems = {401: "No valid bearer token."}
-    if required:
-        problems[403] = "The token lacks the required role."
+def _document(view: Callable[..., Any], forbidden: str) -> Callable[..., Any]:
+    problems = {401: "No valid bearer token.", 403: forbidden}
     return document_operation(view, problems=problems, security=[{SECURITY_SCHEME: []}])
 
 

@@ -2,7 +2,10 @@
 
 A token is an RFC 9068 style access token: header ``{"alg": "EdDSA", "typ": "at+jwt",
 "kid": ...}`` and claims ``iss``, ``aud``, ``sub``, ``iat``, ``exp``, ``jti``, ``roles`` and
-``sid`` (the login session, i.e. the refresh-token family, it was issued for).
+``sid`` (the login session, i.e. the refresh-token family, it was issued for). A token a
+service holds for itself (OAuth 2.0 client credentials) has ``client_id`` (RFC 9068) instead
+of ``sid``: its ``sub`` is the service's name, not a user's id, and only views that take a
+service (``require_service``) honour it.
 
 Verification trusts nothing in the token before its signature is checked: the algorithm must
 be on the allow list (so ``none`` and HMAC-with-a-public-key confusions are impossible), the
@@ -75,6 +78,8 @@ class Principal:
     issued_at: datetime
     expires_at: datetime
     claims: Mapping[str, Any] = field(repr=False)
+    client_id: str | None = None
+    """The service this token speaks for, when it is a service's own; None for a user's."""
 
     def has_any_role(self, roles: Collection[str]) -> bool:
         """True when no role is required or the principal holds one of ``roles``."""
@@ -91,16 +96,19 @@ def issue_access_token(
     lifetime: timedelta,
     session_id: str | None = None,
     profile: Mapping[str, str] | None = None,
+    client_id: str | None = None,
     now: datetime | None = None,
 ) -> str:
     """Sign an access token for ``subject`` valid for ``lifetime`` from ``now``.
 
     ``profile`` adds claims about the person, which other services would otherwise have to
     ask the issuer for (OpenID Connect's ``email`` and ``name``); it never replaces the
-    token's own claims (``sub``, ``exp``, ``roles`` and the rest).
+    token's own claims (``sub``, ``exp``, ``roles`` and the rest). ``client_id`` makes it a
+    service's token; a profile can never carry one in.
     """
     issued = (now or datetime.now(UTC)).replace(microsecond=0)
     claims: dict[str, Any] = {**(profile or {})}
+    claims.pop("client_id", None)
     claims |= {
         "iss": issuer,
         "aud": audience,
@@ -112,6 +120,8 @@ def issue_access_token(
     }
     if session_id is not None:
         claims["sid"] = session_id
+    if client_id is not None:
+        claims["client_id"] = client_id
     headers = {"kid": key.kid, "typ": TOKEN_TYPE}
     return jwt.encode(claims, key.private_key, algorithm=SIGNING_ALGORITHM, headers=headers)
 
@@ -293,6 +303,9 @@ def _principal_from(claims: Mapping[str, Any]) -> Principal:
         raise InvalidToken("The token's subject is malformed.")
     if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
         raise InvalidToken("The token's roles are malformed.")
+    client_id = claims.get("client_id")
+    if client_id is not None and (not isinstance(client_id, str) or not client_id):
+        raise InvalidToken("The token's client is malformed.")  # never read as a user's
     return Principal(
         user_id=subject,
         roles=frozenset(roles),
@@ -301,6 +314,7 @@ def _principal_from(claims: Mapping[str, Any]) -> Principal:
         issued_at=datetime.fromtimestamp(claims["iat"], UTC),
         expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         claims=MappingProxyType(claims),  # read-only: a remembered principal serves many requests
+        client_id=client_id,
     )
 
 

@@ -18,6 +18,22 @@ class HttpClientSettings(BaseSettings):
         description="Seconds a request may spend in calls to other services; a caller's "
         "X-Deadline-Ms can only shorten it.",
     )
+    SERVICE_TOKEN_URL: str = Field(
+        "",
+        description="The issuer's token endpoint, where this service gets its own token for "
+        "calls that need one (client credentials); empty: it calls with none.",
+    )
+    SERVICE_CLIENT_SECRET: str = Field(
+        "",
+        description="This service's client secret at SERVICE_TOKEN_URL; empty: derived from "
+        "a key under VAR_DIR (development only).",
+        repr=False,
+    )
+    SERVICE_CLIENT_ID: str = Field(
+        "",
+        description="The name this service gets its own token under (what callees allow); "
+        "empty: SERVICE_NAME.",
+    )
     HTTP_CONNECT_TIMEOUT: float = Field(
         0.5, gt=0, description="Seconds to open a connection to another service."
     )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from flotilla.config.auth import AuthSettings
 from flotilla.config.http import HttpClientSettings
@@ -21,6 +22,14 @@ DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
 
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret"})
 """Values that are never acceptable as a secret in production."""
+
+IPNetwork = IPv4Network | IPv6Network
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 class Environment(StrEnum):
@@ -97,6 +106,13 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings, Obser
     PROXY_HOPS: int = Field(
         0, ge=0, description="Trusted reverse proxies in front (X-Forwarded-* hops); 0 trusts none."
     )
+    TRUSTED_PROXIES: Annotated[list[IPNetwork], NoDecode] = Field(
+        # A proxy on the same machine, as nginx under `make run`. Written as the environment
+        # would give it, so the table in the README shows it so; parsed like any value.
+        "127.0.0.0/8,::1/128",  # type: ignore[arg-type]
+        description="Comma-separated addresses or CIDRs whose X-Forwarded-* is believed "
+        "(with PROXY_HOPS); any other peer's is ignored.",
+    )
     HSTS_MAX_AGE: int = Field(
         31_536_000, ge=0, description="Strict-Transport-Security max-age for HTTPS requests."
     )
@@ -104,6 +120,17 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings, Obser
         2.0, gt=0, description="Seconds each readiness check may take before it counts as failed."
     )
     API_VERSION: str = Field("v1", description="Version string shown in the OpenAPI document.")
+
+    @field_validator("TRUSTED_PROXIES", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        # strict=False: "10.0.0.1/8" means the network it lies in, as nginx's allow does.
+        value = _split_list(value)
+        if isinstance(value, list):
+            return [
+                ip_network(item, strict=False) if isinstance(item, str) else item for item in value
+            ]
+        return value
 
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod
@@ -128,6 +155,13 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings, Obser
             password = urlsplit(getattr(self, name)).password
             if password is not None and password.strip().lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(f"{name} holds a placeholder password; set the real one")
+        secret = self.SERVICE_CLIENT_SECRET
+        if self.SERVICE_TOKEN_URL and (
+            secret.strip().lower() in PLACEHOLDER_SECRETS or len(secret) < 32
+        ):
+            raise ValueError(
+                "SERVICE_CLIENT_SECRET must be set to a random value of 32+ characters"
+            )
         return self
 
     @property

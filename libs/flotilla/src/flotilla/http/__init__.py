@@ -5,6 +5,8 @@
   and trace context sent along, metrics of every attempt (:mod:`.client`).
 * :class:`CircuitBreaker` — pure and thread-safe; its lock never spans a call
   (:mod:`.breaker`); :class:`SharedBreaker` shares open verdicts through Redis (:mod:`.shared`).
+* :class:`ClientCredentials` — the calling service's own token, fetched with its client
+  secret and renewed before it expires (:mod:`.credentials`).
 * :class:`RetryBudget` — retries as a share of calls (:mod:`.budget`).
 * :class:`Deadlines` — every request's deadline, adopted from ``X-Deadline-Ms``
   (:mod:`.deadline`); :func:`remaining` tells what is left.
@@ -24,6 +26,7 @@ from flotilla.http.breaker import (
 )
 from flotilla.http.budget import RetryBudget
 from flotilla.http.client import Response, ServiceClient
+from flotilla.http.credentials import ClientCredentials, TokenFetchFailed, fetch_client_token
 from flotilla.http.deadline import (
     DEADLINE_HEADER,
     DeadlineExceeded,
@@ -50,6 +53,7 @@ __all__ = [
     "BreakerPolicy",
     "BreakerState",
     "CircuitBreaker",
+    "ClientCredentials",
     "DeadlineExceeded",
     "Deadlines",
     "DownstreamError",
@@ -61,8 +65,10 @@ __all__ = [
     "RetryPolicy",
     "ServiceClient",
     "SharedBreaker",
+    "TokenFetchFailed",
     "Transition",
     "caller_budget",
+    "fetch_client_token",
     "grace",
     "remaining",
 ]

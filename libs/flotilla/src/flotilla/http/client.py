@@ -9,6 +9,10 @@ full jitter in between. The circuit breaker sees every attempt and refuses calls
 other service is known to be failing, so the caller answers 503 in microseconds instead of
 waiting for a timeout.
 
+With :class:`~flotilla.http.credentials.ClientCredentials` every attempt carries the
+calling service's own token; a 401 answer, which means the callee did nothing, drops that
+token and the call is sent once more with a fresh one (the issuer's key may have rotated).
+
 An answer below 500 is returned as it is: a 404 or 409 from the other service is a fact the
 caller maps to its own problem. Failures raise :class:`~flotilla.http.errors.DownstreamError`.
 """
@@ -37,6 +41,7 @@ from flotilla.config import ServiceSettings
 from flotilla.http import deadline
 from flotilla.http.breaker import Breaker, BreakerOpen, BreakerPolicy, CircuitBreaker
 from flotilla.http.budget import RetryBudget
+from flotilla.http.credentials import ClientCredentials
 from flotilla.http.errors import (
     DownstreamError,
     DownstreamTimeout,
@@ -83,6 +88,7 @@ class ServiceClient:
         read_timeout: float = 2.0,
         pool_size: int = 10,
         user_agent: str = "flotilla",
+        credentials: ClientCredentials | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -97,13 +103,24 @@ class ServiceClient:
             base_url, maxsize=pool_size, block=False, retries=False
         )
         self._user_agent = user_agent
+        self.credentials = credentials
         self._sleep = sleep
         self._jitter = jitter
         self._metrics = client_instruments()
 
     @classmethod
-    def from_settings(cls, name: str, base_url: str, settings: ServiceSettings) -> ServiceClient:
-        """A client of ``name`` at ``base_url`` configured by the ``HTTP_*`` settings."""
+    def from_settings(
+        cls,
+        name: str,
+        base_url: str,
+        settings: ServiceSettings,
+        *,
+        credentials: ClientCredentials | None = None,
+    ) -> ServiceClient:
+        """A client of ``name`` at ``base_url`` configured by the ``HTTP_*`` settings.
+
+        ``credentials`` makes every call carry the calling service's own token.
+        """
         policy = BreakerPolicy(
             failures=settings.HTTP_BREAKER_FAILURES,
             failure_rate=settings.HTTP_BREAKER_FAILURE_RATE,
@@ -133,6 +150,7 @@ class ServiceClient:
             read_timeout=settings.HTTP_READ_TIMEOUT,
             pool_size=settings.HTTP_POOL_SIZE,
             user_agent=f"flotilla ({settings.SERVICE_NAME})",
+            credentials=credentials,
         )
 
     def get(self, path: str, **options: Any) -> Response:
@@ -178,10 +196,15 @@ class ServiceClient:
         self.budget.record_call()
         sent = False
         attempt = 0
+        renewed = False
         while True:
-            outcome = self._attempt(method, url, body, fixed, timeout, sent=sent)
+            headers = self._with_credentials(fixed)
+            outcome = self._attempt(method, url, body, headers, timeout, sent=sent)
             if isinstance(outcome, Response):
-                return outcome
+                if outcome.status != 401 or renewed or not self._refused_own_token(fixed, headers):
+                    return outcome
+                renewed = True  # once: a token just issued and refused will not improve
+                continue
             sent = sent or outcome.sent
             if not may_retry(outcome, safe_to_repeat=safe_to_repeat) or not self._wait_to_retry(
                 outcome, attempt
@@ -248,6 +271,23 @@ class ServiceClient:
         else:
             self.breaker.record(success=isinstance(outcome, Response), trial=trial)
         return outcome
+
+    def _own_token(self, headers: Mapping[str, str]) -> bool:
+        """True when calls with ``headers`` carry the service's token, not one the caller gave."""
+        return self.credentials is not None and "Authorization" not in headers
+
+    def _refused_own_token(self, given: Mapping[str, str], sent: Mapping[str, str]) -> bool:
+        """After a 401: forget the service's token if it was sent; True when it was."""
+        if self.credentials is None or not self._own_token(given):
+            return False
+        self.credentials.forget(sent["Authorization"])
+        return True
+
+    def _with_credentials(self, headers: dict[str, str]) -> dict[str, str]:
+        """``headers`` with the service's own token, unless the caller set Authorization."""
+        if self.credentials is None or not self._own_token(headers):
+            return headers
+        return {**headers, "Authorization": self.credentials.authorization()}
 
     def _time_left(self, *, sent: bool) -> float | None:
         """Seconds left of the request's deadline; refuses the call when none are."""
