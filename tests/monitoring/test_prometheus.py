@@ -17,9 +17,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,12 +26,13 @@ import pytest
 import yaml
 
 import prometheus
-from flotilla.testing import free_port, wait_until
+from flotilla.testing import wait_until
 from system import BACKGROUND_PROGRAMS, Layout
 
 from ..e2e.calls import call
 from ..e2e.test_run import Runner, is_free
-from .rules import RULES, executable, load_rules, series_names
+from .rules import RULES, load_rules, series_names
+from .server import Prometheus
 
 GRAFANA_DASHBOARDS = RULES.parents[1] / "grafana" / "dashboards"
 TEST_THRESHOLD_SECONDS = 2
@@ -68,68 +66,15 @@ def fast_rules(directory: Path) -> Path:
     return path
 
 
-class Prometheus:
-    """A Prometheus server on a free port, started by the test."""
-
-    def __init__(self, directory: Path, layout: Layout) -> None:
-        config = prometheus.render(directory, layout, rules=[fast_rules(directory)], interval="1s")
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = directory / "prometheus.log"
-        address = self.url.removeprefix("http://")
-        executable("prometheus")  # fails the test, naming the package, when it is missing
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                prometheus.command(config, directory / "data", address),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def api(self, path: str, **query: str) -> Any:
-        """``GET /api/v1/<path>``'s data."""
-        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(query)}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            answer = json.loads(response.read())
-        assert answer["status"] == "success", answer
-        return answer["data"]
-
-    def ready(self) -> bool:
-        """Prometheus answers ``/-/ready``; fails the test if it exited."""
-        assert self.process.poll() is None, self.log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    def metric_names(self) -> set[str]:
-        """Every series name Prometheus holds (``up`` included)."""
-        return set(self.api("label/__name__/values"))
-
-    def alert_states(self, name: str) -> dict[str, str]:
-        """The state of each ``name`` alert, by its ``service`` label."""
-        return {
-            alert["labels"].get("service", ""): alert["state"]
-            for alert in self.api("alerts")["alerts"]
-            if alert["labels"]["alertname"] == name
-        }
-
-    def stop(self) -> None:
-        """SIGTERM, and wait for it."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
 def monitored(tmp_path: Path) -> Iterator[tuple[Runner, Prometheus]]:
     """The shop started by ``scripts/run.py``, and Prometheus scraping it."""
     runner = Runner(tmp_path / "var", free_base_port())
     server: Prometheus | None = None
     try:
-        server = Prometheus(tmp_path / "prometheus", Layout(runner.var_dir, runner.base_port))
+        directory, layout = tmp_path / "prometheus", Layout(runner.var_dir, runner.base_port)
+        config = prometheus.render(directory, layout, rules=[fast_rules(directory)], interval="1s")
+        server = Prometheus(directory, config)
         runner.wait_for_banner()
         wait_until(server.ready, timeout=30, what="Prometheus ready")
         yield runner, server
