@@ -1,17 +1,25 @@
-"""Kubernetes scraping: every long-running pod says where its metrics are, the metrics port
-is the one its process serves, and only the monitoring namespace's Prometheus may reach it.
+"""Scraping in Kubernetes and Compose: every long-running process is a target at the port
+it serves, only the monitoring namespace's Prometheus may reach it, and Compose mounts the
+rules, the scrape configuration and the dashboards it ships.
 
-Read as data, like the other manifests' tests (no cluster here); the scrape configuration
-that reads the annotations is run by a real Prometheus in ``tests/monitoring``.
+Read as data, like the other deployment tests (no cluster or container engine here); the
+Kubernetes scrape configuration is run by a real Prometheus in ``tests/monitoring``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import subprocess
 
 import pytest
+import yaml
 
-from .conftest import web_server_setting
+import prometheus
+import system
+
+from ..monitoring.rules import executable
+from .conftest import ROOT, WEB_SERVICES, web_server_setting
+from .test_compose import COMPOSE_FILE, command_of, compose, flotilla_services, service_environment
+from .test_compose import example_secrets as example_compose_secrets
 from .test_kubernetes import (
     OVERLAYS,
     Manifest,
@@ -24,8 +32,7 @@ from .test_kubernetes import (
     of_kind,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRAPE_CONFIG = ROOT / "deploy" / "prometheus" / "kubernetes.yml"
+COMPOSE_SCRAPE_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus"}
 
 
@@ -70,3 +77,71 @@ def test_only_prometheus_in_the_monitoring_namespace_reaches_the_metrics_ports(
     # the shop's own pods gain nothing: the worker still cannot call a relay's port
     worker = _pod("notifications", "worker")
     assert not allowed(overlay, worker, here["metadata"]["name"], "users-relay", 9100)
+
+
+# -- Compose -----------------------------------------------------------------------------------
+
+
+def test_compose_prometheus_scrapes_every_long_running_process_where_it_listens() -> None:
+    services = compose()["services"]
+    config = yaml.safe_load(COMPOSE_SCRAPE_CONFIG.read_text())
+    (job,) = config["scrape_configs"]
+    scraped = {
+        tuple(group["targets"]): (group["labels"]["service"], group["labels"]["component"])
+        for group in job["static_configs"]
+    }
+    expected = {}
+    for name, service in flotilla_services().items():
+        if services[name].get("restart") == "no":
+            continue  # migrations and queue declarations run once and exit
+        env = service_environment(name, example_compose_secrets())
+        if name in WEB_SERVICES:
+            port, component = int(web_server_setting(env, "BIND").rpartition(":")[2]), "web"
+        else:
+            port = int(env["METRICS_BIND"].rpartition(":")[2])
+            component = next(
+                program.removeprefix(f"{owner}-")
+                for program, owner, arguments, _ in system.BACKGROUND_PROGRAMS
+                if ("flask", "--app", owner, *arguments) == tuple(command_of(name))
+            )
+        expected[(f"{name}:{port}",)] = (service, component)
+
+    assert scraped == expected
+    layout = system.Layout(ROOT)
+    labels = {(target.service, target.component) for target in prometheus.targets(layout)}
+    assert set(scraped.values()) == labels  # the same labels as make run's and Kubernetes'
+
+
+def test_compose_mounts_the_rules_the_configuration_and_the_dashboards() -> None:
+    services = compose()["services"]
+    checked = subprocess.run(
+        [executable("promtool"), "check", "config", str(COMPOSE_SCRAPE_CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    mounts = {
+        volume.split(":")[1]: (COMPOSE_FILE.parent / volume.split(":")[0]).resolve()
+        for name in ("prometheus", "grafana")
+        for volume in services[name]["volumes"]
+        if volume.startswith("..")
+    }
+    assert mounts["/etc/prometheus/prometheus.yml"] == COMPOSE_SCRAPE_CONFIG
+    assert mounts["/etc/prometheus/rules.yml"] == COMPOSE_SCRAPE_CONFIG.parent / "rules.yml"
+    dashboards = mounts["/var/lib/grafana/dashboards"]
+    assert sorted(dashboards.glob("*.json")), "no dashboard is shipped"
+    provisioning = mounts["/etc/grafana/provisioning"]
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert source["url"] == "http://prometheus:9090"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "flotilla.yml").read_text())[
+        "providers"
+    ]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    for dashboard in dashboards.glob("*.json"):
+        text = dashboard.read_text()
+        assert '"uid": "flotilla-prometheus"' in text  # every panel asks that data source
+        assert source["uid"] == "flotilla-prometheus"

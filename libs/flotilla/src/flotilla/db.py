@@ -36,6 +36,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from flotilla.config import ServiceSettings
+from flotilla.db_metrics import watch_pool
 from flotilla.dbcli import cli
 from flotilla.errors import Problem, ServiceUnavailable, ValidationFailed, problem_response
 
@@ -183,6 +184,7 @@ class Database:
     def init_app(self, app: Flask, settings: ServiceSettings) -> None:
         """Create the engine, close sessions per app context and add a readiness check."""
         state = _State(create_engine_from_settings(settings))
+        watch_pool(state.engine)
         app.extensions["flotilla.db"] = state
         if self.migrations is not None:
             app.extensions["flotilla.migrations"] = self.migrations
