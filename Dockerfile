@@ -2,11 +2,15 @@
 # One image per service from one file: docker build --build-arg SERVICE=users -t flotilla/users .
 # SERVICE is users, catalog, orders or notifications. The same image runs every process of its
 # service (web, migration, relay, worker); only the command and the environment differ.
+# PYTHON_IMAGE and UV_IMAGE name where the interpreter and uv come from: the official images by
+# default; any Debian bookworm with Python 3.11, and any image with uv at /uv, serve as well
+# (`make containers` builds both from Debian's packages, where no registry is reachable).
 ARG SERVICE=users
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.8
 
 # uv itself, pinned: the same version that wrote uv.lock.
-FROM ghcr.io/astral-sh/uv:0.13.8 AS uv
+FROM ${UV_IMAGE} AS uv
 
 # Builder: resolve nothing, install exactly what uv.lock says. Every dependency ships a wheel
 # for this platform, so no compiler is installed here either.

@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: run demo test lint fmt bench sync docs signing-key clean
+.PHONY: run demo test containers lint fmt bench sync docs signing-key clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -26,6 +26,10 @@ demo: sync ## against a running `make run`: an account, an order, a cancel, the 
 
 test: sync ## every test, against real PostgreSQL and SQLite
 	$(RUN) pytest
+
+containers: sync ## build every image from the Dockerfile (bases from Debian's packages) and test them with podman
+	$(RUN) python scripts/containers.py
+	$(RUN) pytest tests/containers
 
 lint: sync ## ruff and mypy --strict
 	$(RUN) ruff check .

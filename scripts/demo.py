@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from databases import masked
+from flotilla.config import load_dotenv
 from system import ROOT, ROUTES, Layout, default_var_dir, flask, service_env
 
 MAIL_TIMEOUT = 30.0
@@ -243,6 +244,7 @@ def mail_to(directory: Path, address: str) -> dict[Path, str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo against the system running with ``--var-dir``."""
+    load_dotenv()  # the variables make run was started with, .env included
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--var-dir", type=Path, default=default_var_dir(), help="make run's")
     options = parser.parse_args(argv)

@@ -43,6 +43,7 @@ import psycopg
 
 import nginx
 from databases import ensure_database, masked
+from flotilla.config import load_dotenv
 from flotilla.processes import log_tail
 from supervisor import Failure, Step, Stopped, Supervisor
 from system import (
@@ -218,6 +219,7 @@ def stop(supervisor: Supervisor, layout: Layout, *, failed: str = "") -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Start the system, print where it answers, run until Ctrl-C or a failure."""
+    load_dotenv()  # as every process it starts does, so USERS_DATABASE_URL and the like apply
     options = parse_options(argv)
     use_nginx = not options.no_front_door and shutil.which("nginx") is not None
     layout = Layout(options.var_dir.resolve(), options.base_port, front_door=use_nginx)

@@ -162,8 +162,8 @@ def test_the_validator_refuses_what_compose_would_refuse(tmp_path: Path) -> None
 def test_env_example_lists_exactly_the_variables_the_file_needs() -> None:
     needed = {name for text in strings(compose()) for name in interpolated_names(text)}
     assert set(read_env_file(ENV_EXAMPLE)) == needed
-    with pytest.raises(MissingVariable, match="USERS_SECRET_KEY"):
-        service_environment("users", example_secrets() | {"USERS_SECRET_KEY": ""})
+    with pytest.raises(MissingVariable, match="USERS_AUTH_SIGNING_KEY"):
+        service_environment("users", example_secrets() | {"USERS_AUTH_SIGNING_KEY": ""})
 
 
 def test_every_flotilla_process_of_make_run_has_its_compose_service() -> None:
@@ -197,8 +197,8 @@ def test_every_setting_required_in_production_is_set(
     settings = settings_class(service)()  # raises, naming the variable, if one is missing
     assert settings.is_production
     assert make_url(settings.DATABASE_URL).database == service
-    monkeypatch.delenv("SECRET_KEY")
-    with pytest.raises(ValidationError, match="SECRET_KEY"):
+    monkeypatch.delenv("DATABASE_URL")
+    with pytest.raises(ValidationError, match="DATABASE_URL"):
         settings_class(service)()
 
 

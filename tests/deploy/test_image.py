@@ -1,9 +1,9 @@
 """The Dockerfile: it lints clean, and what it says matches what the code does.
 
-No image is built here (there is no container engine): hadolint checks the file, and the
-rest reads the stages each service's image is made of and checks them against the code —
-the user, the port the web server binds, the health check's path, the default command, the
-environment, and what the build context lets in.
+No image is built here (``make containers`` builds and runs them: tests/containers): hadolint
+checks the file, and the rest reads the stages each service's image is made of and checks
+them against the code — the user, the port the web server binds, the health check's path,
+the default command, the environment, and what the build context lets in.
 """
 
 from __future__ import annotations

@@ -47,6 +47,11 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 NGINX_ROUTES = ROOT / "deploy" / "nginx" / "flotilla" / "api.conf"
 OVERLAYS = ("dev", "prod")
+INGRESS_UPSTREAM_KEEPALIVE_TIMEOUT = 60
+"""Ingress-NGINX's ``upstream-keepalive-timeout`` default, in seconds (its ConfigMap docs)."""
+PROPAGATION_SECONDS = 10
+"""How long a terminating pod's endpoint removal may take to reach every proxy on a busy
+cluster (10 to 15 s): the preStop sleep covers at least that."""
 KUBERNETES_VERSIONS = ("1.30.0", "1.34.0")
 SETTINGS: dict[str, type[ServiceSettings]] = {
     "users": UsersSettings,
@@ -55,7 +60,6 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "notifications": NotificationsSettings,
 }
 PRODUCTION_SECRETS = {
-    "SECRET_KEY": "k" * 48,
     "DATABASE_URL": "postgresql+psycopg://service:password@postgres:5432/shop_service",
     "REDIS_URL": "redis://redis:6379/0",
     "BROKER_URL": "amqp://service:password@rabbitmq:5672/",
@@ -285,8 +289,19 @@ def test_grace_period_outlasts_the_prestop_sleep_and_the_servers_drain(overlay: 
         drain = int(web_server_setting(env, "GRACEFUL_TIMEOUT"))
         switched = int(web_server_setting(env | {"WEB_SERVER": "gunicorn"}, "GRACEFUL_TIMEOUT"))
         grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-        assert sleep >= 1
+        assert sleep >= PROPAGATION_SECONDS
         assert grace > sleep + max(drain, switched), service
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_servers_keep_idle_connections_longer_than_the_ingress_does(overlay: str) -> None:
+    # A POST written into a kept-alive connection the server is closing fails as a 502 and
+    # cannot be retried: the proxy must always be first to give up an idle connection.
+    for service in system.WEB_SERVICES:
+        env = effective_environment(overlay, of_kind(overlay, "Deployment")[service])
+        for server in ("granian", "gunicorn"):
+            keepalive = int(web_server_setting(env | {"WEB_SERVER": server}, "KEEPALIVE"))
+            assert keepalive > INGRESS_UPSTREAM_KEEPALIVE_TIMEOUT, (service, server)
 
 
 def test_worker_grace_period_outlasts_a_running_task() -> None:
@@ -328,7 +343,7 @@ def test_the_example_secrets_never_start_a_production_pod(
 ) -> None:
     for workload in workloads("dev"):
         env = environment("dev", workload) | {"ENVIRONMENT": "production"}
-        with pytest.raises(ValidationError, match="SECRET_KEY"):
+        with pytest.raises(ValidationError, match="holds a placeholder password"):
             _load(monkeypatch, SETTINGS[service_of(workload)], env)
 
 
@@ -525,6 +540,26 @@ def test_production_keeps_two_pods_of_each_web_service_and_pins_its_images() -> 
         assert tag, image
         assert tag != "latest", image
     assert not of_kind("prod", "Secret")  # production brings its own
+
+
+def test_autoscalers_follow_cpu_and_memory_up_fast_and_down_slowly() -> None:
+    for service, autoscaler in of_kind("prod", "HorizontalPodAutoscaler").items():
+        spec = autoscaler["spec"]
+        resources = {metric["resource"]["name"] for metric in spec["metrics"]}
+        assert resources == {"cpu", "memory"}, service
+        behavior = spec["behavior"]
+        assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 300, service
+        assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0, service
+        down = {policy["type"]: policy["value"] for policy in behavior["scaleDown"]["policies"]}
+        assert down["Percent"] <= 50, service
+
+
+def test_production_ingresses_get_their_certificate_from_cert_manager() -> None:
+    for name, ingress in of_kind("prod", "Ingress").items():
+        assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"], name
+        assert [tls["secretName"] for tls in ingress["spec"]["tls"]] == ["flotilla-tls"], name
+    for ingress in of_kind("dev", "Ingress").values():
+        assert "cert-manager.io/cluster-issuer" not in ingress["metadata"]["annotations"]
 
 
 def test_development_runs_one_pod_each_in_development_mode() -> None:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import request
 
 from flotilla import ServiceSettings, create_service, load_settings
@@ -26,6 +27,12 @@ settings = load_settings(
     VAR_DIR=Path(os.environ.get("VAR_DIR") or tempfile.gettempdir()),
 )
 app = create_service(__name__, settings)
+
+
+@app.cli.command("max-content-length")
+def max_content_length() -> None:
+    """Print the largest accepted body, to compare commands with servers (``.env`` tests)."""
+    click.echo(f"MAX_CONTENT_LENGTH={app.config['MAX_CONTENT_LENGTH']}")
 
 
 @app.get("/ok")

@@ -12,7 +12,6 @@ from pydantic import ValidationError
 
 from catalog.config import CatalogSettings
 
-SECRET = "s" * 40
 DATABASE = "postgresql://catalog@db/catalog"
 
 
@@ -29,7 +28,7 @@ def test_a_cache_ttl_out_of_range_is_refused(ttl: float) -> None:
 
 
 def test_production_needs_keys_to_verify_tokens_with() -> None:
-    production = {"ENVIRONMENT": "production", "SECRET_KEY": SECRET, "DATABASE_URL": DATABASE}
+    production = {"ENVIRONMENT": "production", "DATABASE_URL": DATABASE}
     with pytest.raises(ValidationError, match="AUTH_JWKS_URL or AUTH_PUBLIC_KEYS"):
         CatalogSettings(**production)  # type: ignore[arg-type]
     jwks = "http://users:8000/.well-known/jwks.json"
@@ -41,7 +40,6 @@ def test_start_up_without_keys_in_production_stops_with_one_line() -> None:
     env = {
         **os.environ,
         "ENVIRONMENT": "production",
-        "SECRET_KEY": SECRET,
         "DATABASE_URL": DATABASE,
         "AUTH_JWKS_URL": "",
         "AUTH_PUBLIC_KEYS": "",

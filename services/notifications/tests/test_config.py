@@ -13,7 +13,6 @@ from notifications.sender import EmlWriter, SmtpSender, mail_sender
 
 PRODUCTION: dict[str, Any] = {
     "ENVIRONMENT": "production",
-    "SECRET_KEY": "k" * 40,
     "DATABASE_URL": "sqlite://",
 }
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-PRODUCTION = {"ENVIRONMENT": "production", "SECRET_KEY": "k" * 40, "DATABASE_URL": "sqlite://"}
+PRODUCTION = {"ENVIRONMENT": "production", "DATABASE_URL": "sqlite://"}
 PROBES = [sys.executable, "-c", "import notifications.wsgi"]
 WORKER = [sys.executable, "-m", "flask", "--app", "notifications", "tasks", "worker"]
 

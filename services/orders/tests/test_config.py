@@ -36,8 +36,9 @@ def test_a_pending_timeout_within_the_request_deadline_is_refused(tmp_path: Path
 
 
 @pytest.mark.process
-def test_a_placeholder_secret_stops_start_up_with_one_line() -> None:
-    env = {**os.environ, "ENVIRONMENT": "production", "SECRET_KEY": "changeme"}
+def test_a_placeholder_password_stops_start_up_with_one_line() -> None:
+    database = "postgresql+psycopg://orders:changeme@db/orders"
+    env = {**os.environ, "ENVIRONMENT": "production", "DATABASE_URL": database}
     result = subprocess.run(
         [sys.executable, "-c", "import orders.wsgi"],
         env=env,
@@ -48,5 +49,5 @@ def test_a_placeholder_secret_stops_start_up_with_one_line() -> None:
     )
     assert result.returncode == 3
     assert result.stderr.strip().splitlines() == [
-        "configuration error: SECRET_KEY must be set to a random value of 32+ characters"
+        "configuration error: DATABASE_URL holds a placeholder password; set the real one"
     ]

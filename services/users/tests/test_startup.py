@@ -10,7 +10,10 @@ import pytest
 
 from flotilla.testing import free_port
 
-UNSAFE = {"ENVIRONMENT": "production", "SECRET_KEY": "changeme", "DATABASE_URL": ""}
+UNSAFE = {
+    "ENVIRONMENT": "production",
+    "DATABASE_URL": "postgresql+psycopg://users:changeme@db/users",
+}
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:flotilla.gunicorn", "users.wsgi:app"]
 COMMANDS = {
     "import": ([sys.executable, "-c", "import users.wsgi"], {}),
@@ -19,12 +22,12 @@ COMMANDS = {
     # (One worker: when several fail at once, Gunicorn 27 halts with a traceback and status 1.)
     "gunicorn, no preload": (GUNICORN, {"GUNICORN_PRELOAD_APP": "false", "GUNICORN_WORKERS": "1"}),
 }
-MESSAGE = "configuration error: SECRET_KEY must be set to a random value of 32+ characters"
+MESSAGE = "configuration error: DATABASE_URL holds a placeholder password; set the real one"
 
 
 @pytest.mark.process
 @pytest.mark.parametrize("command", COMMANDS)
-def test_a_placeholder_secret_stops_start_up_with_one_line(command: str) -> None:
+def test_a_placeholder_password_stops_start_up_with_one_line(command: str) -> None:
     argv, extra = COMMANDS[command]
     env = {**os.environ, **UNSAFE, **extra, "GUNICORN_BIND": f"127.0.0.1:{free_port()}"}
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
@@ -34,7 +37,7 @@ def test_a_placeholder_secret_stops_start_up_with_one_line(command: str) -> None
 
 @pytest.mark.process
 def test_a_missing_database_url_stops_start_up() -> None:
-    env = {**os.environ, **UNSAFE, "SECRET_KEY": "k" * 40}
+    env = {**os.environ, **UNSAFE, "DATABASE_URL": ""}
     result = subprocess.run(
         COMMANDS["import"][0], env=env, capture_output=True, text=True, timeout=60, check=False
     )

@@ -33,8 +33,9 @@ from flotilla.security import SecurityHeaders, trust_proxies
 class _NoSessions(SessionInterface):
     """APIs are stateless: never read or write Flask's signed session cookie.
 
-    With ``SECRET_KEY`` set, Flask would otherwise open (and consider saving) a cookie
-    session on every request: about 4 % of a one-row lookup's time, for nothing.
+    Flask would otherwise look for (and consider saving) a cookie session on every request:
+    time spent for nothing. Nothing signs a cookie here, so there is no ``SECRET_KEY``
+    either (``docs/adr/0022-migrations-and-configuration-at-scale.md``).
     """
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin:
@@ -118,8 +119,6 @@ def _add_dependency_checks(health: Health, settings: ServiceSettings) -> None:
 def flask_config(settings: ServiceSettings, version: str) -> dict[str, Any]:
     """The Flask config derived from ``settings``; nothing else writes ``app.config``."""
     return {
-        "SECRET_KEY": settings.SECRET_KEY,
-        "SECRET_KEY_FALLBACKS": list(settings.SECRET_KEY_FALLBACKS),
         "MAX_CONTENT_LENGTH": settings.MAX_CONTENT_LENGTH,
         # Errors always render as problems, in tests too; never re-raised to the server.
         "PROPAGATE_EXCEPTIONS": False,

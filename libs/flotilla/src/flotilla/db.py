@@ -152,9 +152,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 @dataclass
 class _State:
-    """What one app's database needs at run time."""
+    """What one app's database needs at run time, and its migrations."""
 
     engine: Engine
+    settings: ServiceSettings
 
 
 class _AppSession(Session):
@@ -183,7 +184,7 @@ class Database:
 
     def init_app(self, app: Flask, settings: ServiceSettings) -> None:
         """Create the engine, close sessions per app context and add a readiness check."""
-        state = _State(create_engine_from_settings(settings))
+        state = _State(create_engine_from_settings(settings), settings)
         watch_pool(state.engine)
         app.extensions["flotilla.db"] = state
         if self.migrations is not None:

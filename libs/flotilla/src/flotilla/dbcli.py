@@ -19,7 +19,10 @@ def upgrade_command(revision: str) -> None:
     """Migrate the database up to REVISION (default: head)."""
     from flotilla import migrations  # noqa: PLC0415 - keep Alembic out of worker start-up
 
-    migrations.upgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
+    try:
+        migrations.upgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
+    except migrations.MigrationLockTimeout as error:
+        raise click.ClickException(str(error)) from None
 
 
 @cli.command("downgrade")
@@ -28,7 +31,10 @@ def downgrade_command(revision: str) -> None:
     """Migrate the database down to REVISION ('base' removes everything)."""
     from flotilla import migrations  # noqa: PLC0415 - keep Alembic out of worker start-up
 
-    migrations.downgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
+    try:
+        migrations.downgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
+    except migrations.MigrationLockTimeout as error:
+        raise click.ClickException(str(error)) from None
 
 
 @cli.command("revision")

@@ -45,7 +45,6 @@ def worker(
         "TASK_CONCURRENCY": "1",
         "TASK_POOL": pool,
     }
-    env.pop("SECRET_KEY_FALLBACKS", None)
     return WorkerProcess(
         "messaging_sample:app", env=env, log_path=tmp_path / f"{name}.log", cwd=tmp_path
     )

@@ -14,13 +14,13 @@ from flotilla.config.http import HttpClientSettings
 from flotilla.config.loading import (
     EXIT_CONFIGURATION,
     ConfigurationError,
+    load_dotenv,
     load_settings,
     settings_table,
 )
 from flotilla.config.messaging import MessagingSettings
 from flotilla.config.service import (
     DATABASE_SCHEMES,
-    DEVELOPMENT_SECRET_KEY,
     PLACEHOLDER_SECRETS,
     Environment,
     LogLevel,
@@ -29,7 +29,6 @@ from flotilla.config.service import (
 
 __all__ = [
     "DATABASE_SCHEMES",
-    "DEVELOPMENT_SECRET_KEY",
     "EXIT_CONFIGURATION",
     "PLACEHOLDER_SECRETS",
     "AuthSettings",
@@ -44,6 +43,7 @@ __all__ = [
     "ServiceSettings",
     "WebServer",
     "available_cpus",
+    "load_dotenv",
     "load_settings",
     "settings_table",
 ]

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from flask.cli import load_dotenv as _flask_load_dotenv
+from flask.helpers import get_load_dotenv
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
@@ -33,8 +35,26 @@ class ConfigurationError(SystemExit):
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
+def load_dotenv() -> bool:
+    """Put ``.env`` (and ``.flaskenv``) into the environment as the ``flask`` command does.
+
+    The ``flask`` command reads these files before it loads the app, a web server or a
+    ``python -c`` does not; a ``.env`` then configured the migrations, the relays and the
+    worker but not the service they serve. Every process reads its settings through
+    :func:`load_settings`, which calls this first, so all of them see the same variables:
+    Flask's own function with Flask's rules (the nearest file up from the working directory,
+    variables already set win), and ``FLASK_SKIP_DOTENV=1`` turns the files off everywhere.
+    True if a file set at least one variable.
+    """
+    if not get_load_dotenv():
+        return False
+    return _flask_load_dotenv()
+
+
 def load_settings(settings_class: type[SettingsT], **overrides: Any) -> SettingsT:
-    """Read settings from the environment, or stop start-up with one line naming the variable."""
+    """Read settings from the environment (and ``.env``, see :func:`load_dotenv`), or stop
+    start-up with one line naming the variable."""
+    load_dotenv()
     try:
         return settings_class(**overrides)
     except ValidationError as error:

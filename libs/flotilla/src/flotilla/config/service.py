@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from flotilla.config.auth import AuthSettings
 from flotilla.config.http import HttpClientSettings
@@ -17,10 +18,8 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql")
 """Databases the services are tested on; the driver suffix (``+psycopg``) may follow."""
 
-PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "development-only-secret"})
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret"})
 """Values that are never acceptable as a secret in production."""
-
-DEVELOPMENT_SECRET_KEY = "development-only-secret"  # noqa: S105 - a marker refused in production
 
 
 class Environment(StrEnum):
@@ -29,12 +28,6 @@ class Environment(StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
     PRODUCTION = "production"
-
-
-def _split_list(value: Any) -> Any:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
 
 
 class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings):
@@ -50,16 +43,6 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings):
     ENVIRONMENT: Environment = Field(
         Environment.DEVELOPMENT,
         description="development, test or production; production refuses unsafe defaults.",
-    )
-    SECRET_KEY: str = Field(
-        DEVELOPMENT_SECRET_KEY,
-        description="Key for signing; required and not a placeholder in production.",
-        repr=False,
-    )
-    SECRET_KEY_FALLBACKS: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Comma-separated retired keys still accepted for verification.",
-        repr=False,
     )
     VAR_DIR: Path = Field(
         Path("var"), description="Directory for local state: SQLite files, mail, metrics."
@@ -81,6 +64,18 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings):
     )
     DATABASE_STATEMENT_TIMEOUT_MS: int = Field(
         10_000, ge=0, description="PostgreSQL statement_timeout in milliseconds; 0 disables."
+    )
+    DATABASE_MIGRATION_LOCK_TIMEOUT_MS: int = Field(
+        3_000,
+        ge=1,
+        description="PostgreSQL lock_timeout of migrations: how long a schema change may queue "
+        "for a table's lock, holding up every query behind it, before it backs off and retries.",
+    )
+    DATABASE_MIGRATION_LOCK_RETRIES: int = Field(
+        10,
+        ge=0,
+        description="Retries, with jittered exponential backoff, of a migration that timed out "
+        "waiting for a lock; then `db upgrade` fails, naming the statement that waited.",
     )
     DATABASE_TCP_USER_TIMEOUT_MS: int = Field(
         10_000, ge=0, description="Drop a PostgreSQL connection whose sent data goes unanswered."
@@ -109,13 +104,6 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings):
     )
     API_VERSION: str = Field("v1", description="Version string shown in the OpenAPI document.")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _split_lists(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "SECRET_KEY_FALLBACKS" in data:
-            data = {**data, "SECRET_KEY_FALLBACKS": _split_list(data["SECRET_KEY_FALLBACKS"])}
-        return data
-
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod
     def _upper_case_level(cls, value: Any) -> Any:
@@ -133,10 +121,12 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings):
     def _refuse_unsafe_production(self) -> Self:
         if self.ENVIRONMENT is not Environment.PRODUCTION:
             return self
-        if self.SECRET_KEY.strip().lower() in PLACEHOLDER_SECRETS or len(self.SECRET_KEY) < 32:
-            raise ValueError("SECRET_KEY must be set to a random value of 32+ characters")
         if not self.DATABASE_URL:
             raise ValueError("DATABASE_URL must be set in production")
+        for name in ("DATABASE_URL", "REDIS_URL", "BROKER_URL"):
+            password = urlsplit(getattr(self, name)).password
+            if password is not None and password.strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"{name} holds a placeholder password; set the real one")
         return self
 
     @property
