@@ -63,4 +63,7 @@ def series_names(expression: str) -> set[str]:
 
 _WORD = re.compile(r"(?<![\w.])[a-zA-Z_:][a-zA-Z0-9_:]*")
 _NUMBER = re.compile(r"(?i)inf|nan|\d\w*")
-_PROMQL_WORDS = frozenset({"and", "or", "unless", "bool", "offset"})
+_PROMQL_WORDS = frozenset(
+    {"and", "or", "unless", "bool", "offset", "on", "ignoring", "group_left", "group_right"}
+)
+"""Operators and modifiers; ``group_left`` and ``on`` may stand without a label list."""
