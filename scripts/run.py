@@ -47,6 +47,7 @@ from flotilla.config import load_dotenv
 from flotilla.processes import log_tail
 from supervisor import Failure, Step, Stopped, Supervisor
 from system import (
+    BACKGROUND_PROGRAMS,
     FRONT_DOOR,
     RECOVERY_INTERVAL,
     ROOT,
@@ -105,6 +106,7 @@ def front_door(layout: Layout, *, rate_limits: bool = True) -> Program:
 def check_ports(layout: Layout) -> None:
     """Fail at once, naming the port, if something already listens where the system would."""
     ports = {service: layout.port(service) for service in WEB_SERVICES}
+    ports |= {name: layout.metrics_port(name) for name, *_ in BACKGROUND_PROGRAMS}
     if layout.front_door:
         ports["nginx"] = layout.front_door_port
     for name, port in ports.items():

@@ -3,8 +3,10 @@
 Shared by ``scripts/run.py``, which starts the processes, and ``scripts/demo.py``, which
 talks to them. Nothing here starts anything.
 
-Ports come from one base port B (default 8000): users B+1, catalog B+2, orders B+3 and the
-nginx front door B+80, so a second copy of the system (a test) can run beside a developer's.
+Ports come from one base port B (default 8000): users B+1, catalog B+2, orders B+3, the
+metrics of the background processes B+11 to B+14 (in the order of ``BACKGROUND_PROGRAMS``)
+and the nginx front door B+80, so a second copy of the system (a test) can run beside a
+developer's.
 The services call each other on their own ports; only clients go through the front door.
 """
 
@@ -32,6 +34,8 @@ ROUTES = {
 }
 """Which service answers a path prefix, as the front door routes it."""
 FRONT_DOOR_OFFSET = 80
+METRICS_OFFSET = 11
+"""The first background process serves its metrics on B+11, the next on B+12, and so on."""
 BACKGROUND, WEB, FRONT_DOOR = 0, 1, 2
 """Tiers: the relays outlive the web services, publishing what the last requests wrote."""
 RECOVERY_INTERVAL = 10.0
@@ -63,6 +67,11 @@ class Layout:
     def url(self, service: str) -> str:
         """Where ``service`` answers directly."""
         return f"http://127.0.0.1:{self.port(service)}"
+
+    def metrics_port(self, program: str) -> int:
+        """The port background process ``program`` (``users-relay``) serves /metrics on."""
+        names = [name for name, *_ in BACKGROUND_PROGRAMS]
+        return self.base_port + METRICS_OFFSET + names.index(program)
 
     @property
     def front_door_port(self) -> int:
@@ -175,6 +184,7 @@ def background(layout: Layout, environ: Mapping[str, str]) -> list[Program]:
         env = _background_env(service, layout, environ)
         if service == "notifications":
             env = notifications_env(layout, env)
+        env["METRICS_BIND"] = f"127.0.0.1:{layout.metrics_port(name)}"
         programs.append(Program(name, flask(service, *arguments), env, ready_message=started))
     return programs
 

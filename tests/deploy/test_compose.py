@@ -340,7 +340,7 @@ class Deployment:
         assert not unmapped, f"still naming a container: {unmapped}"
         return local
 
-    def _localize(self, key: str, value: str, service: str) -> str:
+    def _localize(self, key: str, value: str, service: str) -> str:  # noqa: PLR0911 - one per key
         if key == "DATABASE_URL":
             database = make_url(self.databases[service]).database
             server = make_url(postgres_server_url())
@@ -352,6 +352,8 @@ class Deployment:
             return "127.0.0.1"
         if key == "SMTP_PORT":
             return str(self.smtp_port)
+        if key == "METRICS_BIND":  # each container's own 9100: one free port each here
+            return f"127.0.0.1:{free_port()}"
         if "://" in value:
             return self._localize_url(value)
         return value

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from flotilla import tracing
 from flotilla.config import ServiceSettings
+from flotilla.db_metrics import watch_pool
 from flotilla.dbcli import cli
 from flotilla.errors import Problem, ServiceUnavailable, ValidationFailed, problem_response
 
@@ -186,6 +187,7 @@ class Database:
         """Create the engine, close sessions per app context and add a readiness check."""
         state = _State(create_engine_from_settings(settings), settings)
         tracing.instrument_engine(state.engine, settings)
+        watch_pool(state.engine)
         app.extensions["flotilla.db"] = state
         if self.migrations is not None:
             app.extensions["flotilla.migrations"] = self.migrations

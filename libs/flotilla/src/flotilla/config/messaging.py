@@ -1,4 +1,4 @@
-"""Settings of background work: Celery tasks, events and the outbox relay."""
+"""Settings of background work: Celery tasks, events, the outbox relay, their metrics port."""
 
 from __future__ import annotations
 
@@ -54,6 +54,11 @@ class MessagingSettings(BaseSettings):
     )
     OUTBOX_RETENTION_SECONDS: int = Field(
         604_800, ge=0, description="Seconds published events stay in the outbox before pruning."
+    )
+    METRICS_BIND: str = Field(
+        "",
+        pattern=r"^(|.*:\d+)$",
+        description="host:port a relay, recovery loop or worker serves /metrics on; empty: none.",
     )
 
     @model_validator(mode="after")

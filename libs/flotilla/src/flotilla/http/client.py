@@ -107,6 +107,9 @@ class ServiceClient:
         self._sleep = sleep
         self._jitter = jitter
         self._metrics = client_instruments()
+        # The target's breaker series exists from the start, closed (0), not only after its
+        # first transition: dashboards and the breaker alert see every target.
+        self._metrics.breaker_state.labels(name).set(0)
 
     @classmethod
     def from_settings(

@@ -10,7 +10,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from flotilla.metrics_server import serve_metrics
 from flotilla.outbox.relay import relay_pending, run_relay
+from flotilla.outbox.state import outbox_state
 
 cli = AppGroup("outbox", help="The transactional outbox.")
 
@@ -18,7 +20,7 @@ cli = AppGroup("outbox", help="The transactional outbox.")
 @cli.command("relay")
 @click.option("--once", is_flag=True, help="Publish what is pending now, then exit.")
 def relay_command(once: bool) -> None:
-    """Publish pending events to the broker until SIGTERM or SIGINT."""
+    """Publish pending events to the broker until SIGTERM or SIGINT; serve METRICS_BIND."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if once:
         click.echo(f"published {relay_pending(app)} events")
@@ -30,4 +32,5 @@ def relay_command(once: bool) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    serve_metrics(outbox_state(app).settings.METRICS_BIND)
     run_relay(app, stop=stop)

@@ -1,4 +1,5 @@
-"""Gauges of the outbox: how many events wait, and how long the oldest has waited.
+"""Metrics of the outbox: how many events wait, how long the oldest has waited, what the
+relay published.
 
 They describe the database, not a process, so they are read from it when ``/metrics`` is
 scraped, by whichever process answers. That keeps them right when the relay is down (the
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from sqlalchemy import Engine, Table, func, select
 
 from flotilla.metrics import created_once, instruments
@@ -65,3 +66,27 @@ def refresh_gauges(engine: Engine, table: Table) -> PendingStats:
     gauges.pending.set(stats.count)
     gauges.oldest_age.set(stats.oldest_age_seconds)
     return stats
+
+
+@dataclass(frozen=True)
+class RelayInstruments:
+    """What a relay process counts, served on its own ``METRICS_BIND``."""
+
+    published: Counter
+    failures: Counter
+
+
+@created_once
+def relay_instruments() -> RelayInstruments:
+    """Create the relay's counters, once per process."""
+    instruments()
+    return RelayInstruments(
+        Counter(
+            "flotilla_outbox_published_events",
+            "Events the relay published (confirmed by the broker) and marked.",
+        ),
+        Counter(
+            "flotilla_outbox_relay_failures",
+            "Relay steps that failed (broker or database unreachable); retried with backoff.",
+        ),
+    )

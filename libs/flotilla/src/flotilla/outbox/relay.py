@@ -44,6 +44,7 @@ from flotilla.backoff import backoff_delay
 from flotilla.broker import broker_connection, events_exchange
 from flotilla.config import ServiceSettings
 from flotilla.outbox.envelope import Event, event_message
+from flotilla.outbox.metrics import relay_instruments
 from flotilla.outbox.state import outbox_state
 
 log = logging.getLogger(__name__)
@@ -378,6 +379,7 @@ class _RelayLoop:
         self.published = 0
         self.failures = 0
         self.pruned_at = 0.0
+        self.metrics = relay_instruments()
 
     def step(self, engine: Engine, table: Table) -> float:
         """Relay one batch (and prune when due); return how long to wait before the next."""
@@ -390,6 +392,7 @@ class _RelayLoop:
         except Exception as error:
             self.publisher.close()
             self.failures += 1
+            self.metrics.failures.inc()
             delay = (
                 backoff_delay(self.failures, base=settings.OUTBOX_POLL_INTERVAL, cap=30.0)
                 + settings.OUTBOX_POLL_INTERVAL / 2
@@ -401,6 +404,7 @@ class _RelayLoop:
             return delay
         self.failures = 0
         self.published += count
+        self.metrics.published.inc(count)
         return 0.0 if count == settings.OUTBOX_BATCH_SIZE else settings.OUTBOX_POLL_INTERVAL
 
     def _prune_when_due(self, engine: Engine, table: Table) -> None:

@@ -24,10 +24,16 @@ own lines carry it, and failures and retries are logged at WARNING and above."""
 @cli.command("worker")
 @click.option("--concurrency", type=int, default=None, help="Override TASK_CONCURRENCY.")
 def worker_command(concurrency: int | None) -> None:
-    """Run a worker for this service's task queue until SIGTERM (warm shutdown)."""
+    """Run a worker for this service's task queue until SIGTERM (warm shutdown).
+
+    With ``METRICS_BIND`` set it serves its metrics and its queues' depth there.
+    """
+    from flotilla.metrics_server import serve_metrics  # noqa: PLC0415 - see below
     from flotilla.tasks.extension import tasks_state  # noqa: PLC0415 - cli is imported by it
+    from flotilla.tasks.metrics import QueueDepthCollector  # noqa: PLC0415 - imports extension
 
     state = tasks_state(current_app)
+    serve_metrics(state.settings.METRICS_BIND, [QueueDepthCollector(state)])
     if state.settings.LOG_LEVEL != "DEBUG":
         for name in CELERY_PER_TASK_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
