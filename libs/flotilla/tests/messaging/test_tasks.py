@@ -33,6 +33,13 @@ POOLS = ["prefork", "threads", "solo"]
 """Every execution pool ``TASK_POOL`` offers: each must keep the delivery guarantees."""
 
 
+def as_variable(value: object) -> str:
+    """A setting's value as the environment gives it: lists comma-separated."""
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
 def worker(
     app: Flask, tmp_path: Path, name: str = "worker", pool: str = "prefork"
 ) -> WorkerProcess:
@@ -41,7 +48,9 @@ def worker(
     env = {
         "SAMPLE_WORKER": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
-        **{key: str(value) for key, value in settings.model_dump().items() if key.isupper()},
+        **{
+            key: as_variable(value) for key, value in settings.model_dump().items() if key.isupper()
+        },
         "TASK_CONCURRENCY": "1",
         "TASK_POOL": pool,
     }
