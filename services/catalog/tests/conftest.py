@@ -53,6 +53,12 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+TOKEN_LIFETIME = timedelta(hours=12)
+"""The tokens below are made once, when the tests are collected, and a whole run outlasts the
+15 minutes of a user's token and the 5 of a service's: they would expire before the last test
+uses them. What expiry does is tested in the chassis' own tests."""
+
+
 def bearer(*roles: str, user_id: int = 1) -> dict[str, str]:
     """The Authorization header of a token for ``user_id`` with ``roles``, as users issues it."""
     token = issue_access_token(
@@ -61,7 +67,7 @@ def bearer(*roles: str, user_id: int = 1) -> dict[str, str]:
         roles=roles,
         issuer="urn:flotilla:users",
         audience="flotilla",
-        lifetime=timedelta(minutes=15),
+        lifetime=TOKEN_LIFETIME,
     )
     return {"Authorization": f"Bearer {token}"}
 
@@ -74,7 +80,7 @@ def service_bearer(client_id: str) -> dict[str, str]:
         roles=["service"],
         issuer="urn:flotilla:users",
         audience="flotilla",
-        lifetime=timedelta(minutes=5),
+        lifetime=TOKEN_LIFETIME,
         client_id=client_id,
     )
     return {"Authorization": f"Bearer {token}"}

@@ -118,6 +118,10 @@ def environments(
         "SERVICE_NAME": f"orders-e2e-{run}",
         "AUTH_JWKS_URL": jwks,
         "USERS_URL": f"http://127.0.0.1:{ports['users']}",
+        # Its own token from users, under the name catalog lets in; both sides derive the
+        # development secret from the key under their shared VAR_DIR.
+        "SERVICE_TOKEN_URL": f"http://127.0.0.1:{ports['users']}/api/v1/service-tokens",
+        "SERVICE_CLIENT_ID": "orders",
         "CATALOG_URL": f"http://127.0.0.1:{ports['catalog']}",
         "HTTP_RETRIES": "0",
         "HTTP_BREAKER_FAILURES": "2",
