@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
+
+from .conftest import ADMIN
 
 
 def spec(client: FlaskClient) -> dict[str, Any]:
@@ -67,3 +72,19 @@ def test_the_public_product_has_every_field(client: FlaskClient) -> None:
         "created_at",
         "updated_at",
     }
+
+
+@pytest.mark.parametrize("name", [" ", "\u0085", "\u3000\t"])
+def test_a_blank_name_is_refused_as_the_document_says(
+    client: FlaskClient, make_product: Callable[..., dict[str, Any]], name: str
+) -> None:
+    # The document's pattern promises what is accepted: a name of white space alone (as
+    # Python counts it, NEL and ideographic space included) is outside it, and refused.
+    schemas = spec(client)["components"]["schemas"]
+    names = [schema["properties"].get("name", {}) for schema in schemas.values()]
+    patterns = {name["pattern"] for name in names if name and not name.get("readOnly")}
+    assert patterns
+    assert all(re.search(pattern, name) is None for pattern in patterns)
+    path = f"/api/v1/products/{make_product('MUG-1')['id']}"
+    response = client.patch(path, json={"name": name}, headers=ADMIN)
+    assert response.status_code == 422
