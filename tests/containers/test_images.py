@@ -51,9 +51,6 @@ class Container:
 
     def logs(self) -> str:
         """Everything it wrote, both streams."""
-        return containers.podman("logs", self.name, capture=True) + self._stderr()
-
-    def _stderr(self) -> str:
         result = subprocess.run(
             ["podman", "logs", self.name],
             env=containers.engine_environment(),
@@ -61,7 +58,7 @@ class Container:
             text=True,
             check=False,
         )
-        return result.stderr
+        return result.stdout + result.stderr
 
     def run(self, *command: str) -> subprocess.CompletedProcess[str]:
         """``command`` inside the container, as its user."""

@@ -12,7 +12,7 @@ problem before any view runs:
   whatever walks the value next (a validator, a log formatter): a 500 with a traceback.
 * anything that is not JSON at all.
 
-See docs/adr/0021-strict-json-bodies.md.
+See docs/adr/0021-strict-inputs.md.
 """
 
 from __future__ import annotations
