@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +56,37 @@ def test_objects_made_before_the_fork_are_out_of_the_collectors_reach() -> None:
         assert gc.get_freeze_count() >= len(made_at_import)
     finally:
         gc.unfreeze()
+
+
+OPT_IN_MODULES = ("opentelemetry.sdk.trace", "opentelemetry.exporter", "sentry_sdk", "celery")
+"""What a web worker with tracing and error reports off must not carry (several MiB each)."""
+
+
+def _loaded_after_building_a_service(**environment: str) -> set[str]:
+    """The :data:`OPT_IN_MODULES` a fresh interpreter holds after building ``server_app``."""
+    probe = (
+        "import sys, server_app; "
+        f"print(' '.join(m for m in {OPT_IN_MODULES!r} if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).parent,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent), **environment},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(done.stdout.split())
+
+
+def test_a_service_with_tracing_and_reports_off_loads_neither_sdk() -> None:
+    assert _loaded_after_building_a_service() == set()
+
+
+def test_turning_tracing_and_reports_on_loads_their_sdks() -> None:
+    loaded = _loaded_after_building_a_service(
+        OTEL_TRACES_EXPORTER="console", SENTRY_DSN="https://key@sentry.invalid/1"
+    )
+    # The tracing SDK itself starts with a worker's first request; its instrumentations
+    # (which import Celery) and sentry-sdk are loaded as the app is built.
+    assert loaded == {"sentry_sdk", "celery"}

@@ -22,7 +22,8 @@ from flotilla import ServiceSettings, tracing
 from flotilla.propagation import outgoing_headers, outgoing_traceparent, parse_traceparent
 from flotilla.testing import capture_logs
 from flotilla.tracing import provider
-from flotilla.tracing.provider import StartOnFirstRequest, WorkSampler, sampler
+from flotilla.tracing.provider import StartOnFirstRequest
+from flotilla.tracing.sdk import WorkSampler, sampler
 
 from .conftest import build_app
 

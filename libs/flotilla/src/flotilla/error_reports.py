@@ -13,26 +13,27 @@ value of every secret setting (those declared ``repr=False``, and passwords insi
 ``*_URL`` settings) and of every credential the request carried (its ``Authorization``
 header, a ``password`` field of its body): a secret that reached a local variable or a
 message is cut out too.
+
+sentry-sdk and its integrations are imported by :func:`install` only when ``SENTRY_DSN`` is
+set: its Celery integration imports Celery, and a process that reports nowhere would carry
+both (about 10 MiB in a web worker) for nothing.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import sentry_sdk
 from flask import has_request_context, request
-from sentry_sdk.integrations.celery import CeleryIntegration
-from sentry_sdk.integrations.flask import FlaskIntegration
-from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
-from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
-from sentry_sdk.types import Event
 
 from flotilla import context, tracing
 from flotilla.config import ServiceSettings
 from flotilla.propagation import current_traceparent, parse_traceparent
+
+if TYPE_CHECKING:
+    from sentry_sdk.types import Event
 
 FILTERED = "[Filtered]"
 SENSITIVE_KEY = re.compile(
@@ -45,7 +46,8 @@ _RAW_PAIR = re.compile(
 )
 _SHORTEST_SECRET = 6
 """Shorter values are not searched for: they would cut ordinary words out of events."""
-DENYLIST = [*DEFAULT_DENYLIST, "signing_key", "private_key", "dsn", "credential", "jwt"]
+DENYLIST_EXTRA = ("signing_key", "private_key", "dsn", "credential", "jwt")
+"""Keys Sentry's scrubber filters besides its own default deny list."""
 
 
 def install(settings: ServiceSettings, version: str) -> None:
@@ -55,6 +57,13 @@ def install(settings: ServiceSettings, version: str) -> None:
     """
     if not settings.SENTRY_DSN:
         return
+    # Imported here: see the module's docstring.
+    import sentry_sdk  # noqa: PLC0415
+    from sentry_sdk.integrations.celery import CeleryIntegration  # noqa: PLC0415
+    from sentry_sdk.integrations.flask import FlaskIntegration  # noqa: PLC0415
+    from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration  # noqa: PLC0415
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber  # noqa: PLC0415
+
     secrets = secret_values(settings)
 
     def before_send(event: Event, _hint: dict[str, Any]) -> Event:
@@ -70,7 +79,7 @@ def install(settings: ServiceSettings, version: str) -> None:
         # data (no cookies, Authorization or client address); naming either option is
         # deprecated or, for data_collection, turns the event scrubber below off.
         integrations=[FlaskIntegration(), CeleryIntegration(), SqlalchemyIntegration()],
-        event_scrubber=EventScrubber(denylist=DENYLIST, recursive=True),
+        event_scrubber=EventScrubber(denylist=[*DEFAULT_DENYLIST, *DENYLIST_EXTRA], recursive=True),
         before_send=before_send,
         before_send_transaction=before_send,
         server_name=settings.SERVICE_NAME,  # not the host name: a pod's says nothing useful

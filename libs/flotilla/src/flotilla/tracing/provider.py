@@ -11,6 +11,9 @@ queue nobody drains. So the SDK is started per process, where the work is done:
 
 :func:`shutdown` exports what is queued; every path out of a process calls it (a Gunicorn or
 granian worker leaves with ``os._exit``, which skips ``atexit``).
+
+The SDK itself is imported by :func:`start`, from :mod:`flotilla.tracing.sdk`: a process
+with tracing off never loads it.
 """
 
 from __future__ import annotations
@@ -18,33 +21,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SpanExporter,
-)
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    ALWAYS_ON,
-    Decision,
-    ParentBased,
-    Sampler,
-    SamplingResult,
-    TraceIdRatioBased,
-)
-from opentelemetry.trace import Link, SpanKind, TraceState
-from opentelemetry.util.types import Attributes
 
 from flotilla.config import ServiceSettings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +74,9 @@ def start() -> bool:
         return False
     with _Process.lock:
         if _Process.provider is None:
-            _Process.provider = _new_provider(settings, _Process.version)
+            from flotilla.tracing.sdk import new_provider  # noqa: PLC0415 - see the docstring
+
+            _Process.provider = new_provider(settings, _Process.version)
             trace.set_tracer_provider(_Process.provider)
             log.info(
                 "tracing started",
@@ -106,96 +93,6 @@ def shutdown() -> None:
     provider = _Process.provider
     if provider is not None:
         provider.shutdown()
-
-
-def _new_provider(settings: ServiceSettings, version: str) -> TracerProvider:
-    resource = Resource.create(
-        {
-            "service.name": settings.OTEL_SERVICE_NAME or settings.SERVICE_NAME,
-            "service.version": version,
-            "deployment.environment.name": settings.ENVIRONMENT.value,
-        }
-    )
-    # shutdown_on_exit=False: the paths out of a process call shutdown() themselves, and
-    # an atexit hook would keep a reference to every provider of a test session.
-    provider = TracerProvider(resource=resource, sampler=sampler(settings), shutdown_on_exit=False)
-    provider.add_span_processor(BatchSpanProcessor(_exporter(settings)))
-    return provider
-
-
-def _exporter(settings: ServiceSettings) -> SpanExporter:
-    if settings.OTEL_TRACES_EXPORTER == "console":
-        return ConsoleSpanExporter()
-    return OTLPSpanExporter(endpoint=settings.otlp_traces_endpoint())
-
-
-def sampler(settings: ServiceSettings) -> Sampler:
-    """The sampler ``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG`` name, for work.
-
-    Wrapped in :class:`WorkSampler`, so traces begin only where work enters the process.
-    """
-    name = settings.OTEL_TRACES_SAMPLER
-    root: Sampler
-    if name.endswith("traceidratio"):
-        root = TraceIdRatioBased(settings.OTEL_TRACES_SAMPLER_ARG)
-    else:
-        root = ALWAYS_OFF if name.endswith("always_off") else ALWAYS_ON
-    return WorkSampler(ParentBased(root) if name.startswith("parentbased_") else root)
-
-
-UNTRACED_PATHS = ("/healthz/", "/metrics")
-"""Probes and scrapes: a trace each, every few seconds, would drown the traces of work."""
-
-
-def _path(attributes: Attributes) -> str:
-    """The request path among a server span's first attributes (either HTTP conventions)."""
-    attributes = attributes or {}
-    for name in ("url.path", "http.target"):
-        value = attributes.get(name)
-        if isinstance(value, str):
-            return value
-    url = attributes.get("http.url")
-    return urlsplit(url).path if isinstance(url, str) else ""
-
-
-class WorkSampler(Sampler):
-    """Drops a trace that would begin with a client span, and the requests of probes and
-    scrapes; asks ``sampler`` about the rest.
-
-    A trace worth keeping begins with a request, a task or an event (a server, consumer,
-    producer or internal span). A statement or a Redis command outside any of them is a
-    readiness probe's ``SELECT 1``, a metrics scrape's gauge query or the relay's poll for
-    pending rows: recorded, each would be a trace of its own, several a second, burying the
-    traces of work.
-    """
-
-    def __init__(self, sampler: Sampler) -> None:
-        self.sampler = sampler
-
-    def should_sample(  # noqa: PLR0917 - the Sampler interface's parameters
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        """``DROP`` for a client span without a parent and a probe's or scrape's request;
-        else the wrapped sampler's answer."""
-        parent = trace.get_current_span(parent_context).get_span_context()
-        if kind is SpanKind.CLIENT and not parent.is_valid:
-            return SamplingResult(Decision.DROP)
-        if kind is SpanKind.SERVER and _path(attributes).startswith(UNTRACED_PATHS):
-            return SamplingResult(Decision.DROP)
-        return self.sampler.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
-
-    def get_description(self) -> str:
-        """Named after the sampler it wraps."""
-        return f"WorkSampler{{{self.sampler.get_description()}}}"
 
 
 class StartOnFirstRequest:
