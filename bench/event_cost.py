@@ -34,10 +34,10 @@ from flask import Flask
 from flotilla.migrations import upgrade
 from flotilla.tasks import tasks_state
 from flotilla.testing import postgres_database
+from flotilla.testing.mail import MailServer
 from flotilla.testing.messaging import Rabbit, RelayProcess, WorkerProcess, amqp_server_url
 from notifications import create_app as create_notifications
 from notifications.config import NotificationsSettings
-from notifications.testing import MailServer
 from orders import create_app as create_orders
 from orders.config import OrdersSettings
 from orders.models import db as orders_db

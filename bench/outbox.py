@@ -61,10 +61,10 @@ from event_cost import EventCost, measure_event_cost, render_costs
 from flotilla.migrations import upgrade
 from flotilla.outbox import relay_pending
 from flotilla.testing import GunicornServer, postgres_database
+from flotilla.testing.mail import MailServer
 from flotilla.testing.messaging import Rabbit, RelayProcess, WorkerProcess, amqp_server_url
 from notifications import create_app as create_notifications
 from notifications.config import NotificationsSettings
-from notifications.testing import MailServer
 from users import create_app as create_users
 from users.config import UsersSettings
 from users.models import db, outbox

@@ -279,6 +279,9 @@ def check(gixy: Path) -> bool:
     gixy reads the image layout's configuration too, but only the templates' part of it is
     ours; the image's own nginx.conf is left to the image (it has no worker_rlimit_nofile).
     """
+    if not Path(NGINX).exists():
+        print(f"nginx -t: FAILED: nginx is not installed ({NGINX}); install it (Debian: nginx)")
+        return False
     passed = True
     with tempfile.TemporaryDirectory(prefix="flotilla-nginx-check-") as scratch:
         http = render(Path(scratch, "http"), CHECK_UPSTREAMS, port=8080)

@@ -43,8 +43,8 @@ from flotilla.testing import (
     read_json_lines,
     wait_until,
 )
+from flotilla.testing.mail import MailServer
 from flotilla.testing.messaging import Rabbit, amqp_server_url
-from notifications.testing import MailServer
 
 from .conftest import (
     IMAGE_VARIABLES,

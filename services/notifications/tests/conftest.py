@@ -15,12 +15,12 @@ from flask import Flask
 
 from flotilla.outbox import Event
 from flotilla.testing import app_fixture, empty_tables
+from flotilla.testing.mail import MailServer
 from notifications import create_app
 from notifications.config import NotificationsSettings
 from notifications.mail import Email
 from notifications.models import db
 from notifications.sender import SmtpSender
-from notifications.testing import MailServer
 
 
 def make_settings(database_url: str, var_dir: Path, **overrides: Any) -> NotificationsSettings:

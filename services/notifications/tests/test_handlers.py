@@ -13,9 +13,9 @@ from sqlalchemy import select
 from flotilla.outbox import Event
 from flotilla.tasks import tasks_state
 from flotilla.testing import capture_logs
+from flotilla.testing.mail import MailServer
 from notifications.handlers import send_cancellation_notice, send_order_confirmation, send_welcome
 from notifications.models import SentEmail, db, processed
-from notifications.testing import MailServer
 
 from .conftest import cancelled_payload, make_event, order_payload, user_registered_payload
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from flotilla.testing import capture_logs, wait_until
+from flotilla.testing.mail import MailServer
 from notifications.config import NotificationsSettings
 from notifications.events import UserRegistered, parse_payload
 from notifications.mail import Email, welcome_email
 from notifications.sender import EmlWriter, SmtpSender
-from notifications.testing import MailServer
 
 from .conftest import make_event, user_registered_payload
 from .tls import Certificate, self_signed

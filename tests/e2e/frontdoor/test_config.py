@@ -213,3 +213,15 @@ def test_nginx_gives_up_an_idle_connection_before_either_server_closes_it() -> N
     nginx_idle = int(found.group(1))
     assert nginx_idle < GranianSettings.model_fields["KEEPALIVE"].default
     assert nginx_idle < GunicornSettings.model_fields["KEEPALIVE"].default
+
+
+def test_the_check_without_nginx_says_so_instead_of_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(nginx, "NGINX", str(tmp_path / "no-nginx-here"))
+
+    assert nginx.check(tmp_path / "no-gixy-here") is False
+
+    said = capsys.readouterr().out
+    assert "nginx is not installed" in said
+    assert "Traceback" not in said

@@ -36,6 +36,7 @@ from flotilla.testing import (
     read_json_lines,
     wait_until,
 )
+from flotilla.testing.mail import MailServer
 from flotilla.testing.messaging import (
     Rabbit,
     RelayProcess,
@@ -44,7 +45,6 @@ from flotilla.testing.messaging import (
 )
 from notifications import create_app as create_notifications
 from notifications.config import NotificationsSettings
-from notifications.testing import MailServer
 from users import create_app as create_users
 from users.config import UsersSettings
 

@@ -40,12 +40,12 @@ from flotilla.testing import (
     service_redis,
     web_server,
 )
+from flotilla.testing.mail import MailServer
 from flotilla.testing.messaging import Rabbit, RelayProcess, WorkerProcess, amqp_server_url
 from flotilla.testing.telemetry import OtlpReceiver
 from nginx import Tuning, Upstreams, command, render
 from notifications import create_app as create_notifications
 from notifications.config import NotificationsSettings
-from notifications.testing import MailServer
 from orders import create_app as create_orders
 from orders.config import OrdersSettings
 from users import create_app as create_users

@@ -207,7 +207,12 @@ class ServiceApi(Api):  # type: ignore[misc]
 
 
 def api_config(title: str, version: str) -> dict[str, Any]:
-    """Flask config keys flask-smorest reads: title, version, spec and UI paths."""
+    """Flask config keys flask-smorest reads: title, version, spec and UI paths.
+
+    The document's ``info.version`` is the service's release (its package version): what a
+    client reads there is the implementation it talks to; the API's major version is in
+    every path (``/api/v1``).
+    """
     return {
         "API_TITLE": title,
         "API_VERSION": version,
@@ -234,12 +239,6 @@ def json_document(body: bytes) -> Response:
     """
     response: Response = current_app.response_class(body, mimetype="application/json")
     return response
-
-
-def current_api() -> ServiceApi:
-    """The API of the current app."""
-    api: ServiceApi = current_app.extensions["flotilla.api"]
-    return api
 
 
 def document_operation(view: F, *, problems: Mapping[int, str], **fields: Any) -> F:

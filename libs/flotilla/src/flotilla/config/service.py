@@ -119,7 +119,6 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings, Obser
     HEALTH_CHECK_TIMEOUT: float = Field(
         2.0, gt=0, description="Seconds each readiness check may take before it counts as failed."
     )
-    API_VERSION: str = Field("v1", description="Version string shown in the OpenAPI document.")
 
     @field_validator("TRUSTED_PROXIES", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""Helpers for testing Flotilla services against real parts (with pytest, a dev dependency).
+"""Helpers for testing Flotilla services against real parts (the ``testing`` extra).
 
 One module per concern; the names below are re-exported here, so ``from flotilla.testing
 import X`` is the way to use them.
@@ -27,7 +27,8 @@ the service with schemathesis; imported from there, like the messaging helpers b
 
 RabbitMQ queue and worker helpers live in :mod:`flotilla.testing.messaging` and are imported from
 there: they are not re-exported, so kombu stays confined to that one module. The same holds
-for :mod:`flotilla.testing.telemetry`: real endpoints receiving OTLP traces and Sentry events.
+for :mod:`flotilla.testing.telemetry`: real endpoints receiving OTLP traces and Sentry events,
+and for :mod:`flotilla.testing.mail`: a real SMTP server (aiosmtpd) that keeps what it gets.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 their DATA command until released (so a test can kill the sender mid-send; a held e-mail
 whose sender disconnects is dropped, as a real server drops it), and can require
 STARTTLS and a login, and can answer MAIL FROM with 421 as a server closing down does.
-Needs aiosmtpd, a development dependency.
+Needs aiosmtpd: install flotilla with its ``testing`` extra.
 """
 
 from __future__ import annotations
