@@ -18,12 +18,16 @@ the order becomes ``cancelled`` only after the release succeeded: whatever fails
 between, the order says a cancel is under way, and a repeated cancel or recovery finishes
 it. A ``cancelling`` order never goes back to ``placed``: its stock may be back on sale.
 
+:data:`TRANSITIONS` is the only statement of these rules: :mod:`orders.lifecycle` derives
+from it, with :func:`move_of`, the compare-and-set that makes each event happen.
+
 Pure: no database, no clock, so the rules are tested on their own (``test_states.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 from flotilla import Conflict
@@ -77,3 +81,24 @@ def next_state(state: OrderState, event: OrderEvent) -> OrderState:
 def allows(state: OrderState, event: OrderEvent) -> bool:
     """True when ``event`` may happen to an order in ``state``."""
     return (state, event) in TRANSITIONS
+
+
+@dataclass(frozen=True)
+class Move:
+    """What an event does to any order: the states it moves one from, and the state it leaves."""
+
+    sources: frozenset[OrderState]
+    target: OrderState
+
+
+def move_of(event: OrderEvent) -> Move:
+    """The move ``event`` makes, read from :data:`TRANSITIONS`.
+
+    Raises ``ValueError`` when the table lets ``event`` happen nowhere, or leads it to two
+    states: one compare-and-set per event could not express either.
+    """
+    moves = {source: target for (source, on), target in TRANSITIONS.items() if on is event}
+    targets = set(moves.values())
+    if len(targets) != 1:
+        raise ValueError(f"{event} must lead to exactly one state, not {sorted(targets)}")
+    return Move(frozenset(moves), targets.pop())
