@@ -41,6 +41,7 @@ def _compare_and_set(event: OrderEvent) -> Update:
         update(Order)
         .where(
             Order.id == bindparam("order_id"),
+            # ORed equalities rather than in_(): an IN list is expanded on every execution.
             or_(*(Order.state == source for source in sorted(move.sources))),
         )
         .values(state=move.target, **ALWAYS_WRITTEN.get(event, {}))

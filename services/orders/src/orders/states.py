@@ -7,16 +7,11 @@
        └──abandon──▶ abandoned  (then released at catalog and deleted)
 
 An order is ``pending`` from the moment its id exists until its lines are written; only
-``placed``, ``cancelling`` and ``cancelled`` orders are ever shown. An order whose placing
-failed with an unknown outcome at catalog is ``abandoned`` (by recovery, or by its own
-request after a failed confirming commit) *before* its reservation is released, so a
-request that is somehow still running cannot place it afterwards: placing requires
-``pending``, and the change is made with a compare-and-set on the state.
-
-A cancel is recorded (``cancelling``) *before* catalog is asked to release the stock, and
-the order becomes ``cancelled`` only after the release succeeded: whatever fails in
-between, the order says a cancel is under way, and a repeated cancel or recovery finishes
-it. A ``cancelling`` order never goes back to ``placed``: its stock may be back on sale.
+``placed``, ``cancelling`` and ``cancelled`` orders are ever shown. ``abandoned`` is an
+order that will never be placed, whose stock is being given back; ``cancelling`` a cancel
+recorded before catalog was asked for the stock, which never goes back to ``placed``. Why
+the saga needs these two states is explained once, in ``docs/resilience.md``
+("Compensation").
 
 :data:`TRANSITIONS` is the only statement of these rules: :mod:`orders.lifecycle` derives
 from it, with :func:`move_of`, the compare-and-set that makes each event happen.
