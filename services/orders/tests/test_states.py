@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from orders import states
 from orders.states import (
     TRANSITIONS,
     VISIBLE_STATES,
@@ -13,6 +14,7 @@ from orders.states import (
     OrderEvent,
     OrderState,
     allows,
+    move_of,
     next_state,
 )
 
@@ -88,3 +90,22 @@ def test_every_state_is_reachable_from_pending() -> None:
                 reached.add(target)
                 frontier.append(target)
     assert reached == set(OrderState)
+
+
+@pytest.mark.parametrize("event", list(OrderEvent))
+def test_each_event_has_one_move_read_from_the_table(event: OrderEvent) -> None:
+    move = move_of(event)
+    assert move.sources == {state for state, on in TRANSITIONS if on is event}
+    assert all(TRANSITIONS[state, event] is move.target for state in move.sources)
+
+
+def test_a_table_one_compare_and_set_cannot_express_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    two_targets = {
+        **TRANSITIONS,
+        (OrderState.PLACED, OrderEvent.ABANDON): OrderState.CANCELLED,
+    }
+    monkeypatch.setattr(states, "TRANSITIONS", two_targets)
+    with pytest.raises(ValueError, match="exactly one state"):
+        move_of(OrderEvent.ABANDON)

@@ -1,14 +1,18 @@
-"""HTTP endpoints of the orders service: parse, call one service function, return a schema."""
+"""HTTP endpoints of the orders service: parse, call one service function, return a schema.
+
+The only layer that reads request headers or builds a response: what the service layer
+needs of a header reaches it as a value (the caller, the idempotency key).
+"""
 
 from __future__ import annotations
 
-from flask import Response, request, url_for
+from flask import Response, current_app, request, url_for
 
 from flotilla.api import Blueprint, ProblemSchema
-from flotilla.auth import require_auth
+from flotilla.auth import current_principal, require_auth
 from flotilla.pagination import Page, PageQuery
-from orders import placing, service
-from orders.models import Order
+from orders import cancelling, placing, service
+from orders.clients import Caller
 from orders.schemas import (
     IDEMPOTENCY_KEY_HEADER,
     IDEMPOTENCY_KEY_PARAMETER,
@@ -17,11 +21,13 @@ from orders.schemas import (
     OrderPublic,
     OrdersPublic,
     OrderView,
+    StoredResponse,
 )
 
 orders = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders.")
 
 ORDER_ID = "<int(max=9223372036854775807):order_id>"
+REPLAYED_HEADER = "Idempotent-Replayed"
 CANCEL_UNFINISHED = (
     "Catalog failed or did not answer. If the order reads `cancelling`, the cancel is "
     "recorded: cancel again to finish it, or the shop finishes it within minutes."
@@ -42,12 +48,11 @@ CANCEL_UNFINISHED = (
 def place_order(lines: list[dict[str, int]]) -> Response:
     """Place an order, priced by the catalog; safe to repeat with the same Idempotency-Key."""
     answer = placing.place_order(
+        caller=_caller(),
         lines=lines,
         idempotency_key=request.headers.get(IDEMPOTENCY_KEY_HEADER),
-        authorization=request.headers.get("Authorization", ""),
     )
-    location = url_for("orders.get_order", order_id=answer.body["id"])
-    return answer.to_response(headers={"Location": location})
+    return _stored_response(answer)
 
 
 @orders.get(f"/{ORDER_ID}")
@@ -63,7 +68,7 @@ def get_order(order_id: int) -> OrderView:
 @require_auth()
 @orders.arguments(PageQuery, location="query", as_kwargs=True)
 @orders.response(200, OrdersPublic)
-def list_orders(limit: int, cursor: str | None) -> Page[Order]:
+def list_orders(limit: int, cursor: str | None) -> Page[OrderView]:
     """List your orders, newest first, one page at a time."""
     return service.list_orders(limit=limit, cursor=cursor)
 
@@ -78,4 +83,21 @@ def list_orders(limit: int, cursor: str | None) -> Page[Order]:
 @orders.alt_response(504, schema=ProblemSchema, description=CANCEL_UNFINISHED)
 def cancel_order(order_id: int, reason: str | None = None) -> OrderView:
     """Cancel one of your placed orders; its stock goes back. Cancelling again is harmless."""
-    return service.cancel_order(order_id, reason=reason)
+    return cancelling.cancel_order(order_id, reason=reason)
+
+
+def _caller() -> Caller:
+    """The verified principal and its bearer token; ``require_auth`` checked the header."""
+    _scheme, _, token = request.headers["Authorization"].partition(" ")
+    return Caller(current_principal(), token.strip())
+
+
+def _stored_response(answer: StoredResponse) -> Response:
+    """The placed order's answer, at its ``Location``; a replay says so in its header."""
+    response = Response(
+        current_app.json.dumps(answer.body), answer.status, mimetype="application/json"
+    )
+    response.headers["Location"] = url_for("orders.get_order", order_id=answer.body["id"])
+    if answer.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return response

@@ -9,77 +9,98 @@ Recording it first means no failure in between can leave the stock back on sale 
 order still says ``placed``: a release whose answer was lost (a timeout, a 5xx, a reset
 after catalog acted), or a failed last commit, leaves the order ``cancelling``, and a
 repeated cancel or :mod:`orders.recovery` releases again (catalog's release is idempotent)
-and finishes it. Both steps are compare-and-sets on the state, so concurrent cancels, or a
-cancel racing recovery, write ``order.cancelled`` once.
+and finishes it. Both steps are compare-and-sets on the state (:mod:`orders.lifecycle`), so
+concurrent cancels, or a cancel racing recovery, write ``order.cancelled`` once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Row, bindparam, select
 
 from flotilla.columns import utc_now
-from orders.models import Order, db, outbox
-from orders.states import OrderEvent, OrderState, next_state
+from orders.clients import catalog_client
+from orders.database import writing
+from orders.lifecycle import transition
+from orders.models import Order, outbox
+from orders.schemas import OrderView
+from orders.service import read_order
+from orders.states import InvalidTransition, OrderEvent, OrderState, allows
 
 log = logging.getLogger(__name__)
 
+_CANCELLED = select(
+    Order.id,
+    Order.user_id,
+    Order.customer_email,
+    Order.customer_display_name,
+    Order.cancel_reason,
+    Order.currency,
+    Order.total,
+).where(Order.id == bindparam("order_id"))
 
-def begin_cancel(order_id: int, *, reason: str | None) -> None:
+
+def cancel_order(order_id: int, *, reason: str | None = None) -> OrderView:
+    """Cancel a placed order: recorded, stock back to catalog, then cancelled with its event.
+
+    Only the caller's own order, or any for an administrator (else 404, as
+    :func:`orders.service.read_order`). Repeating the cancel continues from the release,
+    which is idempotent; recovery finishes cancels nobody repeats. Cancelling a cancelled
+    order answers the order as it is, without calling catalog or writing a second event.
+    """
+    order = read_order(order_id)
+    if order["state"] == OrderState.CANCELLED:
+        return order
+    if allows(OrderState(order["state"]), OrderEvent.CANCEL):
+        _begin_cancel(order_id, reason=reason)
+    catalog_client().release(order_id)  # the request's own work: under its deadline
+    finish_cancel(order_id, reason=reason)
+    return read_order(order_id)
+
+
+def _begin_cancel(order_id: int, *, reason: str | None) -> None:
     """Commit ``placed`` → ``cancelling`` with the reason given; nothing when a concurrent
     cancel already did (its reason stands)."""
-    session = db.session()
-    now = utc_now()
-    session.execute(
-        update(Order)
-        .where(Order.id == order_id, Order.state == OrderState.PLACED)
-        .values(
-            state=next_state(OrderState.PLACED, OrderEvent.CANCEL),
-            cancel_reason=reason,
-            updated_at=now,
+    with (
+        writing(autocommit=True) as connection,
+        contextlib.suppress(InvalidTransition),
+    ):
+        transition(
+            connection, order_id, OrderEvent.CANCEL, cancel_reason=reason, updated_at=utc_now()
         )
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
 
 
 def finish_cancel(order_id: int, *, reason: str | None = None) -> bool:
     """Commit ``cancelling`` → ``cancelled`` with ``order.cancelled``, once the stock is back.
 
-    The event carries ``reason`` when the cancel that finishes gives one, else the reason
-    recorded when the cancel began: recovery finishing a cancel still sends the customer's.
+    The event carries ``reason`` when the cancel that finishes gives one (and the order
+    keeps it), else the reason recorded when the cancel began: recovery finishing a cancel
+    still sends the customer's.
 
     False when the order was not ``cancelling`` any more: a concurrent cancel (or recovery)
     finished it and wrote the event.
     """
-    session = db.session()
     now = utc_now()
-    result = session.execute(
-        update(Order)
-        .where(Order.id == order_id, Order.state == OrderState.CANCELLING)
-        .values(
-            state=next_state(OrderState.CANCELLING, OrderEvent.RELEASE),
-            cancelled_at=now,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
-        return False
-    order = session.get_one(Order, order_id, populate_existing=True)
-    if reason is not None:
-        order.cancel_reason = reason
-    payload = _cancelled_payload(order, cancelled_at=now.isoformat())
-    outbox.add_event(session, "order.cancelled", payload, version=1)
-    session.commit()
+    given: dict[str, Any] = {} if reason is None else {"cancel_reason": reason}
+    with writing() as connection:
+        try:
+            transition(
+                connection, order_id, OrderEvent.RELEASE, cancelled_at=now, updated_at=now, **given
+            )
+        except InvalidTransition:
+            return False  # closing without a commit rolls back
+        order = connection.execute(_CANCELLED, {"order_id": order_id}).one()
+        payload = _cancelled_payload(order, cancelled_at=now.isoformat())
+        outbox.add_event(connection, "order.cancelled", payload, version=1)
+        connection.commit()
     log.info("order cancelled", extra={"order_id": order_id})
     return True
 
 
-def _cancelled_payload(order: Order, *, cancelled_at: str) -> dict[str, Any]:
+def _cancelled_payload(order: Row[*tuple[Any, ...]], *, cancelled_at: str) -> dict[str, Any]:
     """``order.cancelled`` v1 (docs/events.md), addressed to the customer who placed it."""
     return {
         "order_id": order.id,

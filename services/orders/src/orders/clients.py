@@ -12,6 +12,7 @@ compensation relies on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Self, TypeVar
 
@@ -25,6 +26,18 @@ from flotilla.http import BadGateway, Response, ServiceClient
 
 USERS, CATALOG = "users", "catalog"
 RESERVED = "reserved"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request speaks for: its verified principal, and the bearer token that proved it.
+
+    The view builds it from the request; the token goes on only to users, and only when it
+    carries no profile (:func:`customer_of`).
+    """
+
+    principal: Principal
+    token: str = field(repr=False)
 
 
 class InsufficientStock(Conflict):
@@ -176,13 +189,14 @@ class UsersClient:
     def __init__(self, http: ServiceClient) -> None:
         self.http = http
 
-    def current_customer(self, authorization: str) -> Customer:
-        """The account behind ``authorization`` (forwarded as is); 401 if users refuses it.
+    def current_customer(self, token: str) -> Customer:
+        """The account behind the bearer ``token``; 401 if users refuses it.
 
         Asking users, not only verifying the token here, also refuses a token users no
         longer honours: the password changed or the account was deactivated since.
         """
-        response = self.http.get("/api/v1/users/me", headers={"Authorization": authorization})
+        authorization = {"Authorization": f"Bearer {token}"}
+        response = self.http.get("/api/v1/users/me", headers=authorization)
         if response.status == 200:
             return _parse(response, Customer, USERS)
         if response.status == 401:
@@ -277,7 +291,7 @@ class CatalogClient:
         return _parse(response, Reservation, CATALOG)
 
 
-def customer_of(principal: Principal, authorization: str) -> Customer:
+def customer_of(caller: Caller) -> Customer:
     """Who places the order: from the access token's profile, else as users knows them.
 
     users puts the account's e-mail and display name in every access token it issues
@@ -285,13 +299,13 @@ def customer_of(principal: Principal, authorization: str) -> Customer:
     them (issued before tokens carried a profile, or by another issuer) is answered by
     users' ``/api/v1/users/me``, which also refuses a token it no longer honours.
     """
-    claims = principal.claims
+    claims = caller.principal.claims
     try:
         return Customer(
-            id=int(principal.user_id), email=claims["email"], display_name=claims.get("name")
+            id=int(caller.principal.user_id), email=claims["email"], display_name=claims.get("name")
         )
     except (KeyError, ValueError):  # no profile, or one that is not an e-mail and a name
-        return users_client().current_customer(authorization)
+        return users_client().current_customer(caller.token)
 
 
 def users_client() -> UsersClient:

@@ -14,7 +14,7 @@ so the client may simply try again with it. The answer is stored on the order wh
 placed, in the same UPDATE.
 
 A request that has given up never keeps its key: an order left ``abandoned`` for recovery
-holds none (:func:`abandon`), and an order still ``pending`` after any request could have
+holds none (:mod:`orders.lifecycle`), and an order still ``pending`` after any request could have
 finished with it (its worker died) is abandoned by the retry that finds it
 (:func:`replay`). So a retry waits at most a request deadline, never for recovery.
 """
@@ -25,37 +25,22 @@ import hashlib
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from flask import Response, current_app
 from sqlalchemy import Connection, bindparam, select, update
-from sqlalchemy.orm import Session
 
 from flotilla import BadRequest, Conflict, ValidationFailed
-from flotilla.columns import utc_now
-from orders.models import Order, db
-from orders.states import OrderEvent, OrderState, next_state
+from orders import undo
+from orders.database import writing
+from orders.models import Order
+from orders.schemas import StoredResponse
 
 log = logging.getLogger(__name__)
 
-REPLAYED_HEADER = "Idempotent-Replayed"
 RETRY_IN_PROGRESS_AFTER = 1  # seconds: placing an order takes well under one
 _KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII; \x20 is the space
-
-_ABANDON = (
-    update(Order)
-    .where(Order.id == bindparam("abandoned_id"), Order.state == OrderState.PENDING)
-    .values(
-        state=next_state(OrderState.PENDING, OrderEvent.ABANDON),
-        idempotency_key=None,
-        request_hash=None,
-        updated_at=bindparam("now"),
-    )
-)
-_ABANDON_ORPHAN = _ABANDON.where(Order.created_at < bindparam("created_before"))
 
 _FIND = select(
     Order.id,
@@ -91,25 +76,6 @@ class RequestInProgress(Conflict):
     code, title = "request-in-progress", "Request In Progress"
 
 
-@dataclass(frozen=True)
-class StoredResponse:
-    """An answer to a keyed request: the first one, or its replay."""
-
-    status: int
-    body: dict[str, Any]
-    replayed: bool = False
-
-    def to_response(self, headers: Mapping[str, str] | None = None) -> Response:
-        """The HTTP response; a replay says so in ``Idempotent-Replayed: true``."""
-        response = Response(
-            current_app.json.dumps(self.body), self.status, mimetype="application/json"
-        )
-        response.headers.update(headers or {})
-        if self.replayed:
-            response.headers[REPLAYED_HEADER] = "true"
-        return response
-
-
 def checked_key(value: str | None) -> str:
     """``value`` if it is a usable key; :class:`IdempotencyKeyRequired` or ``Invalid...``."""
     if not value:
@@ -137,7 +103,7 @@ def replay(
     placing it (the worker running it died). The orphan is abandoned here, its key freed,
     and recovery releases whatever catalog holds for it.
     """
-    with db.autocommit() as connection:
+    with writing(autocommit=True) as connection:  # a read that may abandon an orphan
         record = connection.execute(_FIND, {"key_user_id": user_id, "key_value": key}).one_or_none()
         if record is None:
             return None
@@ -149,7 +115,7 @@ def replay(
             return StoredResponse(
                 record.response_status, dict(record.response_body or {}), replayed=True
             )
-        if record.created_at < orphaned_before and abandon(
+        if record.created_at < orphaned_before and undo.abandon(
             connection, record.id, created_before=orphaned_before
         ):
             log.warning("orphaned order abandoned for a retry", extra={"order_id": record.id})
@@ -165,30 +131,11 @@ def request_in_progress() -> RequestInProgress:
     )
 
 
-def abandon(
-    connection: Connection, order_id: int, *, created_before: datetime | None = None
-) -> bool:
-    """``pending`` → ``abandoned``, its key freed, unless it was placed; True if it changed.
-
-    A compare-and-set: it waits for a confirming commit of the same row still in flight and
-    changes nothing if that placed the order. ``created_before`` limits it to an order
-    created earlier (an orphan, whose request is past its deadline). Not committed here.
-    """
-    parameters = {"abandoned_id": order_id, "now": utc_now()}
-    if created_before is None:
-        abandoned = connection.execute(_ABANDON, parameters)
-    else:
-        abandoned = connection.execute(
-            _ABANDON_ORPHAN, {**parameters, "created_before": created_before}
-        )
-    return bool(abandoned.rowcount == 1)
-
-
 PRUNE_BATCH = 1000
 """Keys forgotten per statement; recovery prunes on every pass, so a backlog drains quickly."""
 
 
-def prune_completed(session: Session, *, created_before: datetime) -> int:
+def prune_completed(connection: Connection, *, created_before: datetime) -> int:
     """Forget the keys of placed orders created before ``created_before``; return how many.
 
     The orders stay; their keys may be used again, as for a new request. At most
@@ -206,11 +153,9 @@ def prune_completed(session: Session, *, created_before: datetime) -> int:
         .order_by(Order.created_at)
         .limit(PRUNE_BATCH)
     )
-    result = session.execute(
+    result = connection.execute(
         update(Order)
         .where(Order.id.in_(oldest.scalar_subquery()))
         .values(idempotency_key=None, request_hash=None, response_status=None, response_body=None)
-        .execution_options(synchronize_session=False)
     )
-    pruned: int = result.rowcount  # type: ignore[attr-defined]
-    return pruned
+    return result.rowcount

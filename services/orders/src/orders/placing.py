@@ -1,8 +1,10 @@
-"""Placing an order: a saga over three services, kept consistent by order and compensation.
+"""Placing an order: a saga over three services, and the whole of its flow.
 
-No transaction spans the order (here), the stock (catalog) and the customer (users). What
-keeps them consistent is the order of the steps and what each failure undoes; see
-:func:`place_order`. :mod:`orders.recovery` finishes what a failed request could not.
+No transaction spans the order (here), the stock (catalog) and the customer (users): the
+order of the steps in :func:`place_order`, and what each failure undoes, keep them
+consistent. That saga is explained once, in ``docs/resilience.md`` ("Compensation"); the
+failures are handed to :mod:`orders.compensation`, and :mod:`orders.recovery` finishes
+what a failed request could not.
 """
 
 from __future__ import annotations
@@ -13,37 +15,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
-from flotilla.auth import current_principal
 from flotilla.columns import utc_now
 from flotilla.http import DownstreamError
 from orders import compensation, idempotency
-from orders.clients import Customer, Reservation, catalog_client, customer_of
-from orders.idempotency import StoredResponse
-from orders.models import Order, OrderLine, db, outbox
-from orders.schemas import LineView, OrderPublic, OrderView
-from orders.states import OrderEvent, OrderState, next_state
+from orders.clients import Caller, Customer, Reservation, catalog_client, customer_of
+from orders.database import writing
+from orders.lifecycle import transition
+from orders.models import Order, OrderLine, outbox
+from orders.schemas import LineView, OrderPublic, OrderView, StoredResponse
+from orders.states import InvalidTransition, OrderEvent, OrderState
 
 log = logging.getLogger(__name__)
 
 _INSERT_PENDING = insert(Order).returning(Order.id)
-_PLACE = (
-    update(Order)
-    .where(Order.id == bindparam("placed_id"), Order.state == OrderState.PENDING)
-    .values(
-        state=next_state(OrderState.PENDING, OrderEvent.PLACE),
-        currency=bindparam("placed_currency"),
-        total=bindparam("placed_total"),
-        customer_email=bindparam("email"),
-        customer_display_name=bindparam("display_name"),
-        placed_at=bindparam("now"),
-        updated_at=bindparam("now"),
-        response_status=bindparam("status"),
-        response_body=bindparam("body"),
-    )
-)
 _INSERT_LINES = insert(OrderLine)
 _PUBLIC = OrderPublic()
 """Statements built once: executing a prepared statement object skips building it anew and
@@ -55,47 +42,33 @@ class OrderNoLongerPending(RuntimeError):
 
 
 def place_order(
-    *, lines: Sequence[dict[str, int]], idempotency_key: str | None, authorization: str
+    *, caller: Caller, lines: Sequence[dict[str, int]], idempotency_key: str | None
 ) -> StoredResponse:
     """Place an order for the caller, once per ``Idempotency-Key``; the 201 answer or its replay.
 
-    1. One INSERT writes the order (``pending``) with its key and the request's hash: the
-       order id exists before catalog hears of it, so the reservation, which catalog keys by
-       order id, is safe to retry, and a request whose key is already taken fails on the
-       key's unique index and gets the first request's answer instead (or 422, or 409 while
-       that request runs); its order id is never used.
-    2. The customer's e-mail and name for ``order.placed`` come from the access token's
-       profile; only a token without one (issued before tokens carried it) makes orders ask
-       users. Nothing has been reserved yet, so a failure only discards.
+    1. One INSERT writes the order ``pending``, with its key and the request's hash (a key
+       already taken gets the first request's answer instead: :mod:`orders.idempotency`).
+    2. The customer's e-mail and name come from the access token's profile; only a token
+       without one makes orders ask users.
     3. catalog reserves the stock and answers the prices, names and currency: the client
        never says what anything costs.
-    4. One transaction writes the lines, then the total, state ``placed`` and the stored
-       answer (one UPDATE), and the ``order.placed`` event: a placed order is never
-       half-written.
+    4. One transaction writes the lines, then ``pending`` → ``placed`` with the total and
+       the stored answer (one UPDATE), and the ``order.placed`` event.
 
-    When step 2 fails, or step 3 fails in a way that guarantees the request never reached
-    catalog (the breaker refused it, no connection opened), the pending order and the key
-    are deleted and the client may retry with the same key. Any other failure of step 3 —
-    a timeout, a 5xx, an answer this service does not expect, and even one of catalog's
-    refusals, since an earlier attempt of the retried call may have reserved — releases
-    the reservation first. When step 4 fails, the order may have been placed all the same
-    (the commit can succeed and its answer be lost): it is released only once a
-    compare-and-set has proved it was not placed, and otherwise the placed order's answer
-    is returned. If a release fails, the order is left invisible, with its key
-    ``in_progress``, and :mod:`orders.recovery` releases and deletes it later
-    (:mod:`orders.compensation`). So a placed order always has its reservation, and once
-    recovery has run, every reservation has a placed order.
+    A failure of step 2 or 3 is undone by :func:`orders.compensation.compensate`, one of
+    step 4 (which may have committed all the same) settled by
+    :func:`orders.compensation.settle_failed_confirmation`; why each undoes what it does is
+    in ``docs/resilience.md`` ("Compensation").
     """
     key = idempotency.checked_key(idempotency_key)
-    principal = current_principal()
-    user_id = int(principal.user_id)
+    user_id = int(caller.principal.user_id)
     hash_ = idempotency.request_hash({"lines": _canonical_lines(lines)})
     created = _create_or_replay(user_id, key, hash_)
     if isinstance(created, StoredResponse):
         return created
     order_id, created_at = created
     try:
-        customer = customer_of(principal, authorization)
+        customer = customer_of(caller)
     except Exception:
         compensation.compensate(order_id, maybe_reserved=False)
         raise
@@ -144,7 +117,7 @@ def _create_or_replay(user_id: int, key: str, hash_: str) -> tuple[int, datetime
 def _create_pending_order(user_id: int, key: str, hash_: str) -> tuple[int, datetime]:
     """Step 1: the pending order with its key, one statement; its id and creation time."""
     now = utc_now()
-    with db.autocommit() as connection:
+    with writing(autocommit=True) as connection:
         order_id: int = connection.execute(
             _INSERT_PENDING,
             {
@@ -194,7 +167,7 @@ def _complete_order(
     ]
     order = _order_view(order_id, user_id, reservation, lines, created_at=created_at, now=now)
     answer = StoredResponse(201, _PUBLIC.dump(order))
-    with db.engine.connect() as connection:  # closing without a commit rolls back
+    with writing() as connection:
         _mark_placed(
             connection, order_id, customer=customer, reservation=reservation, now=now, answer=answer
         )
@@ -215,21 +188,22 @@ def _mark_placed(
     answer: StoredResponse,
 ) -> None:
     """The compare-and-set ``pending`` → ``placed`` that also stores the request's answer."""
-    placed = connection.execute(
-        _PLACE,
-        {
-            "placed_id": order_id,
-            "placed_currency": reservation.currency,
-            "placed_total": reservation.total,
-            "email": customer.email,
-            "display_name": customer.display_name,
-            "now": now,
-            "status": answer.status,
-            "body": answer.body,
-        },
-    )
-    if placed.rowcount != 1:
-        raise OrderNoLongerPending(f"order {order_id} is no longer pending")
+    try:
+        transition(
+            connection,
+            order_id,
+            OrderEvent.PLACE,
+            currency=reservation.currency,
+            total=reservation.total,
+            customer_email=customer.email,
+            customer_display_name=customer.display_name,
+            placed_at=now,
+            updated_at=now,
+            response_status=answer.status,
+            response_body=answer.body,
+        )
+    except InvalidTransition as error:  # a 500, as any failure of this step: not the caller's
+        raise OrderNoLongerPending(f"order {order_id} is no longer pending") from error
 
 
 def _order_view(

@@ -25,7 +25,8 @@ from sqlalchemy import select
 
 from orders.clients import catalog_client
 from orders.config import OrdersSettings
-from orders.models import Order, db
+from orders.database import reading
+from orders.models import Order
 
 log = logging.getLogger(__name__)
 
@@ -56,5 +57,5 @@ def _existing(order_ids: list[int]) -> set[int]:
     """Which of ``order_ids`` are orders here, in any state."""
     if not order_ids:
         return set()
-    with db.reading() as session:
-        return set(session.scalars(select(Order.id).where(Order.id.in_(order_ids))))
+    with reading() as connection:
+        return set(connection.scalars(select(Order.id).where(Order.id.in_(order_ids))))

@@ -1,21 +1,14 @@
 """Recovery: finish what failed requests could not, so no stock stays reserved for nothing.
 
-A request that fails after catalog may have reserved stock releases the reservation itself;
-when that release fails too (catalog down, the grace gone), the order is left ``abandoned``
-and invisible, its key already free for the client's retry. A worker that died mid-request
-leaves its order ``pending``. ``flask --app orders orders recover`` finds abandoned orders
-at once and pending ones once they are older than ``PENDING_ORDER_TIMEOUT`` — older than any
-request could still be running — and for each:
-
-1. moves it ``pending`` → ``abandoned`` with a compare-and-set, committed, so a request
-   that is somehow still running can no longer place it (placing requires ``pending``);
-2. releases its reservation at catalog (idempotent; a release of nothing is a no-op);
-3. deletes it, its idempotency key with it, so the customer may retry with the same key.
-
-It also finishes cancels: an order left ``cancelling`` for ``PENDING_ORDER_TIMEOUT`` (its
-release failed or its answer was lost, and nobody repeated the cancel) is released again
-and marked ``cancelled`` with its ``order.cancelled`` event (:mod:`orders.cancelling`),
-which carries the reason recorded when the cancel began.
+``flask --app orders orders recover`` finds the orders a failure left behind — ``abandoned``
+ones at once, ``pending`` ones (a dead worker's) once older than ``PENDING_ORDER_TIMEOUT``,
+older than any request could still be running — and undoes each with the steps of
+:mod:`orders.undo`: abandon (so a request still running can no longer place it), release
+at catalog, delete (its key with it, so the customer may retry with the same key). It
+finishes cancels left ``cancelling`` for ``PENDING_ORDER_TIMEOUT`` too, releasing again and
+marking them ``cancelled`` with their ``order.cancelled`` (:mod:`orders.cancelling`). Why
+the saga needs this, and in this order, is explained once in ``docs/resilience.md``
+("Compensation").
 
 A failed release leaves the order as it was and the next pass tries again: abandoned orders
 are picked up whatever their age, a cancelling one once ``PENDING_ORDER_TIMEOUT`` has passed
@@ -35,16 +28,16 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from flotilla.columns import utc_now
 from flotilla.http import DownstreamError
-from orders import idempotency
+from orders import idempotency, undo
 from orders.cancelling import finish_cancel
-from orders.clients import catalog_client
 from orders.config import OrdersSettings
+from orders.database import reading, writing
 from orders.metrics import order_instruments
-from orders.models import Order, db
+from orders.models import Order
 from orders.reconciliation import release_orphaned_reservations
 from orders.states import OrderState
 
@@ -52,6 +45,11 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
 RELEASED, CANCELLED, FAILED, SKIPPED = "released", "cancelled", "failed", "skipped"
+_TOUCH = (
+    update(Order)
+    .where(Order.id == bindparam("order_id"), Order.state == bindparam("touched_state"))
+    .values(updated_at=bindparam("now"))
+)
 
 
 @dataclass(frozen=True)
@@ -107,18 +105,19 @@ def _stuck_orders(cutoff: datetime) -> list[tuple[int, str]]:
         .order_by(Order.updated_at, Order.id)
         .limit(BATCH_SIZE)
     )
-    with db.reading() as session:
-        return [(order_id, state) for order_id, state in session.execute(query)]
+    with reading() as connection:
+        return [(order_id, state) for order_id, state in connection.execute(query)]
 
 
 def _release_unplaced(order_id: int) -> str:
     """Abandon, release and delete an order that was never placed; the outcome."""
-    if not _abandon(order_id):
+    if not undo.claim(order_id).abandoned:
         return SKIPPED  # placed after all: its request finished in the meantime
     if not _release(order_id):
         _touch(order_id, OrderState.ABANDONED)
         return FAILED
-    _delete(order_id)
+    undo.delete_order(order_id, state=OrderState.ABANDONED)
+    log.info("abandoned order released and deleted", extra={"order_id": order_id})
     return RELEASED
 
 
@@ -132,48 +131,17 @@ def _finish_cancel(order_id: int) -> str:
     return CANCELLED
 
 
-def _abandon(order_id: int) -> bool:
-    """Make the order ``abandoned`` unless it was placed; True when it is abandoned now."""
-    with db.engine.begin() as connection:
-        idempotency.abandon(connection, order_id)
-        state = connection.scalar(select(Order.state).where(Order.id == order_id))
-    return state == OrderState.ABANDONED
-
-
 def _release(order_id: int) -> bool:
     """Release the order's stock at catalog; False (logged) when catalog failed."""
-    releases = order_instruments().recovery_releases
-    try:
-        catalog_client().release(order_id)
-    except DownstreamError as error:
-        releases.labels("failed").inc()
-        log.warning(
-            "release failed; retried on the next pass",
-            extra={"order_id": order_id, "error": str(error)},
-        )
-        return False
-    releases.labels("released").inc()
-    return True
+    released = undo.release(order_id, failure="release failed; retried on the next pass")
+    order_instruments().recovery_releases.labels("released" if released else "failed").inc()
+    return released
 
 
 def _touch(order_id: int, state: OrderState) -> None:
     """Mark a failed attempt: the order goes to the back of the next passes' queue."""
-    session = db.session()
-    session.execute(
-        update(Order)
-        .where(Order.id == order_id, Order.state == state)
-        .values(updated_at=utc_now())
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-
-
-def _delete(order_id: int) -> None:
-    """Delete the abandoned order and its key: the customer may retry with the key."""
-    session = db.session()
-    session.execute(delete(Order).where(Order.id == order_id, Order.state == OrderState.ABANDONED))
-    session.commit()
-    log.info("abandoned order released and deleted", extra={"order_id": order_id})
+    with writing(autocommit=True) as connection:
+        connection.execute(_TOUCH, {"order_id": order_id, "touched_state": state, "now": utc_now()})
 
 
 def _release_orphans(now: datetime) -> int:
@@ -186,10 +154,8 @@ def _release_orphans(now: datetime) -> int:
 
 
 def _prune_keys(created_before: datetime) -> int:
-    session = db.session()
-    pruned = idempotency.prune_completed(session, created_before=created_before)
-    session.commit()
-    return pruned
+    with writing(autocommit=True) as connection:
+        return idempotency.prune_completed(connection, created_before=created_before)
 
 
 def run_recovery(*, interval: float, stop: threading.Event | None = None) -> None:
@@ -204,7 +170,6 @@ def run_recovery(*, interval: float, stop: threading.Event | None = None) -> Non
         try:
             recover()
         except Exception as error:
-            db.session.rollback()
             log.warning("recovery pass failed", extra={"error": repr(error)[:500]})
         stop.wait(interval)
     log.info("order recovery stopped")

@@ -7,6 +7,7 @@ comes from catalog alone, and whose it is from the token alone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
 
@@ -140,3 +141,16 @@ class OrdersPublic(ma.Schema):
     next_cursor = ma.fields.String(
         dump_only=True, allow_none=True, metadata={"description": "Pass as ?cursor= for more."}
     )
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """The answer to a keyed ``POST /api/v1/orders``: the first one, or its replay.
+
+    Stored on the order with its ``Idempotency-Key`` (:mod:`orders.idempotency`); the view
+    turns it into the HTTP response, and a replay says so in a header.
+    """
+
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False

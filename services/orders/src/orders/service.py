@@ -1,7 +1,7 @@
-"""Orders: reading, listing and cancelling; views call these and nothing else.
+"""Orders: reading and listing, as their customer (or an administrator) may see them.
 
-Placing an order is a saga over three services and has a module of its own,
-:mod:`orders.placing`; the two commits of a cancel are in :mod:`orders.cancelling`.
+Each flow that changes an order has a module of its own, whole: placing, a saga over three
+services (:mod:`orders.placing`), and cancelling (:mod:`orders.cancelling`).
 """
 
 from __future__ import annotations
@@ -9,16 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Connection, Row, bindparam, select
 
 from flotilla import NotFound
 from flotilla.auth import current_principal
 from flotilla.pagination import Page, decode_cursor, encode_cursor
-from orders import cancelling
-from orders.clients import catalog_client
-from orders.models import Order, OrderLine, db
+from orders.database import reading
+from orders.models import Order, OrderLine
 from orders.schemas import LineView, OrderView
-from orders.states import VISIBLE_STATES, OrderState
+from orders.states import VISIBLE_STATES
 
 ADMIN = "admin"
 
@@ -54,6 +53,12 @@ _ORDER_WITH_LINES = (
     .order_by(OrderLine.product_id)
 )
 """An order and its lines in one round trip: one row per line (one row, no line, if none)."""
+_LINES_OF = (
+    select(OrderLine.order_id, *_LINE_COLUMNS)
+    .where(OrderLine.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(OrderLine.order_id, OrderLine.product_id)
+)
+"""The lines of a page of orders, in one statement."""
 
 
 def read_order(order_id: int) -> OrderView:
@@ -72,7 +77,7 @@ def read_order(order_id: int) -> OrderView:
 
 
 def _visible_order(order_id: int) -> OrderView | None:
-    with db.autocommit() as connection:
+    with reading() as connection:
         rows = connection.execute(_ORDER_WITH_LINES, {"order_id": order_id}).all()
     if not rows or rows[0].state not in VISIBLE_STATES:
         return None
@@ -80,17 +85,22 @@ def _visible_order(order_id: int) -> OrderView | None:
 
 
 def _order_view(rows: Sequence[Row[*tuple[Any, ...]]]) -> OrderView:
-    first = rows[0]._mapping
+    lines = [_line_view(row) for row in rows if row.product_id is not None]
+    return _order(rows[0], lines)
+
+
+def _order(row: Row[*tuple[Any, ...]], lines: list[LineView]) -> OrderView:
+    order = row._mapping
     return OrderView(
-        id=first["id"],
-        user_id=first["user_id"],
-        state=first["state"],
-        currency=first["currency"],
-        total=first["total"],
-        created_at=first["created_at"],
-        placed_at=first["placed_at"],
-        cancelled_at=first["cancelled_at"],
-        lines=[_line_view(row) for row in rows if row.product_id is not None],
+        id=order["id"],
+        user_id=order["user_id"],
+        state=order["state"],
+        currency=order["currency"],
+        total=order["total"],
+        created_at=order["created_at"],
+        placed_at=order["placed_at"],
+        cancelled_at=order["cancelled_at"],
+        lines=lines,
     )
 
 
@@ -106,10 +116,10 @@ def _line_view(row: Row[*tuple[Any, ...]]) -> LineView:
     )
 
 
-def list_orders(*, limit: int, cursor: str | None = None) -> Page[Order]:
+def list_orders(*, limit: int, cursor: str | None = None) -> Page[OrderView]:
     """The caller's orders, newest first, ``limit`` at a time, after ``cursor``."""
     query = (
-        select(Order)
+        select(*_ORDER_COLUMNS)
         .where(
             Order.user_id == int(current_principal().user_id),
             Order.state.in_(VISIBLE_STATES),
@@ -119,28 +129,18 @@ def list_orders(*, limit: int, cursor: str | None = None) -> Page[Order]:
     )
     if cursor is not None:
         query = query.where(Order.id < decode_cursor(cursor, int))
-    with db.reading() as session:
-        orders = list(session.scalars(query))
-    has_more = len(orders) > limit
-    orders = orders[:limit]
-    return Page(orders, encode_cursor(orders[-1].id) if has_more else None)
+    with reading() as connection:
+        rows = connection.execute(query).all()
+        has_more = len(rows) > limit
+        orders = [_order(row, []) for row in rows[:limit]]
+        _add_lines(connection, orders)
+    return Page(orders, encode_cursor(orders[-1]["id"]) if has_more else None)
 
 
-def cancel_order(order_id: int, *, reason: str | None = None) -> OrderView:
-    """Cancel a placed order: recorded, stock back to catalog, then cancelled with its event.
-
-    The cancel is committed (``cancelling``) before catalog is asked, so a release that
-    fails, or whose answer is lost after catalog acted, leaves an order that says so rather
-    than a ``placed`` order whose stock is back on sale. Repeating the cancel continues from
-    the release, which is idempotent; recovery finishes cancels nobody repeats
-    (:mod:`orders.cancelling`). Cancelling a cancelled order answers the order as it is,
-    without calling catalog or writing a second event.
-    """
-    order = read_order(order_id)
-    if order["state"] == OrderState.CANCELLED:
-        return order
-    if order["state"] == OrderState.PLACED:
-        cancelling.begin_cancel(order_id, reason=reason)
-    catalog_client().release(order_id)  # the request's own work: under its deadline
-    cancelling.finish_cancel(order_id, reason=reason)
-    return read_order(order_id)
+def _add_lines(connection: Connection, orders: list[OrderView]) -> None:
+    """Fill in the lines of ``orders``, all read in one statement."""
+    if not orders:
+        return
+    by_id = {order["id"]: order for order in orders}
+    for row in connection.execute(_LINES_OF, {"order_ids": list(by_id)}):
+        by_id[row.order_id]["lines"].append(_line_view(row))

@@ -7,16 +7,14 @@
        └──abandon──▶ abandoned  (then released at catalog and deleted)
 
 An order is ``pending`` from the moment its id exists until its lines are written; only
-``placed``, ``cancelling`` and ``cancelled`` orders are ever shown. An order whose placing
-failed with an unknown outcome at catalog is ``abandoned`` (by recovery, or by its own
-request after a failed confirming commit) *before* its reservation is released, so a
-request that is somehow still running cannot place it afterwards: placing requires
-``pending``, and the change is made with a compare-and-set on the state.
+``placed``, ``cancelling`` and ``cancelled`` orders are ever shown. ``abandoned`` is an
+order that will never be placed, whose stock is being given back; ``cancelling`` a cancel
+recorded before catalog was asked for the stock, which never goes back to ``placed``. Why
+the saga needs these two states is explained once, in ``docs/resilience.md``
+("Compensation").
 
-A cancel is recorded (``cancelling``) *before* catalog is asked to release the stock, and
-the order becomes ``cancelled`` only after the release succeeded: whatever fails in
-between, the order says a cancel is under way, and a repeated cancel or recovery finishes
-it. A ``cancelling`` order never goes back to ``placed``: its stock may be back on sale.
+:data:`TRANSITIONS` is the only statement of these rules: :mod:`orders.lifecycle` derives
+from it, with :func:`move_of`, the compare-and-set that makes each event happen.
 
 Pure: no database, no clock, so the rules are tested on their own (``test_states.py``).
 """
@@ -24,6 +22,7 @@ Pure: no database, no clock, so the rules are tested on their own (``test_states
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 from flotilla import Conflict
@@ -77,3 +76,24 @@ def next_state(state: OrderState, event: OrderEvent) -> OrderState:
 def allows(state: OrderState, event: OrderEvent) -> bool:
     """True when ``event`` may happen to an order in ``state``."""
     return (state, event) in TRANSITIONS
+
+
+@dataclass(frozen=True)
+class Move:
+    """What an event does to any order: the states it moves one from, and the state it leaves."""
+
+    sources: frozenset[OrderState]
+    target: OrderState
+
+
+def move_of(event: OrderEvent) -> Move:
+    """The move ``event`` makes, read from :data:`TRANSITIONS`.
+
+    Raises ``ValueError`` when the table lets ``event`` happen nowhere, or leads it to two
+    states: one compare-and-set per event could not express either.
+    """
+    moves = {source: target for (source, on), target in TRANSITIONS.items() if on is event}
+    targets = set(moves.values())
+    if len(targets) != 1:
+        raise ValueError(f"{event} must lead to exactly one state, not {sorted(targets)}")
+    return Move(frozenset(moves), targets.pop())
