@@ -1,0 +1,360 @@
+"""The compose stack, run for real with podman: compose.yml, with compose.local.yml's images.
+
+podman-compose reads the compose files as Compose does (anchors and merges, ``!reset`` and
+``!override``, ``${...}`` from an env file, profiles) and creates the network, the volumes and
+every container from them (``up --no-start``). Starting them in compose's order is done here,
+because podman 4.3 cannot: it runs health checks from systemd timers, so where no systemd
+runs no check ever runs, and ``podman wait`` knows no ``healthy`` condition (podman-compose
+then ignores ``service_healthy`` and starts dependants at once). So each service is started
+once every ``depends_on`` condition of it holds: ``service_started`` once the dependency was
+started, ``service_healthy`` once the dependency's own health check passes (run here, with
+``podman healthcheck run``, every second), ``service_completed_successfully`` once it exited
+0. Why this and not another runner: docs/adr/0026-compose-with-podman.md.
+
+    python scripts/stack.py up [--project NAME] [--env-file FILE]   # prints the front door
+    python scripts/stack.py down --project NAME
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import containers
+from flotilla.auth.keys import SigningKey
+
+COMPOSE_FILES = (
+    containers.ROOT / "deploy" / "compose" / "compose.yml",
+    containers.CONTAINERS / "compose.local.yml",
+)
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+STARTED, HEALTHY, COMPLETED = (
+    "service_started",
+    "service_healthy",
+    "service_completed_successfully",
+)
+CHECK_INTERVAL = 1.0
+"""Seconds between two runs of a starting container's health check."""
+START_TIMEOUT = 300.0
+"""Seconds the whole stack gets to be up."""
+DEFAULT_GRACE = 10.0
+"""Compose's stop grace period where a service sets none."""
+
+
+class StackFailed(RuntimeError):
+    """A service did not come up; the message says which and ends with its last log lines."""
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """How one container stopped: its exit code, the seconds it took and those it had."""
+
+    service: str
+    exit_code: int
+    seconds: float
+    grace: float
+
+
+def podman(*arguments: str, check: bool = True, stdin: str | None = None) -> str:
+    """``podman arguments`` with the project's engine settings; its standard output."""
+    done = subprocess.run(
+        ["podman", *arguments],
+        env=containers.engine_environment(),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        raise StackFailed(f"podman {' '.join(arguments[:3])}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def seconds_of(duration: str | float | None, default: float) -> float:
+    """Compose's duration (``1m40s``, ``40s``, ``15``) in seconds."""
+    if duration is None:
+        return default
+    if isinstance(duration, int | float):
+        return float(duration)
+    minutes, _, rest = duration.rpartition("m")
+    return float(minutes or 0) * 60 + float(rest.removesuffix("s") or 0)
+
+
+def write_env_file(path: Path) -> Path:
+    """An env file with every secret compose.yml asks for, made up for this stack alone."""
+    values = {
+        "POSTGRES_USER": "flotilla",
+        "POSTGRES_PASSWORD": secrets.token_urlsafe(24),
+        "RABBITMQ_USER": "flotilla",
+        "RABBITMQ_PASSWORD": secrets.token_urlsafe(24),
+        "ORDERS_CLIENT_SECRET": secrets.token_urlsafe(36),
+        "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(24),
+    }
+    lines = [f"{name}={value}" for name, value in values.items()]
+    lines.append(f'USERS_AUTH_SIGNING_KEY="{SigningKey.generate().private_pem().strip()}"')
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class Stack:
+    """One project of the compose files: create, start, ask, stop and remove its containers."""
+
+    project: str
+    env_file: Path
+    files: tuple[Path, ...] = COMPOSE_FILES
+    ready_after: dict[str, float] = field(default_factory=dict)
+    """Seconds from the start of :meth:`up` to each service's readiness."""
+
+    def compose(self, *arguments: str) -> str:
+        """``podman-compose arguments`` on this project's files; its standard output."""
+        command = [podman_compose(), "--env-file", str(self.env_file), "-p", self.project]
+        for file in self.files:
+            command += ["-f", str(file)]
+        done = subprocess.run(
+            [*command, *arguments],
+            env=containers.engine_environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise StackFailed(f"podman-compose {arguments[0]}: {done.stderr.strip()[-2000:]}")
+        return done.stdout
+
+    @cached_property
+    def services(self) -> dict[str, dict[str, Any]]:
+        """The services that run, as the merged files define them (profiles left out)."""
+        merged = yaml.safe_load(self.compose("config"))
+        return {
+            name: definition
+            for name, definition in merged["services"].items()
+            if not definition.get("profiles")
+        }
+
+    def container(self, service: str) -> str:
+        """The name of ``service``'s container."""
+        names = podman(
+            "ps", "--all", "--format", "{{.Names}}",
+            "--filter", f"label={PROJECT_LABEL}={self.project}",
+            "--filter", f"label={SERVICE_LABEL}={service}",
+        ).split()  # fmt: skip
+        if len(names) != 1:
+            raise StackFailed(f"{service}: {len(names)} containers, not one")
+        return names[0]
+
+    def up(self, timeout: float = START_TIMEOUT) -> dict[str, float]:
+        """Create every container, then start each in compose's order; seconds to each ready."""
+        started = time.monotonic()
+        self.compose("up", "--no-start", "--no-deps")
+        _Starter(self, started, time.monotonic() + timeout).run()
+        return self.ready_after
+
+    def down(self) -> None:
+        """Remove the project's containers, volumes and network, whatever state they are in."""
+        project = f"label={PROJECT_LABEL}={self.project}"
+        for kind, remove in (("ps", "rm"), ("volume", "volume"), ("network", "network")):
+            listing = ["ps", "--all", "--quiet"] if kind == "ps" else [kind, "ls", "--quiet"]
+            found = podman(*listing, "--filter", project, check=False).split()
+            if found:
+                command = ["rm", "--force", "--time", "0"] if remove == "rm" else [remove, "rm"]
+                podman(*command, *(["--force"] if remove != "rm" else []), *found, check=False)
+
+    def published_port(self, service: str, port: int) -> int:
+        """The host port ``service``'s container ``port`` is published on."""
+        address = podman("port", self.container(service), f"{port}/tcp").split()[0]
+        return int(address.rpartition(":")[2])
+
+    def run(self, service: str, *command: str, stdin: str | None = None) -> str:
+        """``command`` in ``service``'s running container, as its user; its output."""
+        interactive = ["--interactive"] if stdin is not None else []
+        return podman("exec", *interactive, self.container(service), *command, stdin=stdin)
+
+    def logs(self, service: str) -> str:
+        """Everything ``service``'s container wrote, both streams."""
+        name = self.container(service)
+        done = subprocess.run(
+            ["podman", "logs", name],
+            env=containers.engine_environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.stdout + done.stderr
+
+    def grace(self, service: str) -> float:
+        """``service``'s stop grace period in seconds, as compose.yml sets it."""
+        return seconds_of(self.services[service].get("stop_grace_period"), DEFAULT_GRACE)
+
+    def stop(self, service: str) -> Stopped:
+        """Stop ``service`` as ``compose stop`` does: its stop signal, SIGKILL after its grace."""
+        name, grace = self.container(service), self.grace(service)
+        started = time.monotonic()
+        podman("stop", "--time", f"{grace:.0f}", name)
+        seconds = time.monotonic() - started
+        code = int(podman("inspect", "--format", "{{.State.ExitCode}}", name))
+        return Stopped(service, code, seconds, grace)
+
+    def start(self, service: str) -> None:
+        """Start ``service``'s container again."""
+        podman("start", self.container(service))
+
+    def status(self, service: str) -> str:
+        """``running``, ``exited`` and so on."""
+        return podman("inspect", "--format", "{{.State.Status}}", self.container(service)).strip()
+
+    def healthy(self, service: str) -> bool:
+        """Whether ``service``'s health check passes now (it is run to find out)."""
+        name = self.container(service)
+        done = subprocess.run(
+            ["podman", "healthcheck", "run", name],
+            env=containers.engine_environment(),
+            capture_output=True,
+            check=False,
+        )
+        return done.returncode == 0
+
+    def has_health_check(self, service: str) -> bool:
+        """Whether ``service``'s container has a health check (its own or its image's)."""
+        test = podman("inspect", "--format", "{{.Config.Healthcheck.Test}}", self.container(service))
+        return test.strip() not in ("", "[]", "[NONE]", "<no value>")
+
+    def last_lines(self, service: str, count: int = 15) -> str:
+        """The end of ``service``'s logs, for a failure message."""
+        return "\n".join(self.logs(service).splitlines()[-count:])
+
+
+def podman_compose() -> str:
+    """podman-compose from this environment (a dev dependency), else from PATH."""
+    beside = Path(sysconfig.get_path("scripts")) / "podman-compose"
+    return str(beside) if beside.exists() else "podman-compose"
+
+
+class _Progress:
+    """Which conditions each service has reached; the first failure stops every wait."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._reached: dict[str, set[str]] = {}
+        self.failure: str | None = None
+
+    def reach(self, service: str, condition: str) -> None:
+        with self._condition:
+            self._reached.setdefault(service, set()).add(condition)
+            self._condition.notify_all()
+
+    def fail(self, message: str) -> None:
+        with self._condition:
+            self.failure = self.failure or message
+            self._condition.notify_all()
+
+    def wait(self, service: str, condition: str, deadline: float) -> None:
+        with self._condition:
+            while condition not in self._reached.get(service, set()):
+                if self.failure:
+                    raise StackFailed(self.failure)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StackFailed(f"{service}: not {condition} in time")
+                self._condition.wait(remaining)
+
+
+@dataclass
+class _Starter:
+    """Starts every service of ``stack`` once its ``depends_on`` conditions hold."""
+
+    stack: Stack
+    started: float
+    deadline: float
+    progress: _Progress = field(default_factory=_Progress)
+
+    def run(self) -> None:
+        services = self.stack.services
+        with ThreadPoolExecutor(max_workers=len(services)) as pool:
+            for service, definition in services.items():
+                pool.submit(self._bring_up, service, definition.get("depends_on", {}))
+        if self.progress.failure:
+            raise StackFailed(self.progress.failure)
+
+    def _bring_up(self, service: str, depends_on: Mapping[str, Mapping[str, str]]) -> None:
+        try:
+            for dependency, how in depends_on.items():
+                self.progress.wait(dependency, how.get("condition", STARTED), self.deadline)
+            self.stack.start(service)
+            self.progress.reach(service, STARTED)
+            if self.stack.has_health_check(service):
+                self._until(service, lambda: self.stack.healthy(service), "healthy")
+                self.progress.reach(service, HEALTHY)
+            if self.stack.services[service].get("restart") == "no":
+                self._until(service, lambda: self.stack.status(service) == "exited", "done")
+                self._exited_zero(service)
+                self.progress.reach(service, COMPLETED)
+            self.stack.ready_after[service] = time.monotonic() - self.started
+        except StackFailed as error:
+            self.progress.fail(str(error))
+        except Exception as error:  # noqa: BLE001 - any failure must end every wait
+            self.progress.fail(f"{service}: {error!r}")
+
+    def _until(self, service: str, done: Callable[[], bool], what: str) -> None:
+        while not done():
+            if self.progress.failure:
+                raise StackFailed(self.progress.failure)
+            if what == "healthy" and self.stack.status(service) == "exited":
+                raise StackFailed(f"{service} exited:\n{self.stack.last_lines(service)}")
+            if time.monotonic() > self.deadline:
+                raise StackFailed(f"{service}: not {what} in time:\n{self.stack.last_lines(service)}")
+            time.sleep(CHECK_INTERVAL)
+
+    def _exited_zero(self, service: str) -> None:
+        name = self.stack.container(service)
+        code = int(podman("inspect", "--format", "{{.State.ExitCode}}", name))
+        if code != 0:
+            raise StackFailed(f"{service} exited {code}:\n{self.stack.last_lines(service)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--project", default=f"flotilla-{secrets.token_hex(3)}")
+    parser.add_argument("--env-file", type=Path, help="made up (under var/) when not given")
+    arguments = parser.parse_args(argv)
+    env_file = arguments.env_file
+    if env_file is None:
+        env_file = containers.ROOT / "var" / f"{arguments.project}.env"
+        if arguments.command == "up":
+            env_file.parent.mkdir(parents=True, exist_ok=True)
+            write_env_file(env_file)
+    stack = Stack(arguments.project, env_file)
+    if arguments.command == "down":
+        stack.down()
+        return 0
+    try:
+        ready = stack.up()
+    except StackFailed as error:
+        print(f"flotilla stack: {error}", file=sys.stderr)
+        return 1
+    for service, seconds in sorted(ready.items(), key=lambda item: item[1]):
+        print(f"{seconds:6.1f} s  {service}")
+    print(f"project {stack.project}: http://127.0.0.1:{stack.published_port('nginx', 8080)}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
