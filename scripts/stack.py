@@ -18,16 +18,20 @@ started, ``service_healthy`` once the dependency's own health check passes (run 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import secrets
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from email import message_from_bytes, policy
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -54,6 +58,8 @@ START_TIMEOUT = 300.0
 """Seconds the whole stack gets to be up."""
 DEFAULT_GRACE = 10.0
 """Compose's stop grace period where a service sets none."""
+CAUGHT_MAIL = "/var/mail/caught"
+"""The Maildir compose.local.yml's SMTP catcher keeps every e-mail in."""
 
 
 class StackFailed(RuntimeError):
@@ -230,10 +236,35 @@ class Stack:
         )
         return done.returncode == 0
 
+    def command(self, service: str) -> list[str]:
+        """The command ``service``'s container runs: compose's, else its image's."""
+        found = podman("inspect", "--format", "{{json .Config.Cmd}}", self.container(service))
+        command: list[str] = json.loads(found)
+        return command
+
     def has_health_check(self, service: str) -> bool:
         """Whether ``service``'s container has a health check (its own or its image's)."""
         test = podman("inspect", "--format", "{{.Config.Healthcheck.Test}}", self.container(service))
         return test.strip() not in ("", "[]", "[NONE]", "<no value>")
+
+    def caught_mail(self, address: str) -> list[str]:
+        """The subjects of the e-mails to ``address`` that the SMTP catcher holds."""
+        copied = subprocess.run(
+            ["podman", "cp", f"{self.container('mailpit')}:{CAUGHT_MAIL}", "-"],
+            env=containers.engine_environment(),
+            capture_output=True,
+            check=True,
+        )
+        subjects = []
+        with tarfile.open(fileobj=io.BytesIO(copied.stdout)) as maildir:
+            for member in maildir:
+                contents = maildir.extractfile(member) if member.isfile() else None
+                if contents is None or "/tmp/" in member.name:
+                    continue  # a directory, or a message still being written
+                message = message_from_bytes(contents.read(), policy=policy.default)
+                if address in str(message["To"]):
+                    subjects.append(str(message["Subject"]))
+        return subjects
 
     def last_lines(self, service: str, count: int = 15) -> str:
         """The end of ``service``'s logs, for a failure message."""
