@@ -167,7 +167,7 @@ def build_infrastructure(name: str, *, quiet: bool = False) -> Built:
     return _build(name, image, context / "Containerfile", context, arguments, quiet=quiet)
 
 
-def _build(  # noqa: PLR0913 - what a build takes, each named
+def _build(
     name: str,
     image: str,
     containerfile: Path,

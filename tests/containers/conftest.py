@@ -13,7 +13,9 @@ def measured(pytestconfig: pytest.Config) -> list[str]:
     return pytestconfig.stash.setdefault(MEASURED, [])
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
     lines = config.stash.get(MEASURED, [])
     if lines:
         terminalreporter.section("measured")

@@ -259,19 +259,21 @@ def test_every_dependency_waits_on_a_condition_compose_can_see() -> None:
 def test_what_nginx_proxies_to_keeps_its_address_across_restarts() -> None:
     # nginx resolves upstream names once, at start: a web service started again must come
     # back at the address nginx holds, one no other container can be given meanwhile.
+    # Its MAC address stays too, so no peer keeps a stale ARP entry for the address.
     definition = compose()
     pool = ipaddress.ip_network(definition["networks"]["default"]["ipam"]["config"][0]["ip_range"])
-    fixed = {}
-    for service in WEB_SERVICES:
-        address = definition["services"][service]["networks"]["default"]["ipv4_address"]
-        fixed[service] = ipaddress.ip_address(address)
-        assert fixed[service] not in pool, service
     nginx = definition["services"]["nginx"]
     for service in WEB_SERVICES:
         assert nginx["environment"][f"FLOTILLA_{service.upper()}_UPSTREAM"] == f"{service}:8000"
-    trusted = ipaddress.ip_address(nginx["networks"]["default"]["ipv4_address"])
-    assert trusted not in pool
-    assert len({*fixed.values(), trusted}) == len(WEB_SERVICES) + 1
+    fixed = {
+        service: definition["services"][service]["networks"]["default"]
+        for service in (*WEB_SERVICES, "nginx")
+    }
+    for service, network in fixed.items():
+        address = ipaddress.ip_address(network["ipv4_address"])
+        assert address not in pool, service
+        assert network["mac_address"] == "02:42:" + ":".join(f"{b:02x}" for b in address.packed)
+    assert len({network["ipv4_address"] for network in fixed.values()}) == len(fixed)
 
 
 def test_web_services_start_after_their_migration_and_relays_after_the_queues() -> None:

@@ -10,7 +10,7 @@ at the first answer that is not the expected one.
 With Docker Compose (mailpit catches the e-mail and answers on port 8025)::
 
     docker compose -f deploy/compose/compose.yml up --build --wait
-    python scripts/stack_check.py --url http://localhost:8080 --mailpit http://localhost:8025 \\
+    python scripts/compose_check.py --url http://localhost:8080 --mailpit http://localhost:8025 \\
         --exec "docker compose -f deploy/compose/compose.yml exec -T users"
 
 ``make containers`` runs the same check on the podman stack (tests/containers/test_stack.py).
@@ -114,7 +114,11 @@ def command_in(prefix: str) -> AdminCommand:
 
     def run(command: Sequence[str], stdin: str) -> str:
         done = subprocess.run(
-            [*shlex.split(prefix), *command], input=stdin, capture_output=True, text=True, check=False
+            [*shlex.split(prefix), *command],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode != 0:
             raise DemoFailed(f"{shlex.join(command)} failed: {done.stderr.strip()[-500:]}")

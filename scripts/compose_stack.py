@@ -11,8 +11,8 @@ started, ``service_healthy`` once the dependency's own health check passes (run 
 ``podman healthcheck run``, every second), ``service_completed_successfully`` once it exited
 0. Why this and not another runner: docs/adr/0026-compose-with-podman.md.
 
-    python scripts/stack.py up [--project NAME] [--env-file FILE]   # prints the front door
-    python scripts/stack.py down --project NAME
+    python scripts/compose_stack.py up [--project NAME] [--env-file FILE]   # prints the front door
+    python scripts/compose_stack.py down --project NAME
 """
 
 from __future__ import annotations
@@ -76,9 +76,17 @@ class Stopped:
     grace: float
 
 
-def podman(*arguments: str, check: bool = True, stdin: str | None = None) -> str:
+def podman(*arguments: str, stdin: str | None = None) -> str:
     """``podman arguments`` with the project's engine settings; its standard output."""
-    done = subprocess.run(
+    done = podman_run(*arguments, stdin=stdin)
+    if done.returncode != 0:
+        raise StackFailed(f"podman {' '.join(arguments[:3])}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def podman_run(*arguments: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``podman arguments``, whatever its exit status."""
+    return subprocess.run(
         ["podman", *arguments],
         env=containers.engine_environment(),
         input=stdin,
@@ -86,9 +94,6 @@ def podman(*arguments: str, check: bool = True, stdin: str | None = None) -> str
         text=True,
         check=False,
     )
-    if check and done.returncode != 0:
-        raise StackFailed(f"podman {' '.join(arguments[:3])}: {done.stderr.strip()}")
-    return done.stdout
 
 
 def seconds_of(duration: str | float | None, default: float) -> float:
@@ -175,12 +180,14 @@ class Stack:
     def down(self) -> None:
         """Remove the project's containers, volumes and network, whatever state they are in."""
         project = f"label={PROJECT_LABEL}={self.project}"
-        for kind, remove in (("ps", "rm"), ("volume", "volume"), ("network", "network")):
-            listing = ["ps", "--all", "--quiet"] if kind == "ps" else [kind, "ls", "--quiet"]
-            found = podman(*listing, "--filter", project, check=False).split()
+        for listing, removal in (
+            (["ps", "--all"], ["rm", "--force", "--time", "0"]),
+            (["volume", "ls"], ["volume", "rm", "--force"]),
+            (["network", "ls"], ["network", "rm", "--force"]),
+        ):
+            found = podman_run(*listing, "--quiet", "--filter", project).stdout.split()
             if found:
-                command = ["rm", "--force", "--time", "0"] if remove == "rm" else [remove, "rm"]
-                podman(*command, *(["--force"] if remove != "rm" else []), *found, check=False)
+                podman_run(*removal, *found)
 
     def published_port(self, service: str, port: int) -> int:
         """The host port ``service``'s container ``port`` is published on."""
@@ -192,16 +199,13 @@ class Stack:
         interactive = ["--interactive"] if stdin is not None else []
         return podman("exec", *interactive, self.container(service), *command, stdin=stdin)
 
+    def succeeds(self, service: str, *command: str) -> bool:
+        """Whether ``command`` exits 0 in ``service``'s running container."""
+        return podman_run("exec", self.container(service), *command).returncode == 0
+
     def logs(self, service: str) -> str:
         """Everything ``service``'s container wrote, both streams."""
-        name = self.container(service)
-        done = subprocess.run(
-            ["podman", "logs", name],
-            env=containers.engine_environment(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        done = podman_run("logs", self.container(service))
         return done.stdout + done.stderr
 
     def grace(self, service: str) -> float:
@@ -227,14 +231,7 @@ class Stack:
 
     def healthy(self, service: str) -> bool:
         """Whether ``service``'s health check passes now (it is run to find out)."""
-        name = self.container(service)
-        done = subprocess.run(
-            ["podman", "healthcheck", "run", name],
-            env=containers.engine_environment(),
-            capture_output=True,
-            check=False,
-        )
-        return done.returncode == 0
+        return podman_run("healthcheck", "run", self.container(service)).returncode == 0
 
     def command(self, service: str) -> list[str]:
         """The command ``service``'s container runs: compose's, else its image's."""
@@ -244,7 +241,9 @@ class Stack:
 
     def has_health_check(self, service: str) -> bool:
         """Whether ``service``'s container has a health check (its own or its image's)."""
-        test = podman("inspect", "--format", "{{.Config.Healthcheck.Test}}", self.container(service))
+        test = podman(
+            "inspect", "--format", "{{.Config.Healthcheck.Test}}", self.container(service)
+        )
         return test.strip() not in ("", "[]", "[NONE]", "<no value>")
 
     def caught_mail(self, address: str) -> list[str]:
@@ -258,9 +257,10 @@ class Stack:
         subjects = []
         with tarfile.open(fileobj=io.BytesIO(copied.stdout)) as maildir:
             for member in maildir:
-                contents = maildir.extractfile(member) if member.isfile() else None
-                if contents is None or "/tmp/" in member.name:
-                    continue  # a directory, or a message still being written
+                delivered = Path(member.name).parent.name in ("new", "cur")  # not tmp/ yet
+                contents = maildir.extractfile(member) if delivered else None
+                if contents is None:
+                    continue
                 message = message_from_bytes(contents.read(), policy=policy.default)
                 if address in str(message["To"]):
                     subjects.append(str(message["Subject"]))
@@ -339,7 +339,7 @@ class _Starter:
             self.stack.ready_after[service] = time.monotonic() - self.started
         except StackFailed as error:
             self.progress.fail(str(error))
-        except Exception as error:  # noqa: BLE001 - any failure must end every wait
+        except Exception as error:
             self.progress.fail(f"{service}: {error!r}")
 
     def _until(self, service: str, done: Callable[[], bool], what: str) -> None:
@@ -349,7 +349,9 @@ class _Starter:
             if what == "healthy" and self.stack.status(service) == "exited":
                 raise StackFailed(f"{service} exited:\n{self.stack.last_lines(service)}")
             if time.monotonic() > self.deadline:
-                raise StackFailed(f"{service}: not {what} in time:\n{self.stack.last_lines(service)}")
+                raise StackFailed(
+                    f"{service}: not {what} in time:\n{self.stack.last_lines(service)}"
+                )
             time.sleep(CHECK_INTERVAL)
 
     def _exited_zero(self, service: str) -> None:
