@@ -2,14 +2,9 @@
 
 podman-compose reads the compose files as Compose does (anchors and merges, ``!reset`` and
 ``!override``, ``${...}`` from an env file, profiles) and creates the network, the volumes and
-every container from them (``up --no-start``). Starting them in compose's order is done here,
-because podman 4.3 cannot: it runs health checks from systemd timers, so where no systemd
-runs no check ever runs, and ``podman wait`` knows no ``healthy`` condition (podman-compose
-then ignores ``service_healthy`` and starts dependants at once). So each service is started
-once every ``depends_on`` condition of it holds: ``service_started`` once the dependency was
-started, ``service_healthy`` once the dependency's own health check passes (run here, with
-``podman healthcheck run``, every second), ``service_completed_successfully`` once it exited
-0. Why this and not another runner: docs/adr/0026-compose-with-podman.md.
+every container from them (``up --no-start``). ``compose_order`` starts them in compose's
+order, which podman 4.3 cannot keep to where no systemd runs its health checks. A
+:class:`Stack` also asks, stops and removes them, for the tests and for whoever runs it::
 
     python scripts/compose_stack.py up [--project NAME] [--env-file FILE]   # prints the front door
     python scripts/compose_stack.py down --project NAME
@@ -26,10 +21,7 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
-import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from functools import cached_property
@@ -39,6 +31,7 @@ from typing import Any
 import yaml
 
 import containers
+from compose_order import StackFailed, start_in_order
 from flotilla.auth.keys import SigningKey
 
 COMPOSE_FILES = (
@@ -47,23 +40,12 @@ COMPOSE_FILES = (
 )
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
-STARTED, HEALTHY, COMPLETED = (
-    "service_started",
-    "service_healthy",
-    "service_completed_successfully",
-)
-CHECK_INTERVAL = 1.0
-"""Seconds between two runs of a starting container's health check."""
 START_TIMEOUT = 300.0
 """Seconds the whole stack gets to be up."""
 DEFAULT_GRACE = 10.0
 """Compose's stop grace period where a service sets none."""
 CAUGHT_MAIL = "/var/mail/caught"
 """The Maildir compose.local.yml's SMTP catcher keeps every e-mail in."""
-
-
-class StackFailed(RuntimeError):
-    """A service did not come up; the message says which and ends with its last log lines."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +156,7 @@ class Stack:
         """Create every container, then start each in compose's order; seconds to each ready."""
         started = time.monotonic()
         self.compose("up", "--no-start", "--no-deps")
-        _Starter(self, started, time.monotonic() + timeout).run()
+        self.ready_after = start_in_order(self, started, time.monotonic() + timeout)
         return self.ready_after
 
     def down(self) -> None:
@@ -217,9 +199,11 @@ class Stack:
         name, grace = self.container(service), self.grace(service)
         started = time.monotonic()
         podman("stop", "--time", f"{grace:.0f}", name)
-        seconds = time.monotonic() - started
-        code = int(podman("inspect", "--format", "{{.State.ExitCode}}", name))
-        return Stopped(service, code, seconds, grace)
+        return Stopped(service, self.exit_code(service), time.monotonic() - started, grace)
+
+    def exit_code(self, service: str) -> int:
+        """The exit code of ``service``'s container, once it has exited."""
+        return int(podman("inspect", "--format", "{{.State.ExitCode}}", self.container(service)))
 
     def start(self, service: str) -> None:
         """Start ``service``'s container again."""
@@ -275,90 +259,6 @@ def podman_compose() -> str:
     """podman-compose from this environment (a dev dependency), else from PATH."""
     beside = Path(sysconfig.get_path("scripts")) / "podman-compose"
     return str(beside) if beside.exists() else "podman-compose"
-
-
-class _Progress:
-    """Which conditions each service has reached; the first failure stops every wait."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._reached: dict[str, set[str]] = {}
-        self.failure: str | None = None
-
-    def reach(self, service: str, condition: str) -> None:
-        with self._condition:
-            self._reached.setdefault(service, set()).add(condition)
-            self._condition.notify_all()
-
-    def fail(self, message: str) -> None:
-        with self._condition:
-            self.failure = self.failure or message
-            self._condition.notify_all()
-
-    def wait(self, service: str, condition: str, deadline: float) -> None:
-        with self._condition:
-            while condition not in self._reached.get(service, set()):
-                if self.failure:
-                    raise StackFailed(self.failure)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise StackFailed(f"{service}: not {condition} in time")
-                self._condition.wait(remaining)
-
-
-@dataclass
-class _Starter:
-    """Starts every service of ``stack`` once its ``depends_on`` conditions hold."""
-
-    stack: Stack
-    started: float
-    deadline: float
-    progress: _Progress = field(default_factory=_Progress)
-
-    def run(self) -> None:
-        services = self.stack.services
-        with ThreadPoolExecutor(max_workers=len(services)) as pool:
-            for service, definition in services.items():
-                pool.submit(self._bring_up, service, definition.get("depends_on", {}))
-        if self.progress.failure:
-            raise StackFailed(self.progress.failure)
-
-    def _bring_up(self, service: str, depends_on: Mapping[str, Mapping[str, str]]) -> None:
-        try:
-            for dependency, how in depends_on.items():
-                self.progress.wait(dependency, how.get("condition", STARTED), self.deadline)
-            self.stack.start(service)
-            self.progress.reach(service, STARTED)
-            if self.stack.has_health_check(service):
-                self._until(service, lambda: self.stack.healthy(service), "healthy")
-                self.progress.reach(service, HEALTHY)
-            if self.stack.services[service].get("restart") == "no":
-                self._until(service, lambda: self.stack.status(service) == "exited", "done")
-                self._exited_zero(service)
-                self.progress.reach(service, COMPLETED)
-            self.stack.ready_after[service] = time.monotonic() - self.started
-        except StackFailed as error:
-            self.progress.fail(str(error))
-        except Exception as error:
-            self.progress.fail(f"{service}: {error!r}")
-
-    def _until(self, service: str, done: Callable[[], bool], what: str) -> None:
-        while not done():
-            if self.progress.failure:
-                raise StackFailed(self.progress.failure)
-            if what == "healthy" and self.stack.status(service) == "exited":
-                raise StackFailed(f"{service} exited:\n{self.stack.last_lines(service)}")
-            if time.monotonic() > self.deadline:
-                raise StackFailed(
-                    f"{service}: not {what} in time:\n{self.stack.last_lines(service)}"
-                )
-            time.sleep(CHECK_INTERVAL)
-
-    def _exited_zero(self, service: str) -> None:
-        name = self.stack.container(service)
-        code = int(podman("inspect", "--format", "{{.State.ExitCode}}", name))
-        if code != 0:
-            raise StackFailed(f"{service} exited {code}:\n{self.stack.last_lines(service)}")
 
 
 def main(argv: list[str] | None = None) -> int:
