@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -76,6 +76,15 @@ def wait_started(stack: Stack, service: str, seen_before: int = 0) -> None:
     )
 
 
+def in_users(stack: Stack) -> compose_check.AdminCommand:
+    """Runs a command line in the users container, as ``podman exec`` (compose exec) does."""
+
+    def run(command: Sequence[str], stdin: str) -> str:
+        return stack.run("users", *command, stdin=stdin)
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory, measured: list[str]) -> Iterator[Shop]:
     """The stack, up, checked once as a Docker Compose user would; removed afterwards."""
@@ -95,15 +104,12 @@ def shop(tmp_path_factory: pytest.TempPathFactory, measured: list[str]) -> Itera
             f"(create included; last: {', '.join(f'{s} {ready[s]:.1f} s' for s in slowest)})"
         )
         url = f"http://127.0.0.1:{stack.published_port('nginx', 8080)}"
-
-        def in_users(command: Any, stdin: str) -> str:
-            return stack.run("users", *command, stdin=stdin)
-
-        customer = compose_check.check(url, in_users, stack.caught_mail)
+        customer = compose_check.check(url, in_users(stack), stack.caught_mail)
         admin = f"admin_{secrets.token_hex(3)}"
         password = secrets.token_urlsafe(12)
-        in_users(["flask", "--app", "users", "users", "create-admin", admin, "--password-stdin",
-                  "--email", f"{admin}@example.com"], password + "\n")  # fmt: skip
+        in_users(stack)(["flask", "--app", "users", "users", "create-admin", admin,
+                         "--password-stdin", "--email", f"{admin}@example.com"],
+                        password + "\n")  # fmt: skip
         tokens = requests.post(
             f"{url}/api/v1/tokens", json={"login": admin, "password": password}, timeout=15
         )
@@ -312,10 +318,7 @@ def test_a_web_service_started_while_the_database_is_down_waits_then_serves(
     for service in WEB:
         wait_until(partial(ready, stack, service), timeout=60, what=f"{service} ready")
 
-    def in_users(command: Any, stdin: str) -> str:
-        return stack.run("users", *command, stdin=stdin)
-
-    compose_check.check(shop.url, in_users, stack.caught_mail)
+    compose_check.check(shop.url, in_users(stack), stack.caught_mail)
 
 
 def test_nothing_is_published_beyond_127_0_0_1(shop: Shop) -> None:
