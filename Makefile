@@ -27,9 +27,10 @@ demo: sync ## against a running `make run`: an account, an order, a cancel, the 
 test: sync ## every test, against real PostgreSQL and SQLite
 	$(RUN) pytest
 
-containers: sync ## build every image from the Dockerfile (bases from Debian's packages) and test them with podman
-	$(RUN) python scripts/containers.py
-	$(RUN) pytest tests/containers
+containers: sync ## build every image (bases, infrastructure from Debian's packages), run the compose stack, test it all with podman
+	@started=$$(date +%s); \
+	$(RUN) python scripts/containers.py && $(RUN) pytest tests/containers; status=$$?; \
+	echo "make containers: $$(( $$(date +%s) - started )) s"; exit $$status
 
 lint: sync ## ruff and mypy --strict
 	$(RUN) ruff check .

@@ -13,7 +13,11 @@ arguments (``PYTHON_IMAGE``, ``UV_IMAGE``), so the Dockerfile itself stays the o
   uv's own image.
 
 Both are made once and kept (``--rebuild-base`` makes them again). Then each service's image
-is built, timed and measured. podman runs with ``deploy/containers/containers.conf``.
+is built, timed and measured, and so are the images compose.yml takes from registries
+(PostgreSQL, Redis, RabbitMQ, nginx, an SMTP catcher in mailpit's place), each from Debian's
+packages on the same base, with a Containerfile of its own under ``deploy/containers/``;
+``deploy/containers/compose.local.yml`` puts them in the place of the registries' images.
+podman runs with ``deploy/containers/containers.conf``.
 """
 
 from __future__ import annotations
@@ -31,8 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINE_CONFIG = ROOT / "deploy" / "containers" / "containers.conf"
+CONTAINERS = ROOT / "deploy" / "containers"
+ENGINE_CONFIG = CONTAINERS / "containers.conf"
 SERVICES = ("users", "catalog", "orders", "notifications")
+INFRASTRUCTURE = ("postgres", "redis", "rabbitmq", "nginx", "smtp")
+"""The images of ``deploy/containers/<name>/Containerfile``, in compose.local.yml's names."""
 PYTHON_BASE = "localhost/flotilla-base/python:3.11-bookworm"
 UV_BASE = "localhost/flotilla-base/uv:local"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -43,6 +50,11 @@ CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 def image_of(service: str) -> str:
     """The local image of ``service``, as compose.yml names it."""
     return f"localhost/flotilla/{service}:local"
+
+
+def infrastructure_image(name: str) -> str:
+    """The local image of infrastructure ``name`` (``postgres``), as compose.local.yml names it."""
+    return f"localhost/flotilla-infra/{name}:bookworm"
 
 
 def engine_environment() -> dict[str, str]:
@@ -143,35 +155,56 @@ class Built:
 
 def build_service(service: str, *, quiet: bool = False) -> Built:
     """Build ``service``'s image from the Dockerfile on the local bases."""
-    image = image_of(service)
+    arguments = {"SERVICE": service, "PYTHON_IMAGE": PYTHON_BASE, "UV_IMAGE": UV_BASE}
+    return _build(service, image_of(service), ROOT / "Dockerfile", ROOT, arguments, quiet=quiet)
+
+
+def build_infrastructure(name: str, *, quiet: bool = False) -> Built:
+    """Build infrastructure ``name``'s image from Debian's packages on the Python base."""
+    context = CONTAINERS / name
+    arguments = {"BASE_IMAGE": PYTHON_BASE}
+    image = infrastructure_image(name)
+    return _build(name, image, context / "Containerfile", context, arguments, quiet=quiet)
+
+
+def _build(
+    name: str,
+    image: str,
+    containerfile: Path,
+    context: Path,
+    arguments: dict[str, str],
+    *,
+    quiet: bool,
+) -> Built:
     started = time.monotonic()
     podman(
         "build",
         "--format",
         "docker",  # OCI images have no HEALTHCHECK: podman would drop the Dockerfile's
         *(["--quiet"] if quiet else []),
-        "--build-arg",
-        f"SERVICE={service}",
-        "--build-arg",
-        f"PYTHON_IMAGE={PYTHON_BASE}",
-        "--build-arg",
-        f"UV_IMAGE={UV_BASE}",
+        *(f"--build-arg={argument}={value}" for argument, value in arguments.items()),
         "--tag",
         image,
         "--file",
-        str(ROOT / "Dockerfile"),
-        str(ROOT),
+        str(containerfile),
+        str(context),
         capture=quiet,
     )
     seconds = time.monotonic() - started
     size = int(podman("image", "inspect", "--format", "{{.Size}}", image, capture=True))
-    return Built(service, image, seconds, size / 1_000_000)
+    return Built(name, image, seconds, size / 1_000_000)
 
 
 def build_all(services: Sequence[str] = SERVICES, *, quiet: bool = False) -> list[Built]:
     """The bases if missing, then every service's image."""
     ensure_bases()
     return [build_service(service, quiet=quiet) for service in services]
+
+
+def build_all_infrastructure(*, quiet: bool = False) -> list[Built]:
+    """The bases if missing, then every infrastructure image."""
+    ensure_bases()
+    return [build_infrastructure(name, quiet=quiet) for name in INFRASTRUCTURE]
 
 
 @contextmanager
@@ -190,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with timed("base images"):
         ensure_bases(rebuild=arguments.rebuild_base)
     built = [build_service(service, quiet=True) for service in arguments.services]
+    built += [build_infrastructure(name, quiet=True) for name in INFRASTRUCTURE]
     print("\n| image | build s | size MB |\n|---|--:|--:|")
     for image in built:
         print(f"| {image.image} | {image.seconds:.1f} | {image.megabytes:.0f} |")

@@ -14,6 +14,7 @@ mapped to this machine's PostgreSQL, Redis and RabbitMQ, and names unique to the
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 import secrets
@@ -253,6 +254,26 @@ def test_every_dependency_waits_on_a_condition_compose_can_see() -> None:
             else:
                 assert condition == "service_completed_successfully", f"{name} -> {target}"
                 assert services[target]["restart"] == "no"
+
+
+def test_what_nginx_proxies_to_keeps_its_address_across_restarts() -> None:
+    # nginx resolves upstream names once, at start: a web service started again must come
+    # back at the address nginx holds, one no other container can be given meanwhile.
+    # Its MAC address stays too, so no peer keeps a stale ARP entry for the address.
+    definition = compose()
+    pool = ipaddress.ip_network(definition["networks"]["default"]["ipam"]["config"][0]["ip_range"])
+    nginx = definition["services"]["nginx"]
+    for service in WEB_SERVICES:
+        assert nginx["environment"][f"FLOTILLA_{service.upper()}_UPSTREAM"] == f"{service}:8000"
+    fixed = {
+        service: definition["services"][service]["networks"]["default"]
+        for service in (*WEB_SERVICES, "nginx")
+    }
+    for service, network in fixed.items():
+        address = ipaddress.ip_address(network["ipv4_address"])
+        assert address not in pool, service
+        assert network["mac_address"] == "02:42:" + ":".join(f"{b:02x}" for b in address.packed)
+    assert len({network["ipv4_address"] for network in fixed.values()}) == len(fixed)
 
 
 def test_web_services_start_after_their_migration_and_relays_after_the_queues() -> None:

@@ -64,6 +64,22 @@ def test_hadolint_finds_nothing() -> None:
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
+@pytest.mark.parametrize(
+    "containerfile",
+    sorted((ROOT / "deploy" / "containers").glob("*/Containerfile")),
+    ids=lambda path: path.parent.name,
+)
+def test_hadolint_finds_nothing_in_the_local_infrastructure_images(containerfile: Path) -> None:
+    # compose.local.yml's images (PostgreSQL, Redis, RabbitMQ, nginx, the SMTP catcher).
+    result = subprocess.run(
+        [tool("hadolint"), "--failure-threshold", "style", str(containerfile)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
 def test_hadolint_would_catch_a_bad_instruction(tmp_path: Path) -> None:
     # The run above means something only if this hadolint reads this kind of file.
     worse = tmp_path / "Dockerfile"
