@@ -6,9 +6,14 @@ if it happened at app start-up, so the commands import it on demand.
 
 from __future__ import annotations
 
+import logging
+from typing import NoReturn
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
+
+log = logging.getLogger(__name__)
 
 cli = AppGroup("db", help="Database migrations.")
 
@@ -20,9 +25,12 @@ def upgrade_command(revision: str) -> None:
     from flotilla import migrations  # noqa: PLC0415 - keep Alembic out of worker start-up
 
     try:
-        migrations.upgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
+        with migrations.stopped_by_sigterm():
+            migrations.upgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
     except migrations.MigrationLockTimeout as error:
         raise click.ClickException(str(error)) from None
+    except migrations.MigrationStopped:
+        _stopped(migrations.STOPPED_EXIT_CODE)
 
 
 @cli.command("downgrade")
@@ -32,9 +40,12 @@ def downgrade_command(revision: str) -> None:
     from flotilla import migrations  # noqa: PLC0415 - keep Alembic out of worker start-up
 
     try:
-        migrations.downgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
+        with migrations.stopped_by_sigterm():
+            migrations.downgrade(current_app._get_current_object(), revision)  # type: ignore[attr-defined]
     except migrations.MigrationLockTimeout as error:
         raise click.ClickException(str(error)) from None
+    except migrations.MigrationStopped:
+        _stopped(migrations.STOPPED_EXIT_CODE)
 
 
 @cli.command("revision")
@@ -44,3 +55,12 @@ def revision_command(message: str) -> None:
     from flotilla import migrations  # noqa: PLC0415 - keep Alembic out of worker start-up
 
     migrations.revision(current_app._get_current_object(), message)  # type: ignore[attr-defined]
+
+
+def _stopped(exit_code: int) -> NoReturn:
+    """Say that SIGTERM stopped the run, and exit ``exit_code``: the target was not reached."""
+    log.warning(
+        "migration stopped by SIGTERM; what it had not committed was rolled back",
+        extra={"exit_code": exit_code},
+    )
+    raise SystemExit(exit_code)

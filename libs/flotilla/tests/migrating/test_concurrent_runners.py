@@ -8,13 +8,16 @@ nothing left to do.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from flotilla.testing import read_json_lines
+from flotilla.migrations import STOPPED_EXIT_CODE
+from flotilla.migrations.session import advisory_lock_key
+from flotilla.testing import read_json_lines, wait_until
 
 HERE = Path(__file__).parent
 RUNNERS = 4
@@ -51,3 +54,32 @@ def test_concurrent_runners_all_succeed_and_one_migrates(database_url: str, tmp_
     assert (applied, version) == (1, "0004")
     messages = [record.get("message") for log in logs for record in read_json_lines(log)]
     assert "migration waits for another run to finish" in messages
+
+
+def test_sigterm_stops_a_waiting_runner_at_once_and_frees_nothing_it_did_not_hold(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Another run holds the migration lock: this runner waits for it, as a second pod would.
+    engine = create_engine(database_url)
+    holder = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        key = advisory_lock_key("notes_sample")  # the app's name, as the runner takes it
+        holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        log = tmp_path / "runner.log"
+        runner = _start_runner(database_url, log)
+        wait_until(lambda: "migration waits for another run to finish" in log.read_text())
+
+        runner.send_signal(signal.SIGTERM)
+        code = runner.wait(timeout=5)  # well inside a 10 s grace period
+
+        assert code == STOPPED_EXIT_CODE, log.read_text()[-2000:]
+        messages = [record.get("message") for record in read_json_lines(log)]
+        assert "migration stopped by SIGTERM; what it had not committed was rolled back" in (
+            messages
+        )
+        assert "Traceback" not in log.read_text()
+    finally:
+        holder.close()
+        engine.dispose()
+    # Nothing was applied, and a run started afterwards migrates everything.
+    assert _start_runner(database_url, tmp_path / "after.log").wait(timeout=60) == 0

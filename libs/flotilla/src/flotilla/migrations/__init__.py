@@ -6,7 +6,8 @@ itself. Safe with several runners at once and under traffic on PostgreSQL: one r
 migrates while the others wait for it and then find nothing to do, a schema change gives up
 on a table's lock after ``DATABASE_MIGRATION_LOCK_TIMEOUT_MS`` and is retried rather than
 stalling the queries queued behind it, and :func:`create_index_concurrently` builds indexes
-outside the migration's transaction. Why and how:
+outside the migration's transaction; SIGTERM stops a run at once, rolling back what it had
+not committed (:mod:`flotilla.migrations.stopping`). Why and how:
 ``docs/adr/0022-migrations-and-configuration-at-scale.md``.
 """
 
@@ -21,9 +22,12 @@ from flotilla.migrations.commands import (
     upgrade,
 )
 from flotilla.migrations.indexes import create_index_concurrently, drop_index_concurrently
+from flotilla.migrations.stopping import STOPPED_EXIT_CODE, MigrationStopped, stopped_by_sigterm
 
 __all__ = [
+    "STOPPED_EXIT_CODE",
     "MigrationLockTimeout",
+    "MigrationStopped",
     "alembic_config",
     "create_index_concurrently",
     "differences",
@@ -32,5 +36,6 @@ __all__ = [
     "is_lock_timeout",
     "revision",
     "run_migrations",
+    "stopped_by_sigterm",
     "upgrade",
 ]
