@@ -49,10 +49,19 @@ def test_a_registration_becomes_an_eml_file_with_nothing_installed(tmp_path: Pat
     with WorkerProcess(
         "notifications", env=env, log_path=tmp_path / "worker.log", cwd=tmp_path
     ) as worker:
-        wait_until(lambda: any(mail.glob("*.eml")), what=f".eml file in {mail}")
+        # The file is renamed into place before the worker logs it: wait for both.
+        wait_until(
+            lambda: any(mail.glob("*.eml")) and bool(sent_lines(worker)),
+            what=f".eml file in {mail}, and its log line",
+        )
         (written,) = mail.glob("*.eml")
-        logged = [r for r in worker.log_records() if r.get("message") == "e-mail sent"]
+        logged = sent_lines(worker)
     message = message_from_bytes(written.read_bytes(), policy=policy.default)
     assert message["To"] == "embedded <embedded@example.com>"
     assert message["Subject"] == "Welcome to Flotilla Shop"
     assert [record["via"] for record in logged] == [str(written.resolve())]
+
+
+def sent_lines(worker: WorkerProcess) -> list[dict[str, Any]]:
+    """The worker's "e-mail sent" log records so far."""
+    return [record for record in worker.log_records() if record.get("message") == "e-mail sent"]
