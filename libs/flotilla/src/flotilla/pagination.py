@@ -16,12 +16,12 @@ from typing import Generic, TypeVar
 import marshmallow as ma
 import orjson
 
+from flotilla.columns import BIGINT_MAX, BIGINT_MIN
 from flotilla.errors import BadRequest
 
 ItemT = TypeVar("ItemT")
 KeyT = TypeVar("KeyT", int, str)
 
-_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1  # integer keys are database BIGINTs
 _INVALID = "The cursor is not valid; start again without it."
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -45,7 +45,7 @@ def decode_cursor(cursor: str, kind: type[KeyT]) -> KeyT:
         (key,) = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, TypeError) as error:
         raise InvalidCursor(_INVALID) from error
-    if type(key) is not kind or (isinstance(key, int) and not _BIGINT_MIN <= key <= _BIGINT_MAX):
+    if type(key) is not kind or (isinstance(key, int) and not BIGINT_MIN <= key <= BIGINT_MAX):
         raise InvalidCursor(_INVALID)
     return key
 

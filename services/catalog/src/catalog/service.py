@@ -27,7 +27,6 @@ from flotilla.pagination import Page, decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 
-ADMIN = "admin"
 
 product_cache = Cache("products")
 """Products' public JSON documents under ``v<N>:id:<id>`` and ``v<N>:sku:<SKU>``."""

@@ -61,7 +61,7 @@ def place_order(
     in ``docs/resilience.md`` ("Compensation").
     """
     key = idempotency.checked_key(idempotency_key)
-    user_id = int(caller.principal.user_id)
+    user_id = caller.principal.user_id
     hash_ = idempotency.request_hash({"lines": _canonical_lines(lines)})
     created = _create_or_replay(user_id, key, hash_)
     if isinstance(created, StoredResponse):

@@ -12,14 +12,12 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, select
 
 from flotilla import NotFound
-from flotilla.auth import current_principal
+from flotilla.auth import ADMIN, current_principal
 from flotilla.pagination import Page, decode_cursor, encode_cursor
 from orders.database import reading
 from orders.models import Order, OrderLine
 from orders.schemas import LineView, OrderView
 from orders.states import VISIBLE_STATES
-
-ADMIN = "admin"
 
 
 class OrderNotFound(NotFound):
@@ -70,7 +68,7 @@ def read_order(order_id: int) -> OrderView:
     order = _visible_order(order_id)
     principal = current_principal()
     if order is None or (
-        order["user_id"] != int(principal.user_id) and not principal.has_any_role([ADMIN])
+        order["user_id"] != principal.user_id and not principal.has_any_role([ADMIN])
     ):
         raise OrderNotFound(f"Order {order_id} does not exist.")
     return order
@@ -121,7 +119,7 @@ def list_orders(*, limit: int, cursor: str | None = None) -> Page[OrderView]:
     query = (
         select(*_ORDER_COLUMNS)
         .where(
-            Order.user_id == int(current_principal().user_id),
+            Order.user_id == current_principal().user_id,
             Order.state.in_(VISIBLE_STATES),
         )
         .order_by(Order.id.desc())

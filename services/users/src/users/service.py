@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from flotilla import Conflict, Forbidden, NotFound
-from flotilla.auth import current_principal, token_rejected
+from flotilla.auth import CUSTOMER, current_principal, token_rejected
 from flotilla.columns import utc_now
 from flotilla.pagination import Page, decode_cursor, encode_cursor
 from users.models import User, db, normalize_email, outbox
@@ -17,8 +17,6 @@ from users.passwords import passwords
 from users.sessions import revoke_all_sessions
 
 log = logging.getLogger(__name__)
-
-CUSTOMER, ADMIN = "customer", "admin"
 
 
 class UsernameTaken(Conflict):
@@ -136,7 +134,7 @@ def current_user() -> User:
     """
     principal = current_principal()
     with db.reading() as session:
-        user = session.get(User, int(principal.user_id))
+        user = session.get(User, principal.user_id)
     if user is None or not user.is_active:
         raise token_rejected("The account is not active.")
     if principal.issued_at < user.password_changed_at.replace(microsecond=0):

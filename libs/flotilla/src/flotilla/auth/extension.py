@@ -240,8 +240,9 @@ def _authorize(required: frozenset[str]) -> None:
         raise WrongKindOfToken(
             detail, headers={"WWW-Authenticate": auth.challenge("insufficient_scope", detail)}
         )
-    g.principal, g.user_id = principal, principal.user_id
-    context.set_user_id(principal.user_id)
+    g.principal = principal
+    g.user_id = user_id = principal.user_id
+    context.set_user_id(user_id)
     if not principal.has_any_role(required):
         detail = f"This requires one of the roles: {', '.join(sorted(required))}."
         raise InsufficientRole(
