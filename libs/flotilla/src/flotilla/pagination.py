@@ -3,6 +3,10 @@
 A cursor is an opaque, URL-safe token holding the sort key of the last item of a page. It is
 not signed: it grants nothing, and a forged one only selects a different valid page; one
 that does not decode is a 400 problem.
+
+Every list pages the same way: :func:`keyset_query` orders a query by an integer key and
+reads one row more than a page after the cursor, and :func:`page_of` cuts that back to a
+page whose cursor exists only when the extra row did.
 """
 
 from __future__ import annotations
@@ -11,15 +15,29 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import marshmallow as ma
 import orjson
+from sqlalchemy import Select, SQLColumnExpression
 
 from flotilla.columns import BIGINT_MAX, BIGINT_MIN
 from flotilla.errors import BadRequest
 
 ItemT = TypeVar("ItemT")
+
+
+class Keyed(Protocol):
+    """A listed item: an ORM object or a row whose ``id`` is its sort key."""
+
+    @property
+    def id(self) -> int:
+        """The item's sort key."""
+        ...
+
+
+KeyedT = TypeVar("KeyedT", bound=Keyed)
+SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
 KeyT = TypeVar("KeyT", int, str)
 
 _INVALID = "The cursor is not valid; start again without it."
@@ -56,6 +74,32 @@ class Page(Generic[ItemT]):
 
     items: Sequence[ItemT]
     next_cursor: str | None
+
+
+def keyset_query(
+    query: SelectT,
+    key: SQLColumnExpression[int],
+    *,
+    limit: int,
+    cursor: str | None,
+    descending: bool = False,
+) -> SelectT:
+    """``query`` ordered by ``key``, from after ``cursor``, reading ``limit`` rows plus one.
+
+    The extra row tells :func:`page_of` whether another page follows without a count.
+    ``descending`` pages newest first. ``key`` must be unique, or rows sharing one value
+    across a page boundary would be skipped.
+    """
+    if cursor is not None:
+        after = decode_cursor(cursor, int)
+        query = query.where(key < after if descending else key > after)
+    return query.order_by(key.desc() if descending else key).limit(limit + 1)
+
+
+def page_of(rows: Sequence[KeyedT], *, limit: int) -> Page[KeyedT]:
+    """The page of the ``rows`` a :func:`keyset_query` on their ``id`` read."""
+    items = rows[:limit]
+    return Page(items, encode_cursor(items[-1].id) if len(rows) > limit else None)
 
 
 class PageQuery(ma.Schema):

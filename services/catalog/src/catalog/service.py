@@ -23,7 +23,7 @@ from catalog.models import Product, db
 from catalog.schemas import SKU_PATTERN, ProductPublic
 from flotilla import Conflict, NotFound
 from flotilla.cache import Cache
-from flotilla.pagination import Page, decode_cursor, encode_cursor
+from flotilla.pagination import Page, keyset_query, page_of
 
 log = logging.getLogger(__name__)
 
@@ -164,16 +164,13 @@ def list_products(
     *, limit: int, cursor: str | None = None, active: bool = True, q: str | None = None
 ) -> Page[Product]:
     """Products in id order, ``limit`` at a time; ``q`` matches part of the name or SKU."""
-    query = select(Product).where(Product.active.is_(active)).order_by(Product.id).limit(limit + 1)
-    if cursor is not None:
-        query = query.where(Product.id > decode_cursor(cursor, int))
+    listed = select(Product).where(Product.active.is_(active))
+    query = keyset_query(listed, Product.id, limit=limit, cursor=cursor)
     if q:
         query = query.where(
             Product.name.icontains(q, autoescape=True)
             | Product.sku.contains(normalize_sku(q), autoescape=True)
         )
     with db.reading() as session:
-        products = list(session.scalars(query))
-    has_more = len(products) > limit
-    products = products[:limit]
-    return Page(products, encode_cursor(products[-1].id) if has_more else None)
+        products = session.scalars(query).all()
+    return page_of(products, limit=limit)
