@@ -40,6 +40,7 @@ from flotilla.config import ServiceSettings
 from flotilla.db_metrics import watch_pool
 from flotilla.dbcli import cli
 from flotilla.errors import Problem, ServiceUnavailable, ValidationFailed, problem_response
+from flotilla.health import health_of
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ NAMING_CONVENTION = {
 """Constraint names that are stable across databases, so migrations can refer to them."""
 
 
+_EXTENSION_KEY, _MIGRATIONS_KEY = "flotilla.db", "flotilla.migrations"
 _BARE_POSTGRES_SCHEMES = frozenset({"postgres", "postgresql"})
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -164,8 +166,26 @@ class _AppSession(Session):
 
     def get_bind(self, *args: Any, **kwargs: Any) -> Engine:
         """The current app's engine, whatever the mapper or clause."""
-        state: _State = current_app.extensions["flotilla.db"]
+        state: _State = current_app.extensions[_EXTENSION_KEY]
         return state.engine
+
+
+def engine_of(app: Flask) -> Engine:
+    """The database engine of ``app`` (bound by :meth:`Database.init_app`)."""
+    state: _State = app.extensions[_EXTENSION_KEY]
+    return state.engine
+
+
+def database_settings_of(app: Flask) -> ServiceSettings:
+    """The settings ``app``'s database was bound with."""
+    state: _State = app.extensions[_EXTENSION_KEY]
+    return state.settings
+
+
+def migrations_of(app: Flask) -> Path:
+    """The migrations directory of ``app``'s database; KeyError for a database without one."""
+    directory: Path = app.extensions[_MIGRATIONS_KEY]
+    return directory
 
 
 def _app_context_id() -> int:
@@ -188,22 +208,22 @@ class Database:
         state = _State(create_engine_from_settings(settings), settings)
         tracing.instrument_engine(state.engine, settings)
         watch_pool(state.engine)
-        app.extensions["flotilla.db"] = state
+        app.extensions[_EXTENSION_KEY] = state
         if self.migrations is not None:
-            app.extensions["flotilla.migrations"] = self.migrations
+            app.extensions[_MIGRATIONS_KEY] = self.migrations
             app.cli.add_command(cli)
         app.teardown_appcontext(self._remove_session)
         app.register_error_handler(OperationalError, _unavailable)
         app.register_error_handler(PoolTimeoutError, _unavailable)
         app.register_error_handler(DataError, _unstorable)
-        health = app.extensions.get("flotilla.health")
+        health = health_of(app)
         if health is not None:
             health.add_check("database", lambda: _ping(state.engine))
 
     @property
     def engine(self) -> Engine:
         """The engine of the current app."""
-        state: _State = current_app.extensions["flotilla.db"]
+        state: _State = current_app.extensions[_EXTENSION_KEY]
         return state.engine
 
     @contextmanager

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
-from flask import current_app
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -24,6 +23,7 @@ from catalog.schemas import SKU_PATTERN, ProductPublic
 from flotilla import Conflict, NotFound
 from flotilla.cache import Cache
 from flotilla.pagination import Page, keyset_query, page_of
+from flotilla.settings import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def product_document_by_sku(sku: str) -> bytes:
 
 
 def _cached(key: str, condition: Callable[[], ColumnElement[bool]], absent: str) -> bytes:
-    settings: CatalogSettings = current_app.extensions["flotilla.settings"]
+    settings = current_settings(CatalogSettings)
     found = product_cache.get_or_load_bytes(
         key, lambda: _render(condition()), ttl=settings.PRODUCT_CACHE_TTL
     )
