@@ -9,7 +9,7 @@ from sqlalchemy import MetaData
 
 from flotilla import Database, ServiceSettings, create_service
 from flotilla.api import ServiceApi, api_of
-from flotilla.db import database_settings_of, engine_of
+from flotilla.db_state import database_settings_of, engine_of
 from flotilla.health import Health, health_of
 from flotilla.settings import current_settings, settings_of
 

@@ -23,7 +23,6 @@ import os
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from flotilla import tracing
 from flotilla.config import ServiceSettings
 from flotilla.db_metrics import watch_pool
+from flotilla.db_state import EXTENSION_KEY, DatabaseState, keep_database
 from flotilla.dbcli import cli
 from flotilla.errors import Problem, ServiceUnavailable, ValidationFailed, problem_response
 from flotilla.health import health_of
@@ -54,7 +54,6 @@ NAMING_CONVENTION = {
 """Constraint names that are stable across databases, so migrations can refer to them."""
 
 
-_EXTENSION_KEY, _MIGRATIONS_KEY = "flotilla.db", "flotilla.migrations"
 _BARE_POSTGRES_SCHEMES = frozenset({"postgres", "postgresql"})
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -153,39 +152,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-@dataclass
-class _State:
-    """What one app's database needs at run time, and its migrations."""
-
-    engine: Engine
-    settings: ServiceSettings
-
-
 class _AppSession(Session):
     """A session that uses the engine of the app it was opened in."""
 
     def get_bind(self, *args: Any, **kwargs: Any) -> Engine:
         """The current app's engine, whatever the mapper or clause."""
-        state: _State = current_app.extensions[_EXTENSION_KEY]
+        state: DatabaseState = current_app.extensions[EXTENSION_KEY]
         return state.engine
-
-
-def engine_of(app: Flask) -> Engine:
-    """The database engine of ``app`` (bound by :meth:`Database.init_app`)."""
-    state: _State = app.extensions[_EXTENSION_KEY]
-    return state.engine
-
-
-def database_settings_of(app: Flask) -> ServiceSettings:
-    """The settings ``app``'s database was bound with."""
-    state: _State = app.extensions[_EXTENSION_KEY]
-    return state.settings
-
-
-def migrations_of(app: Flask) -> Path:
-    """The migrations directory of ``app``'s database; KeyError for a database without one."""
-    directory: Path = app.extensions[_MIGRATIONS_KEY]
-    return directory
 
 
 def _app_context_id() -> int:
@@ -205,12 +178,11 @@ class Database:
 
     def init_app(self, app: Flask, settings: ServiceSettings) -> None:
         """Create the engine, close sessions per app context and add a readiness check."""
-        state = _State(create_engine_from_settings(settings), settings)
+        state = DatabaseState(create_engine_from_settings(settings), settings)
         tracing.instrument_engine(state.engine, settings)
         watch_pool(state.engine)
-        app.extensions[_EXTENSION_KEY] = state
+        keep_database(app, state, self.migrations)
         if self.migrations is not None:
-            app.extensions[_MIGRATIONS_KEY] = self.migrations
             app.cli.add_command(cli)
         app.teardown_appcontext(self._remove_session)
         app.register_error_handler(OperationalError, _unavailable)
@@ -223,7 +195,7 @@ class Database:
     @property
     def engine(self) -> Engine:
         """The engine of the current app."""
-        state: _State = current_app.extensions[_EXTENSION_KEY]
+        state: DatabaseState = current_app.extensions[EXTENSION_KEY]
         return state.engine
 
     @contextmanager

@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from flotilla.backoff import backoff_delay
 from flotilla.columns import UtcDateTime
 from flotilla.config import ServiceSettings
-from flotilla.db import database_settings_of, engine_of, migrations_of
+from flotilla.db_state import database_settings_of, engine_of, migrations_of
 from flotilla.migrations.session import migration_connection
 
 log = logging.getLogger(__name__)

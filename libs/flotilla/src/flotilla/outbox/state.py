@@ -8,7 +8,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine, Table
 
 from flotilla.config import ServiceSettings
-from flotilla.db import engine_of
+from flotilla.db_state import engine_of
 
 
 @dataclass(frozen=True)
