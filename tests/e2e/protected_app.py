@@ -20,7 +20,7 @@ app = create_service(__name__, settings)
 def read_mine() -> dict[str, Any]:
     """Who the token speaks for."""
     principal = current_principal()
-    return {"user_id": principal.user_id, "roles": sorted(principal.roles)}
+    return {"user_id": principal.subject, "roles": sorted(principal.roles)}
 
 
 @app.get("/api/v1/things/all")

@@ -51,7 +51,7 @@ def valid_claims(**overrides: Any) -> dict[str, Any]:
     claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": AUDIENCE,
-        "sub": "user-1",
+        "sub": "1",
         "iat": now,
         "exp": now + 900,
         "jti": "token-1",

@@ -22,6 +22,7 @@ from flotilla.auth import (
     InvalidKey,
     InvalidToken,
     KeysUnavailable,
+    NotAUser,
     SigningKey,
     StaticKeys,
     TokenVerifier,
@@ -190,7 +191,7 @@ def test_an_issued_token_carries_kid_type_and_the_claims_of_an_access_token(
     now = datetime(2030, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
     token = issue_access_token(
         signing_key,
-        subject="user-7",
+        subject="7",
         roles={"customer", "admin"},
         issuer=ISSUER,
         audience=AUDIENCE,
@@ -207,7 +208,7 @@ def test_an_issued_token_carries_kid_type_and_the_claims_of_an_access_token(
     issued = int(now.replace(microsecond=0).timestamp())
     assert claims["iat"] == issued
     assert claims["exp"] == issued + 900
-    assert (claims["iss"], claims["aud"], claims["sub"]) == (ISSUER, AUDIENCE, "user-7")
+    assert (claims["iss"], claims["aud"], claims["sub"]) == (ISSUER, AUDIENCE, "7")
     assert claims["roles"] == ["admin", "customer"]
     assert claims["sid"] == "family-1"
     assert len(claims["jti"]) == 32
@@ -217,7 +218,7 @@ def test_each_token_has_its_own_id_and_no_session_unless_given(signing_key: Sign
     tokens = [
         issue_access_token(
             signing_key,
-            subject="user-1",
+            subject="1",
             roles=[],
             issuer=ISSUER,
             audience=AUDIENCE,
@@ -239,7 +240,7 @@ def test_an_issued_token_verifies_to_its_principal(
     now = datetime.now(UTC).replace(microsecond=0)
     token = issue_access_token(
         signing_key,
-        subject="user-7",
+        subject="7",
         roles=["customer"],
         issuer=ISSUER,
         audience=AUDIENCE,
@@ -248,12 +249,30 @@ def test_an_issued_token_verifies_to_its_principal(
         now=now,
     )
     principal = verifier.verify(token)
-    assert principal.user_id == "user-7"
+    assert principal.user_id == 7
     assert principal.roles == frozenset({"customer"})
     assert principal.session_id == "family-1"
     assert principal.token_id == principal.claims["jti"]
     assert principal.issued_at == now
     assert principal.expires_at == now + LIFETIME
+
+
+def test_a_services_token_keeps_its_name_and_speaks_for_no_user(
+    signing_key: SigningKey, verifier: TokenVerifier
+) -> None:
+    token = issue_access_token(
+        signing_key,
+        subject="orders",
+        roles=["service"],
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        lifetime=LIFETIME,
+        client_id="orders",
+    )
+    principal = verifier.verify(token)
+    assert (principal.subject, principal.client_id) == ("orders", "orders")
+    with pytest.raises(NotAUser):
+        _ = principal.user_id
 
 
 def test_roles_allow_when_none_are_required_or_one_is_held(
@@ -281,7 +300,7 @@ def test_the_typ_may_be_spelled_as_a_full_media_type(
 ) -> None:
     header = header_for(signing_key, typ="application/AT+JWT")
     token = craft_token(header, valid_claims(), signing_key.private_key.sign)
-    assert verifier.verify(token).user_id == "user-1"
+    assert verifier.verify(token).user_id == 1
 
 
 def test_a_token_signed_with_a_retired_key_verifies_while_that_key_is_trusted() -> None:
@@ -289,8 +308,10 @@ def test_a_token_signed_with_a_retired_key_verifies_while_that_key_is_trusted() 
     keys = StaticKeys(verification_keys([active.public_key, retired.public_key]))
     verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE)
     for key in (retired, active):
-        token = craft_token(header_for(key), valid_claims(sub=key.kid), key.private_key.sign)
-        assert verifier.verify(token).user_id == key.kid
+        token = craft_token(
+            header_for(key), valid_claims(sub=key.kid, client_id=key.kid), key.private_key.sign
+        )
+        assert verifier.verify(token).subject == key.kid
 
 
 def test_clock_skew_within_the_leeway_is_tolerated(
@@ -299,7 +320,7 @@ def test_clock_skew_within_the_leeway_is_tolerated(
     now = int(datetime.now(UTC).timestamp())
     claims = valid_claims(iat=now - 905, exp=now - 5)  # expired 5 s ago; leeway is 10 s
     token = craft_token(header_for(signing_key), claims, signing_key.private_key.sign)
-    assert verifier.verify(token).user_id == "user-1"
+    assert verifier.verify(token).user_id == 1
     strict = TokenVerifier(verifier.keys, issuer=ISSUER, audience=AUDIENCE, leeway=timedelta(0))
     assert rejection(strict, token) == "The token has expired."
 
@@ -329,6 +350,9 @@ def claims_rejection(signing_key: SigningKey, verifier: TokenVerifier, **overrid
         ({"aud": None}, "The token lacks a required claim."),
         ({"iss": None}, "The token lacks a required claim."),
         ({"sub": ""}, "The token's subject is malformed."),
+        ({"sub": "user-1"}, "The token's subject is malformed."),
+        ({"sub": "0"}, "The token's subject is malformed."),
+        ({"sub": "9223372036854775808"}, "The token's subject is malformed."),
         ({"roles": "admin"}, "The token's roles are malformed."),
         ({"roles": ["admin", 1]}, "The token's roles are malformed."),
         ({"exp": "tomorrow"}, "The token is malformed."),
@@ -348,6 +372,9 @@ def claims_rejection(signing_key: SigningKey, verifier: TokenVerifier, **overrid
         "no-aud",
         "no-iss",
         "empty-sub",
+        "sub-not-a-user-id",
+        "sub-zero",
+        "sub-beyond-bigint",
         "roles-string",
         "roles-not-strings",
         "exp-not-a-number",
@@ -370,7 +397,7 @@ def test_an_audience_list_naming_this_service_is_accepted(
         valid_claims(aud=["billing", AUDIENCE]),
         signing_key.private_key.sign,
     )
-    assert verifier.verify(token).user_id == "user-1"
+    assert verifier.verify(token).user_id == 1
 
 
 def test_a_token_signed_by_another_key_claiming_the_trusted_kid_is_refused(

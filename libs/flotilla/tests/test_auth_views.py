@@ -105,7 +105,7 @@ def access_token(key: SigningKey, *, roles: tuple[str, ...] = ("customer",)) -> 
     """A good access token for user-1 signed with ``key``."""
     return issue_access_token(
         key,
-        subject="user-1",
+        subject="1",
         roles=roles,
         issuer=ISSUER,
         audience=AUDIENCE,
@@ -263,9 +263,9 @@ def test_a_valid_token_reaches_the_view_with_the_principal_in_g(
     with client:
         response = client.get("/things/me", headers=bearer(access_token(signing_key)))
         assert response.status_code == 200
-        assert response.json == {"user_id": "user-1", "roles": ["customer"]}
-        assert flask.g.user_id == "user-1"
-        assert flask.g.principal.user_id == "user-1"
+        assert response.json == {"user_id": 1, "roles": ["customer"]}
+        assert flask.g.user_id == 1
+        assert flask.g.principal.user_id == 1
         assert flask.g.principal.roles == frozenset({"customer"})
 
 
@@ -283,7 +283,7 @@ def test_the_user_id_is_in_every_log_line_of_the_request(
         )
     (line,) = [record for record in logs if record["message"] == "request finished"]
     assert line["request_id"] == "r1"
-    assert line["user_id"] == "user-1"
+    assert line["user_id"] == "1"
     assert line["status"] == 200
 
 
@@ -297,7 +297,7 @@ def test_a_token_without_the_role_is_a_403_problem_naming_the_user_in_the_logs(
     challenge = response.headers["WWW-Authenticate"]
     assert challenge.startswith(f'Bearer realm="{REALM}", error="insufficient_scope"')
     (line,) = [record for record in logs if record["message"] == "request finished"]
-    assert line["user_id"] == "user-1"
+    assert line["user_id"] == "1"
     assert line["status"] == 403
 
 

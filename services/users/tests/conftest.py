@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from flotilla.auth import issue_access_token
+from flotilla.auth import ADMIN, CUSTOMER, issue_access_token
 from flotilla.testing import app_fixture, empty_tables
 from users import create_app, service
 from users.config import UsersSettings
@@ -94,7 +94,7 @@ def bearer(token: str) -> dict[str, str]:
 def make_account(app: Flask) -> Callable[..., Account]:
     """Register accounts directly through the service layer, with a token each."""
 
-    def make(username: str, *, roles: tuple[str, ...] = (service.CUSTOMER,)) -> Account:
+    def make(username: str, *, roles: tuple[str, ...] = (CUSTOMER,)) -> Account:
         email = f"{username}@example.com"
         with app.app_context():
             user = service.register_user(
@@ -121,7 +121,7 @@ def other_customer(make_account: Callable[..., Account]) -> Account:
 @pytest.fixture
 def admin(make_account: Callable[..., Account]) -> Account:
     """A signed-in administrator."""
-    return make_account("ada", roles=(service.CUSTOMER, service.ADMIN))
+    return make_account("ada", roles=(CUSTOMER, ADMIN))
 
 
 def json_of(response: TestResponse) -> dict[str, Any]:

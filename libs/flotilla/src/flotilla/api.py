@@ -35,6 +35,7 @@ PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas
 
 SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.18.2/"
 
+_EXTENSION_KEY = "flotilla.api"
 NO_NUL_PATTERN = r"^[^\x00]*$"
 """What :class:`ServiceParser` accepts in text, said in the document (ECMA-262 and Python)."""
 
@@ -224,9 +225,20 @@ def api_config(title: str, version: str) -> dict[str, Any]:
     }
 
 
+def keep_api(app: Flask, api: ServiceApi) -> None:
+    """Keep ``api`` on ``app`` for :func:`api_of`."""
+    app.extensions[_EXTENSION_KEY] = api
+
+
+def api_of(app: Flask) -> ServiceApi | None:
+    """The OpenAPI registry of ``app``; None for an app made without one."""
+    api: ServiceApi | None = app.extensions.get(_EXTENSION_KEY)
+    return api
+
+
 def register_blueprints(app: Flask, *blueprints: flask_smorest.Blueprint) -> None:
     """Add resource blueprints to the app's API so they appear in the OpenAPI document."""
-    api: ServiceApi = app.extensions["flotilla.api"]
+    api: ServiceApi = app.extensions[_EXTENSION_KEY]
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
 

@@ -15,7 +15,7 @@ from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 
 from flotilla import error_reports, tracing
-from flotilla.api import ServiceApi, api_config
+from flotilla.api import ServiceApi, api_config, keep_api
 from flotilla.auth import Auth
 from flotilla.checks import broker_check, redis_check
 from flotilla.config import ServiceSettings
@@ -29,6 +29,7 @@ from flotilla.limits import Limits
 from flotilla.logging import configure_logging
 from flotilla.metrics import Metrics
 from flotilla.security import SecurityHeaders, trust_proxies
+from flotilla.settings import keep_settings
 
 
 class _NoSessions(SessionInterface):
@@ -95,7 +96,7 @@ def create_service(import_name: str, settings: ServiceSettings, *, version: str 
     app.session_interface = _NoSessions()
     app.json = OrjsonProvider(app)
     app.config.update(flask_config(settings, version))
-    app.extensions["flotilla.settings"] = settings
+    keep_settings(app, settings)
     RequestLifecycle(app)
     tracing.install(app, settings, version)
     error_reports.install(settings, version)
@@ -106,7 +107,7 @@ def create_service(import_name: str, settings: ServiceSettings, *, version: str 
     Limits(app, settings)
     SecurityHeaders(app, hsts_max_age=settings.HSTS_MAX_AGE)
     _add_dependency_checks(Health(app, timeout=settings.HEALTH_CHECK_TIMEOUT), settings)
-    app.extensions["flotilla.api"] = ServiceApi(app)
+    keep_api(app, ServiceApi(app))
     Auth(app, settings)  # after the API: it declares the bearer scheme in the spec
     trust_proxies(app, settings.PROXY_HOPS, settings.TRUSTED_PROXIES)
     return app

@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, DateTime, Dialect, Integer
 from sqlalchemy.types import TypeDecorator
 
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+"""The range of a database BIGINT: every id, and every integer a cursor or a route may carry."""
+
 Id = BigInteger().with_variant(Integer(), "sqlite")
 """A surrogate key: BIGINT on PostgreSQL; exactly INTEGER on SQLite, the only type it
 auto-increments."""

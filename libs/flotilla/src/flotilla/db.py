@@ -23,7 +23,6 @@ import os
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,10 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from flotilla import tracing
 from flotilla.config import ServiceSettings
 from flotilla.db_metrics import watch_pool
+from flotilla.db_state import EXTENSION_KEY, DatabaseState, keep_database
 from flotilla.dbcli import cli
 from flotilla.errors import Problem, ServiceUnavailable, ValidationFailed, problem_response
+from flotilla.health import health_of
 
 log = logging.getLogger(__name__)
 
@@ -151,20 +152,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-@dataclass
-class _State:
-    """What one app's database needs at run time, and its migrations."""
-
-    engine: Engine
-    settings: ServiceSettings
-
-
 class _AppSession(Session):
     """A session that uses the engine of the app it was opened in."""
 
     def get_bind(self, *args: Any, **kwargs: Any) -> Engine:
         """The current app's engine, whatever the mapper or clause."""
-        state: _State = current_app.extensions["flotilla.db"]
+        state: DatabaseState = current_app.extensions[EXTENSION_KEY]
         return state.engine
 
 
@@ -185,25 +178,24 @@ class Database:
 
     def init_app(self, app: Flask, settings: ServiceSettings) -> None:
         """Create the engine, close sessions per app context and add a readiness check."""
-        state = _State(create_engine_from_settings(settings), settings)
+        state = DatabaseState(create_engine_from_settings(settings), settings)
         tracing.instrument_engine(state.engine, settings)
         watch_pool(state.engine)
-        app.extensions["flotilla.db"] = state
+        keep_database(app, state, self.migrations)
         if self.migrations is not None:
-            app.extensions["flotilla.migrations"] = self.migrations
             app.cli.add_command(cli)
         app.teardown_appcontext(self._remove_session)
         app.register_error_handler(OperationalError, _unavailable)
         app.register_error_handler(PoolTimeoutError, _unavailable)
         app.register_error_handler(DataError, _unstorable)
-        health = app.extensions.get("flotilla.health")
+        health = health_of(app)
         if health is not None:
             health.add_check("database", lambda: _ping(state.engine))
 
     @property
     def engine(self) -> Engine:
         """The engine of the current app."""
-        state: _State = current_app.extensions["flotilla.db"]
+        state: DatabaseState = current_app.extensions[EXTENSION_KEY]
         return state.engine
 
     @contextmanager

@@ -77,6 +77,9 @@ class CheckResult:
         return body
 
 
+_EXTENSION_KEY = "flotilla.health"
+
+
 class Health:
     """Registers the probe endpoints and the readiness checks of one app."""
 
@@ -92,7 +95,7 @@ class Health:
 
     def init_app(self, app: Flask) -> None:
         """Add ``/healthz/live``, ``/healthz/ready`` and ``/healthz`` to ``app``."""
-        app.extensions["flotilla.health"] = self
+        app.extensions[_EXTENSION_KEY] = self
         app.register_blueprint(_blueprint)
 
     def add_check(self, name: str, check: HealthCheck, *, critical: bool = True) -> None:
@@ -144,6 +147,12 @@ class Health:
         return CheckResult(name, error is None, elapsed, error, critical)
 
 
+def health_of(app: Flask) -> Health | None:
+    """The health checks of ``app``; None for an app made without them."""
+    health: Health | None = app.extensions.get(_EXTENSION_KEY)
+    return health
+
+
 _blueprint = Blueprint("flotilla_health", __name__)
 
 
@@ -163,7 +172,7 @@ def live() -> Response:
 @_blueprint.get("/healthz")
 def ready() -> Response:
     """Every critical dependency answers and the process is not shutting down."""
-    health: Health = current_app.extensions["flotilla.health"]
+    health: Health = current_app.extensions[_EXTENSION_KEY]
     if is_shutting_down():
         return _json({"status": "shutting-down", "checks": {}}, 503)
     results = health.run_checks()

@@ -45,6 +45,7 @@ from flotilla.api import document_operation
 from flotilla.config import ServiceSettings
 from flotilla.errors import TooManyRequests
 from flotilla.metrics import created_once, instruments
+from flotilla.settings import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +309,7 @@ def rate_limit(
 
 
 def _limits_of_setting(name: str) -> tuple[RateLimitItem, ...]:
-    settings = current_app.extensions["flotilla.settings"]
+    settings = current_settings(ServiceSettings)
     text = getattr(settings, name, None)
     if not isinstance(text, str):
         raise TypeError(f"rate_limit({name!r}) names no setting holding a limits string")

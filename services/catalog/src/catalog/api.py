@@ -21,7 +21,8 @@ from catalog.schemas import (
     ReservationPublic,
 )
 from flotilla.api import Blueprint, ProblemSchema, json_document
-from flotilla.auth import require_auth, require_service
+from flotilla.auth import ADMIN, require_auth, require_service
+from flotilla.columns import BIGINT_MAX
 from flotilla.pagination import Page
 
 products = Blueprint(
@@ -37,13 +38,12 @@ reservations = Blueprint(
 ORDERS_SERVICE = "orders"
 """The one caller of the reservations API: its token's ``client_id`` (SERVICE_CLIENT_ID)."""
 
-BIGINT_MAX = 9223372036854775807
 PRODUCT_ID = f"<int(max={BIGINT_MAX}):product_id>"
 ORDER_ID = f"<int(min=1, max={BIGINT_MAX}):order_id>"
 
 
 @products.post("")
-@require_auth(roles=[service.ADMIN])
+@require_auth(roles=[ADMIN])
 @products.arguments(ProductCreate)
 @products.response(201, ProductPublic)
 @products.alt_response(409, schema=ProblemSchema, description="SKU taken.")
@@ -78,7 +78,7 @@ def get_product_by_sku(sku: str) -> Response:
 
 
 @products.patch(f"/{PRODUCT_ID}")
-@require_auth(roles=[service.ADMIN])
+@require_auth(roles=[ADMIN])
 @products.arguments(ProductUpdate)
 @products.response(200, ProductPublic)
 @products.alt_response(404, schema=ProblemSchema, description="No such product.")
@@ -88,7 +88,7 @@ def update_product(changes: dict[str, Any], product_id: int) -> Product:
 
 
 @products.delete(f"/{PRODUCT_ID}")
-@require_auth(roles=[service.ADMIN])
+@require_auth(roles=[ADMIN])
 @products.response(204)
 @products.alt_response(404, schema=ProblemSchema, description="No such product.")
 def deactivate_product(product_id: int) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import marshmallow as ma
 
+from flotilla.columns import BIGINT_MAX
 from flotilla.pagination import PageQuery
 
 SKU_PATTERN = r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z"  # \Z: "$" would accept a final newline
@@ -20,7 +21,6 @@ CURRENCY_PATTERN = r"\A[A-Z]{3}\Z"
 NAME_PATTERN = r"\A[^\x00]*[^\s\x00][^\x00]*\Z"
 """Text with something besides white space (as Python's ``str.isspace`` counts it), no NUL:
 a pattern rather than a check in code, so the OpenAPI document promises what is accepted."""
-BIGINT_MAX = 2**63 - 1
 MAX_PRICE = 10**10
 """Largest unit price in minor units: 50 lines of 1000 stay far below 2**53 (JSON-safe)."""
 MAX_STOCK = 10**9

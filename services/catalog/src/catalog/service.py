@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
-from flask import current_app
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -23,11 +22,11 @@ from catalog.models import Product, db
 from catalog.schemas import SKU_PATTERN, ProductPublic
 from flotilla import Conflict, NotFound
 from flotilla.cache import Cache
-from flotilla.pagination import Page, decode_cursor, encode_cursor
+from flotilla.pagination import Page, keyset_query, page_of
+from flotilla.settings import current_settings
 
 log = logging.getLogger(__name__)
 
-ADMIN = "admin"
 
 product_cache = Cache("products")
 """Products' public JSON documents under ``v<N>:id:<id>`` and ``v<N>:sku:<SKU>``."""
@@ -130,7 +129,7 @@ def product_document_by_sku(sku: str) -> bytes:
 
 
 def _cached(key: str, condition: Callable[[], ColumnElement[bool]], absent: str) -> bytes:
-    settings: CatalogSettings = current_app.extensions["flotilla.settings"]
+    settings = current_settings(CatalogSettings)
     found = product_cache.get_or_load_bytes(
         key, lambda: _render(condition()), ttl=settings.PRODUCT_CACHE_TTL
     )
@@ -165,16 +164,13 @@ def list_products(
     *, limit: int, cursor: str | None = None, active: bool = True, q: str | None = None
 ) -> Page[Product]:
     """Products in id order, ``limit`` at a time; ``q`` matches part of the name or SKU."""
-    query = select(Product).where(Product.active.is_(active)).order_by(Product.id).limit(limit + 1)
-    if cursor is not None:
-        query = query.where(Product.id > decode_cursor(cursor, int))
+    listed = select(Product).where(Product.active.is_(active))
+    query = keyset_query(listed, Product.id, limit=limit, cursor=cursor)
     if q:
         query = query.where(
             Product.name.icontains(q, autoescape=True)
             | Product.sku.contains(normalize_sku(q), autoescape=True)
         )
     with db.reading() as session:
-        products = list(session.scalars(query))
-    has_more = len(products) > limit
-    products = products[:limit]
-    return Page(products, encode_cursor(products[-1].id) if has_more else None)
+        products = session.scalars(query).all()
+    return page_of(products, limit=limit)

@@ -12,6 +12,7 @@ from flask import Flask
 
 from flotilla import create_service, load_settings
 from flotilla.checks import broker_check
+from flotilla.health import health_of
 from notifications.config import NotificationsSettings
 from notifications.handlers import tasks
 from notifications.models import db
@@ -31,5 +32,8 @@ def create_app(settings: NotificationsSettings | None = None) -> Flask:
         # The chassis reports the broker without failing readiness (a web service goes on
         # without it); a worker does nothing without it, so here it is critical.
         check = broker_check(settings.BROKER_URL, settings.HEALTH_CHECK_TIMEOUT)
-        app.extensions["flotilla.health"].add_check("broker", check, critical=True)
+        health = health_of(app)
+        if health is None:
+            raise RuntimeError("create_service installs health checks; this app has none")
+        health.add_check("broker", check, critical=True)
     return app

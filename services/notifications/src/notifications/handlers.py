@@ -27,6 +27,7 @@ from sqlalchemy import insert
 
 from flotilla import tracing
 from flotilla.outbox import Event
+from flotilla.settings import current_settings
 from flotilla.tasks import Tasks
 from notifications.config import NotificationsSettings
 from notifications.events import OrderCancelled, OrderPlaced, UserRegistered, parse_payload
@@ -37,12 +38,6 @@ from notifications.sender import MailSender
 log = logging.getLogger(__name__)
 
 tasks = Tasks()
-
-
-def settings() -> NotificationsSettings:
-    """The current app's settings."""
-    found: NotificationsSettings = current_app.extensions["flotilla.settings"]
-    return found
 
 
 def sender() -> MailSender:
@@ -84,7 +79,10 @@ def deliver(event: Event, email: Email) -> None:
 def send_welcome(event: Event) -> None:
     """Welcome a new account."""
     user = parse_payload(event, UserRegistered)
-    deliver(event, welcome_email(user, event_id=event.id, settings=settings()))
+    deliver(
+        event,
+        welcome_email(user, event_id=event.id, settings=current_settings(NotificationsSettings)),
+    )
 
 
 @tasks.on_event("order.placed")
@@ -92,7 +90,12 @@ def send_welcome(event: Event) -> None:
 def send_order_confirmation(event: Event) -> None:
     """Confirm a placed order."""
     order = parse_payload(event, OrderPlaced)
-    deliver(event, order_confirmation(order, event_id=event.id, settings=settings()))
+    deliver(
+        event,
+        order_confirmation(
+            order, event_id=event.id, settings=current_settings(NotificationsSettings)
+        ),
+    )
 
 
 @tasks.on_event("order.cancelled")
@@ -100,4 +103,9 @@ def send_order_confirmation(event: Event) -> None:
 def send_cancellation_notice(event: Event) -> None:
     """Tell the customer an order was cancelled."""
     order = parse_payload(event, OrderCancelled)
-    deliver(event, cancellation_notice(order, event_id=event.id, settings=settings()))
+    deliver(
+        event,
+        cancellation_notice(
+            order, event_id=event.id, settings=current_settings(NotificationsSettings)
+        ),
+    )

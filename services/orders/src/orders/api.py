@@ -10,6 +10,7 @@ from flask import Response, current_app, request, url_for
 
 from flotilla.api import Blueprint, ProblemSchema
 from flotilla.auth import current_principal, require_auth
+from flotilla.columns import BIGINT_MAX
 from flotilla.pagination import Page, PageQuery
 from orders import cancelling, placing, service
 from orders.clients import Caller
@@ -26,7 +27,7 @@ from orders.schemas import (
 
 orders = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders.")
 
-ORDER_ID = "<int(max=9223372036854775807):order_id>"
+ORDER_ID = f"<int(max={BIGINT_MAX}):order_id>"
 REPLAYED_HEADER = "Idempotent-Replayed"
 CANCEL_UNFINISHED = (
     "Catalog failed or did not answer. If the order reads `cancelling`, the cancel is "

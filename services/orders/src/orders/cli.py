@@ -11,10 +11,11 @@ import threading
 from types import FrameType
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
 from flotilla.metrics_server import serve_metrics
+from flotilla.settings import current_settings
+from orders.config import OrdersSettings
 from orders.recovery import recover, run_recovery
 
 orders_cli = AppGroup("orders", help="Order maintenance.")
@@ -47,5 +48,5 @@ def recover_command(once: bool, interval: float) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    serve_metrics(current_app.extensions["flotilla.settings"].METRICS_BIND)
+    serve_metrics(current_settings(OrdersSettings).METRICS_BIND)
     run_recovery(interval=interval, stop=stop)

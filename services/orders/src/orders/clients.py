@@ -302,7 +302,7 @@ def customer_of(caller: Caller) -> Customer:
     claims = caller.principal.claims
     try:
         return Customer(
-            id=int(caller.principal.user_id), email=claims["email"], display_name=claims.get("name")
+            id=caller.principal.user_id, email=claims["email"], display_name=claims.get("name")
         )
     except (KeyError, ValueError):  # no profile, or one that is not an e-mail and a name
         return users_client().current_customer(caller.token)

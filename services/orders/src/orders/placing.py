@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
 from flotilla.columns import utc_now
 from flotilla.http import DownstreamError
+from flotilla.settings import current_settings
 from orders import compensation, idempotency
 from orders.clients import Caller, Customer, Reservation, catalog_client, customer_of
+from orders.config import OrdersSettings
 from orders.database import writing
 from orders.lifecycle import transition
 from orders.models import Order, OrderLine, outbox
@@ -61,7 +62,7 @@ def place_order(
     in ``docs/resilience.md`` ("Compensation").
     """
     key = idempotency.checked_key(idempotency_key)
-    user_id = int(caller.principal.user_id)
+    user_id = caller.principal.user_id
     hash_ = idempotency.request_hash({"lines": _canonical_lines(lines)})
     created = _create_or_replay(user_id, key, hash_)
     if isinstance(created, StoredResponse):
@@ -98,7 +99,7 @@ def _create_or_replay(user_id: int, key: str, hash_: str) -> tuple[int, datetime
     order is older than any running request could be, the request deadline and the
     compensation's grace (:func:`orders.idempotency.replay`).
     """
-    deadline: float = current_app.extensions["flotilla.settings"].REQUEST_DEADLINE
+    deadline = current_settings(OrdersSettings).REQUEST_DEADLINE
     for _ in range(2):
         try:
             return _create_pending_order(user_id, key, hash_)

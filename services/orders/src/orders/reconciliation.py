@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import select
 
+from flotilla.settings import current_settings
 from orders.clients import catalog_client
 from orders.config import OrdersSettings
 from orders.database import reading
@@ -35,7 +35,7 @@ PAGE_SIZE = 500
 
 def release_orphaned_reservations(now: datetime) -> int:
     """Release what catalog holds for orders this service does not have; how many."""
-    settings: OrdersSettings = current_app.extensions["flotilla.settings"]
+    settings = current_settings(OrdersSettings)
     before = now - timedelta(seconds=settings.PENDING_ORDER_TIMEOUT)
     since = before - timedelta(seconds=settings.RESERVATION_RECONCILE_WINDOW)
     catalog = catalog_client()

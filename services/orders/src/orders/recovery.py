@@ -27,11 +27,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import and_, bindparam, or_, select, update
 
 from flotilla.columns import utc_now
 from flotilla.http import DownstreamError
+from flotilla.settings import current_settings
 from orders import idempotency, undo
 from orders.cancelling import finish_cancel
 from orders.config import OrdersSettings
@@ -65,7 +65,7 @@ class RecoveryReport:
 
 def recover(*, now: datetime | None = None) -> RecoveryReport:
     """One pass over stuck orders and old keys, in the current app context."""
-    settings: OrdersSettings = current_app.extensions["flotilla.settings"]
+    settings = current_settings(OrdersSettings)
     now = now or utc_now()
     cutoff = now - timedelta(seconds=settings.PENDING_ORDER_TIMEOUT)
     outcomes: Counter[str] = Counter()

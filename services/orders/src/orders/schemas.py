@@ -13,9 +13,10 @@ from typing import Any, TypedDict
 
 import marshmallow as ma
 
+from flotilla.columns import BIGINT_MAX
+
 MAX_LINES = 50
 MAX_QUANTITY = 1000
-MAX_ID = 2**63 - 1  # ids are BIGINTs
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 
@@ -23,7 +24,7 @@ class OrderLineCreate(ma.Schema):
     """One product and how many of it."""
 
     product_id = ma.fields.Integer(
-        required=True, strict=True, validate=ma.validate.Range(min=1, max=MAX_ID)
+        required=True, strict=True, validate=ma.validate.Range(min=1, max=BIGINT_MAX)
     )
     quantity = ma.fields.Integer(
         required=True, strict=True, validate=ma.validate.Range(min=1, max=MAX_QUANTITY)

@@ -12,14 +12,12 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, select
 
 from flotilla import NotFound
-from flotilla.auth import current_principal
-from flotilla.pagination import Page, decode_cursor, encode_cursor
+from flotilla.auth import ADMIN, current_principal
+from flotilla.pagination import Page, keyset_query, page_of
 from orders.database import reading
 from orders.models import Order, OrderLine
 from orders.schemas import LineView, OrderView
 from orders.states import VISIBLE_STATES
-
-ADMIN = "admin"
 
 
 class OrderNotFound(NotFound):
@@ -70,7 +68,7 @@ def read_order(order_id: int) -> OrderView:
     order = _visible_order(order_id)
     principal = current_principal()
     if order is None or (
-        order["user_id"] != int(principal.user_id) and not principal.has_any_role([ADMIN])
+        order["user_id"] != principal.user_id and not principal.has_any_role([ADMIN])
     ):
         raise OrderNotFound(f"Order {order_id} does not exist.")
     return order
@@ -118,23 +116,15 @@ def _line_view(row: Row[*tuple[Any, ...]]) -> LineView:
 
 def list_orders(*, limit: int, cursor: str | None = None) -> Page[OrderView]:
     """The caller's orders, newest first, ``limit`` at a time, after ``cursor``."""
-    query = (
-        select(*_ORDER_COLUMNS)
-        .where(
-            Order.user_id == int(current_principal().user_id),
-            Order.state.in_(VISIBLE_STATES),
-        )
-        .order_by(Order.id.desc())
-        .limit(limit + 1)
+    mine = select(*_ORDER_COLUMNS).where(
+        Order.user_id == current_principal().user_id, Order.state.in_(VISIBLE_STATES)
     )
-    if cursor is not None:
-        query = query.where(Order.id < decode_cursor(cursor, int))
+    query = keyset_query(mine, Order.id, limit=limit, cursor=cursor, descending=True)
     with reading() as connection:
-        rows = connection.execute(query).all()
-        has_more = len(rows) > limit
-        orders = [_order(row, []) for row in rows[:limit]]
+        page = page_of(connection.execute(query).all(), limit=limit)
+        orders = [_order(row, []) for row in page.items]
         _add_lines(connection, orders)
-    return Page(orders, encode_cursor(orders[-1]["id"]) if has_more else None)
+    return Page(orders, page.next_cursor)
 
 
 def _add_lines(connection: Connection, orders: list[OrderView]) -> None:

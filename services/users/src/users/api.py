@@ -7,7 +7,8 @@ from typing import Any
 from flask import request, url_for
 
 from flotilla.api import Blueprint, ProblemSchema
-from flotilla.auth import current_principal, require_auth
+from flotilla.auth import ADMIN, current_principal, require_auth
+from flotilla.columns import BIGINT_MAX
 from flotilla.guards import accepts_any_body
 from flotilla.limits import rate_limit
 from flotilla.pagination import Page, PageQuery
@@ -39,7 +40,7 @@ service_tokens = Blueprint(
 )
 well_known = Blueprint("well_known", __name__, url_prefix="/.well-known", description="Keys.")
 
-USER_ID = "<int(max=9223372036854775807):user_id>"
+USER_ID = f"<int(max={BIGINT_MAX}):user_id>"
 NO_STORE = {"Cache-Control": "no-store"}  # RFC 6749 5.1: token responses are never cached
 
 
@@ -52,7 +53,7 @@ def login_account() -> str | None:
 
 def signed_in_user() -> str | None:
     """The id the request's verified token speaks for."""
-    return current_principal().user_id
+    return current_principal().subject
 
 
 @users.post("")
@@ -105,7 +106,7 @@ def get_user(user_id: int) -> User:
 
 
 @users.get("")
-@require_auth(roles=[service.ADMIN])
+@require_auth(roles=[ADMIN])
 @users.arguments(PageQuery, location="query", as_kwargs=True)
 @users.response(200, UsersPrivate)
 def list_users(limit: int, cursor: str | None) -> Page[User]:

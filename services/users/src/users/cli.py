@@ -15,6 +15,7 @@ import click
 from flask.cli import AppGroup
 
 from flotilla import Problem
+from flotilla.auth import ADMIN, CUSTOMER
 from users import service
 
 users_cli = AppGroup("users", help="Account administration.")
@@ -36,7 +37,7 @@ def create_admin_command(username: str, email: str, password_stdin: bool) -> Non
             username=username,
             email=email,
             password=password,
-            roles=(service.CUSTOMER, service.ADMIN),
+            roles=(CUSTOMER, ADMIN),
         )
     except Problem as problem:
         raise click.ClickException(str(problem)) from None
@@ -48,7 +49,7 @@ def create_admin_command(username: str, email: str, password_stdin: bool) -> Non
 def grant_admin_command(username: str) -> None:
     """Give the existing account USERNAME the admin role."""
     try:
-        user = service.grant_role(username, service.ADMIN)
+        user = service.grant_role(username, ADMIN)
     except Problem as problem:
         raise click.ClickException(str(problem)) from None
     click.echo(f"{user.username} (id {user.id}) has roles: {', '.join(user.roles)}")

@@ -25,7 +25,8 @@ from urllib.parse import unquote
 from flask import current_app, g, request
 
 from flotilla import Unauthorized, ValidationFailed
-from flotilla.auth import ClientRegistry, issue_access_token, parse_client_secrets
+from flotilla.auth import SERVICE, ClientRegistry, issue_access_token, parse_client_secrets
+from flotilla.settings import current_settings
 from users.config import UsersSettings
 from users.keys import current_key_ring
 
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 View = TypeVar("View", bound=Callable[..., Any])
 
-SERVICE_ROLE = "service"
 GRANT_TYPE = "client_credentials"
 
 
@@ -91,11 +91,11 @@ def issue_service_token(*, grant_type: str) -> ServiceToken:
     if grant_type != GRANT_TYPE:
         raise UnsupportedGrantType(f"Only grant_type={GRANT_TYPE} is served here.")
     client_id: str = g.client_id
-    settings: UsersSettings = current_app.extensions["flotilla.settings"]
+    settings = current_settings(UsersSettings)
     token = issue_access_token(
         current_key_ring().signing,
         subject=client_id,
-        roles=[SERVICE_ROLE],
+        roles=[SERVICE],
         issuer=settings.AUTH_ISSUER,
         audience=settings.AUTH_AUDIENCE,
         lifetime=timedelta(seconds=settings.SERVICE_TOKEN_LIFETIME),

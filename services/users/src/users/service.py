@@ -9,16 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from flotilla import Conflict, Forbidden, NotFound
-from flotilla.auth import current_principal, token_rejected
+from flotilla.auth import CUSTOMER, current_principal, token_rejected
 from flotilla.columns import utc_now
-from flotilla.pagination import Page, decode_cursor, encode_cursor
+from flotilla.pagination import Page, keyset_query, page_of
 from users.models import User, db, normalize_email, outbox
 from users.passwords import passwords
 from users.sessions import revoke_all_sessions
 
 log = logging.getLogger(__name__)
-
-CUSTOMER, ADMIN = "customer", "admin"
 
 
 class UsernameTaken(Conflict):
@@ -117,14 +115,10 @@ def get_user(user_id: int) -> User:
 
 def list_users(*, limit: int, cursor: str | None = None) -> Page[User]:
     """Accounts in id order, ``limit`` at a time, after the one ``cursor`` points at."""
-    query = select(User).order_by(User.id).limit(limit + 1)
-    if cursor is not None:
-        query = query.where(User.id > decode_cursor(cursor, int))
+    query = keyset_query(select(User), User.id, limit=limit, cursor=cursor)
     with db.reading() as session:
-        users = list(session.scalars(query))
-    has_more = len(users) > limit
-    users = users[:limit]
-    return Page(users, encode_cursor(users[-1].id) if has_more else None)
+        users = session.scalars(query).all()
+    return page_of(users, limit=limit)
 
 
 def current_user() -> User:
@@ -136,7 +130,7 @@ def current_user() -> User:
     """
     principal = current_principal()
     with db.reading() as session:
-        user = session.get(User, int(principal.user_id))
+        user = session.get(User, principal.user_id)
     if user is None or not user.is_active:
         raise token_rejected("The account is not active.")
     if principal.issued_at < user.password_changed_at.replace(microsecond=0):

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app, g
+from flask import g
 from sqlalchemy import ColumnElement, CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from flotilla import Unauthorized
 from flotilla.auth import issue_access_token
 from flotilla.columns import utc_now
+from flotilla.settings import current_settings
 from users.config import UsersSettings
 from users.keys import current_key_ring
 from users.models import RefreshToken, User, db, normalize_email
@@ -71,7 +72,7 @@ def log_in(*, login: str, password: str) -> IssuedTokens:
     session = db.session()
     _upgrade_hash(session, user, password)
     now = utc_now()
-    max_age = timedelta(seconds=_settings().SESSION_MAX_AGE)
+    max_age = timedelta(seconds=current_settings(UsersSettings).SESSION_MAX_AGE)
     pair = _issue(session, user, uuid.uuid4().hex, now, now + max_age)
     session.commit()
     log.info("login succeeded", extra={"user_id": user.id})
@@ -198,7 +199,7 @@ def _upgrade_hash(session: Session, user: User, password: str) -> None:
 def _issue(
     session: Session, user: User, family: str, now: datetime, session_expires_at: datetime
 ) -> IssuedTokens:
-    settings = _settings()
+    settings = current_settings(UsersSettings)
     refresh_token = secrets.token_urlsafe(32)
     expires_at = min(now + timedelta(seconds=settings.REFRESH_TOKEN_LIFETIME), session_expires_at)
     session.add(
@@ -241,8 +242,3 @@ def _profile(user: User) -> dict[str, str]:
 
 def _digest(refresh_token: str) -> str:
     return hashlib.sha256(refresh_token.encode()).hexdigest()
-
-
-def _settings() -> UsersSettings:
-    settings: UsersSettings = current_app.extensions["flotilla.settings"]
-    return settings

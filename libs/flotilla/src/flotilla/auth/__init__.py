@@ -32,17 +32,23 @@ from flotilla.auth.keys import (
     public_pem,
     verification_keys,
 )
+from flotilla.auth.roles import ADMIN, CUSTOMER, SERVICE
 from flotilla.auth.tokens import (
     InvalidToken,
     KeySource,
     KeysUnavailable,
+    NotAUser,
     Principal,
     StaticKeys,
     TokenVerifier,
     issue_access_token,
+    parse_user_id,
 )
 
 __all__ = [
+    "ADMIN",
+    "CUSTOMER",
+    "SERVICE",
     "SIGNING_ALGORITHM",
     "Auth",
     "ClientRegistry",
@@ -53,6 +59,7 @@ __all__ = [
     "JwksCache",
     "KeySource",
     "KeysUnavailable",
+    "NotAUser",
     "Principal",
     "SigningKey",
     "StaticKeys",
@@ -65,6 +72,7 @@ __all__ = [
     "jwks_document",
     "load_public_keys",
     "parse_client_secrets",
+    "parse_user_id",
     "public_jwk",
     "public_pem",
     "require_auth",

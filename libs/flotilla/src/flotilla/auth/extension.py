@@ -34,7 +34,7 @@ from typing import Any, TypeVar, cast
 from flask import Flask, Response, current_app, g, request
 
 from flotilla import context
-from flotilla.api import document_operation
+from flotilla.api import api_of, document_operation
 from flotilla.auth.jwks import JwksCache
 from flotilla.auth.keys import load_public_keys, verification_keys
 from flotilla.auth.tokens import (
@@ -168,7 +168,7 @@ def key_source_from(settings: AuthSettings) -> KeySource | None:
 
 
 def _declare_security_scheme(app: Flask) -> None:
-    api = app.extensions.get("flotilla.api")
+    api = api_of(app)
     if api is not None and SECURITY_SCHEME not in api.spec.components.security_schemes:
         scheme = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
         api.spec.components.security_scheme(SECURITY_SCHEME, scheme)
@@ -240,8 +240,9 @@ def _authorize(required: frozenset[str]) -> None:
         raise WrongKindOfToken(
             detail, headers={"WWW-Authenticate": auth.challenge("insufficient_scope", detail)}
         )
-    g.principal, g.user_id = principal, principal.user_id
-    context.set_user_id(principal.user_id)
+    g.principal = principal
+    g.user_id = user_id = principal.user_id
+    context.set_user_id(user_id)
     if not principal.has_any_role(required):
         detail = f"This requires one of the roles: {', '.join(sorted(required))}."
         raise InsufficientRole(

@@ -5,7 +5,8 @@ A token is an RFC 9068 style access token: header ``{"alg": "EdDSA", "typ": "at+
 ``sid`` (the login session, i.e. the refresh-token family, it was issued for). A token a
 service holds for itself (OAuth 2.0 client credentials) has ``client_id`` (RFC 9068) instead
 of ``sid``: its ``sub`` is the service's name, not a user's id, and only views that take a
-service (``require_service``) honour it.
+service (``require_service``) honour it. A user's token has the user's integer id as ``sub``,
+a string as JWT requires; it is read as an integer once, when the token is verified.
 
 Verification trusts nothing in the token before its signature is checked: the algorithm must
 be on the allow list (so ``none`` and HMAC-with-a-public-key confusions are impossible), the
@@ -31,6 +32,7 @@ from jwt.utils import base64url_decode
 
 from flotilla.auth.cache import LruCache
 from flotilla.auth.keys import SIGNING_ALGORITHM, SigningKey
+from flotilla.columns import BIGINT_MAX
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "iat", "exp")
@@ -67,11 +69,16 @@ class StaticKeys:
         return self.keys.get(kid)
 
 
+class NotAUser(Exception):
+    """A service's token was asked for a user's id; it acts for a service, not a person."""
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who a verified token speaks for."""
+    """Who a verified token speaks for: a user, or with ``client_id`` a service."""
 
-    user_id: str
+    subject: str
+    """The token's ``sub`` as sent: a user's id in decimal, or a service's name."""
     roles: frozenset[str]
     token_id: str | None
     session_id: str | None
@@ -80,10 +87,32 @@ class Principal:
     claims: Mapping[str, Any] = field(repr=False)
     client_id: str | None = None
     """The service this token speaks for, when it is a service's own; None for a user's."""
+    _user_id: int | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.client_id is None:  # a user's token: convert its subject once, here
+            object.__setattr__(self, "_user_id", parse_user_id(self.subject))
+
+    @property
+    def user_id(self) -> int:
+        """The user's id; :class:`NotAUser` for a service's token, which has none."""
+        if self._user_id is None:
+            raise NotAUser(f"the token of service {self.client_id!r} speaks for no user")
+        return self._user_id
 
     def has_any_role(self, roles: Collection[str]) -> bool:
         """True when no role is required or the principal holds one of ``roles``."""
         return not roles or not self.roles.isdisjoint(roles)
+
+
+def parse_user_id(subject: str) -> int:
+    """The user id a token's ``sub`` holds: decimal digits, 1 to BIGINT; ValueError if not."""
+    if not (subject.isascii() and subject.isdigit()) or subject.startswith("0"):
+        raise ValueError(f"not a user id: {subject[:32]!r}")
+    user_id = int(subject)
+    if user_id > BIGINT_MAX:
+        raise ValueError(f"not a user id: {subject[:32]!r}")
+    return user_id
 
 
 def issue_access_token(
@@ -306,16 +335,21 @@ def _principal_from(claims: Mapping[str, Any]) -> Principal:
     client_id = claims.get("client_id")
     if client_id is not None and (not isinstance(client_id, str) or not client_id):
         raise InvalidToken("The token's client is malformed.")  # never read as a user's
-    return Principal(
-        user_id=subject,
-        roles=frozenset(roles),
-        token_id=_optional_str(claims.get("jti")),
-        session_id=_optional_str(claims.get("sid")),
-        issued_at=datetime.fromtimestamp(claims["iat"], UTC),
-        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
-        claims=MappingProxyType(claims),  # read-only: a remembered principal serves many requests
-        client_id=client_id,
-    )
+    issued_at = datetime.fromtimestamp(claims["iat"], UTC)
+    expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+    try:
+        return Principal(
+            subject=subject,
+            roles=frozenset(roles),
+            token_id=_optional_str(claims.get("jti")),
+            session_id=_optional_str(claims.get("sid")),
+            issued_at=issued_at,
+            expires_at=expires_at,
+            claims=MappingProxyType(claims),  # read-only: one remembered serves many requests
+            client_id=client_id,
+        )
+    except ValueError:  # from parse_user_id alone: a user's token not naming a user id
+        raise InvalidToken("The token's subject is malformed.") from None
 
 
 def _optional_str(value: Any) -> str | None:

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Literal
 
 from alembic import command
@@ -27,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from flotilla.backoff import backoff_delay
 from flotilla.columns import UtcDateTime
 from flotilla.config import ServiceSettings
+from flotilla.db_state import database_settings_of, engine_of, migrations_of
 from flotilla.migrations.session import migration_connection
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class MigrationLockTimeout(RuntimeError):
 
 def alembic_config(app: Flask, connection: Connection) -> Config:
     """An Alembic config for ``app``'s migrations directory, bound to ``connection``."""
-    directory: Path = app.extensions["flotilla.migrations"]
+    directory = migrations_of(app)
     config = Config()
     config.set_main_option("script_location", str(directory))
     config.attributes["connection"] = connection
@@ -56,7 +56,7 @@ def upgrade(app: Flask, revision: str = "head") -> None:
     """Migrate ``app``'s database up to ``revision``, retrying migrations that time out."""
     with _migrating(app) as connection:
         _retrying_lock_timeouts(
-            _settings(app),
+            database_settings_of(app),
             connection,
             lambda: command.upgrade(alembic_config(app, connection), revision),
         )
@@ -66,7 +66,7 @@ def downgrade(app: Flask, revision: str) -> None:
     """Migrate ``app``'s database down to ``revision`` (``base`` removes everything)."""
     with _migrating(app) as connection:
         _retrying_lock_timeouts(
-            _settings(app),
+            database_settings_of(app),
             connection,
             lambda: command.downgrade(alembic_config(app, connection), revision),
         )
@@ -80,7 +80,7 @@ def revision(app: Flask, message: str) -> None:
 
 def differences(app: Flask, metadata: MetaData) -> list[Any]:
     """What autogenerate would add to a new migration: empty when models and schema agree."""
-    engine = app.extensions["flotilla.db"].engine
+    engine = engine_of(app)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         return list(compare_metadata(context, metadata))
@@ -102,15 +102,10 @@ def run_migrations(metadata: MetaData) -> None:
     connection.commit()
 
 
-def _settings(app: Flask) -> ServiceSettings:
-    settings: ServiceSettings = app.extensions["flotilla.db"].settings
-    return settings
-
-
 @contextmanager
 def _migrating(app: Flask) -> Iterator[Connection]:
-    settings = _settings(app)
-    engine = app.extensions["flotilla.db"].engine
+    settings = database_settings_of(app)
+    engine = engine_of(app)
     with migration_connection(
         engine, app.name, settings.DATABASE_MIGRATION_LOCK_TIMEOUT_MS
     ) as connection:

@@ -8,6 +8,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine, Table
 
 from flotilla.config import ServiceSettings
+from flotilla.db_state import engine_of
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,7 @@ class OutboxState:
     @property
     def engine(self) -> Engine:
         """The service's database engine (from :class:`flotilla.Database`)."""
-        engine: Engine = current_app.extensions["flotilla.db"].engine
-        return engine
+        return engine_of(current_app)
 
 
 def outbox_state(app: Flask | None = None) -> OutboxState:

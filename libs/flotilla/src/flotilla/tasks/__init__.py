@@ -8,7 +8,8 @@ See :mod:`flotilla.tasks.config` for the Celery settings and why each is chosen.
 from flotilla.backoff import backoff_delay
 from flotilla.propagation import REQUEST_ID_HEADER, TRACEPARENT_HEADER, outgoing_headers
 from flotilla.tasks.base import DEAD_LETTER_ERROR_HEADER, FlotillaTask
-from flotilla.tasks.extension import EventHandler, TaskHandle, Tasks, TasksState, tasks_state
+from flotilla.tasks.extension import EventHandler, TaskHandle, Tasks
+from flotilla.tasks.state import TasksState, tasks_state
 
 __all__ = [
     "DEAD_LETTER_ERROR_HEADER",

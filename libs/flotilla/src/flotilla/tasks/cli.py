@@ -13,6 +13,10 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from flotilla import tracing
+from flotilla.metrics_server import serve_metrics
+from flotilla.tasks.dead_letters import list_dead_letters, replay_dead_letters
+from flotilla.tasks.metrics import QueueDepthCollector
+from flotilla.tasks.state import tasks_state
 
 cli = AppGroup("tasks", help="Background tasks.")
 
@@ -28,9 +32,6 @@ def worker_command(concurrency: int | None) -> None:
 
     With ``METRICS_BIND`` set it serves its metrics and its queues' depth there.
     """
-    from flotilla.metrics_server import serve_metrics  # noqa: PLC0415 - see below
-    from flotilla.tasks.extension import tasks_state  # noqa: PLC0415 - cli is imported by it
-    from flotilla.tasks.metrics import QueueDepthCollector  # noqa: PLC0415 - imports extension
 
     state = tasks_state(current_app)
     serve_metrics(state.settings.METRICS_BIND, [QueueDepthCollector(state)])
@@ -85,7 +86,6 @@ def declare_queues_command() -> None:
     Run it when deploying, before any producer's relay starts: RabbitMQ confirms an event
     that no queue is bound for yet and drops it, so the bindings must exist first.
     """
-    from flotilla.tasks.extension import tasks_state  # noqa: PLC0415 - cli is imported by it
 
     state = tasks_state(current_app)
     state.declare_queues()
@@ -96,8 +96,6 @@ def declare_queues_command() -> None:
 @click.option("--limit", type=int, default=100, show_default=True, help="Show at most this many.")
 def dead_letters_command(limit: int) -> None:
     """List the dead-letter queue, oldest first, without changing it."""
-    from flotilla.tasks.dead_letters import list_dead_letters  # noqa: PLC0415 - see above
-    from flotilla.tasks.extension import tasks_state  # noqa: PLC0415 - cli is imported by it
 
     letters = list_dead_letters(tasks_state(current_app), limit=limit)
     for letter in letters:
@@ -109,8 +107,6 @@ def dead_letters_command(limit: int) -> None:
 @click.option("--limit", type=int, default=None, help="Replay at most this many (default: all).")
 def replay_dead_letters_command(limit: int | None) -> None:
     """Move dead letters back to the work queue, oldest first, once their cause is fixed."""
-    from flotilla.tasks.dead_letters import replay_dead_letters  # noqa: PLC0415 - see above
-    from flotilla.tasks.extension import tasks_state  # noqa: PLC0415 - cli is imported by it
 
     moved = replay_dead_letters(tasks_state(current_app), limit=limit)
     for letter in moved:

@@ -16,7 +16,7 @@ from typing import Any
 from kombu.messaging import Producer
 
 from flotilla.tasks.base import DEAD_LETTER_ERROR_HEADER
-from flotilla.tasks.extension import TasksState
+from flotilla.tasks.state import TasksState
 
 _DROPPED_HEADERS = {DEAD_LETTER_ERROR_HEADER}
 

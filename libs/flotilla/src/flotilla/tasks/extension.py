@@ -2,7 +2,7 @@
 
 Like :class:`flotilla.Database`, a ``Tasks`` object lives at module level so functions can
 be decorated before any app exists; :meth:`Tasks.init_app` builds the app's own Celery app,
-registers everything on it and keeps it in ``app.extensions["flotilla.tasks"]``. Each Flask
+registers everything on it and keeps it in :mod:`flotilla.tasks.state`. Each Flask
 app gets a separate Celery app, so tests can build many apps in one process.
 """
 
@@ -10,51 +10,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar
 
 from celery import Celery
-from flask import Flask, current_app
-from kombu.entity import Queue
+from flask import Flask
 
 from flotilla.config import ServiceSettings
 from flotilla.outbox.envelope import EVENT_TASK, Event
 from flotilla.tasks.base import bind_task_class
 from flotilla.tasks.cli import cli
 from flotilla.tasks.config import celery_config, dead_letter_queue, work_queue
+from flotilla.tasks.state import TasksState, keep_tasks_state, tasks_state
 
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 EventHandler = Callable[[Event], None]
-
-
-@dataclass
-class TasksState:
-    """What one app's tasks need at run time."""
-
-    celery: Celery
-    queue: Queue
-    dead_letter_queue: Queue
-    settings: ServiceSettings
-
-    def declare_queues(self) -> None:
-        """Create the work queue (with its event bindings) and the dead-letter queue now.
-
-        Workers declare them on start; a deployment runs this first so that events the
-        relay publishes before the first worker starts are kept, not dropped as unroutable.
-        """
-        with self.celery.connection_for_write() as connection:
-            channel = connection.default_channel
-            for queue in (self.queue, self.dead_letter_queue):
-                queue(channel).declare()
-
-
-def tasks_state(app: Flask | None = None) -> TasksState:
-    """The tasks state of ``app`` (default: the current app)."""
-    state: TasksState = (app or current_app).extensions["flotilla.tasks"]
-    return state
 
 
 class TaskHandle(Generic[P, R]):
@@ -135,9 +107,7 @@ class Tasks:
             self._register(celery, handle.function, handle.name, handle.options, settings)
         if self._handlers:
             self._register(celery, self._dispatcher(), EVENT_TASK, {}, settings)
-        app.extensions["flotilla.tasks"] = TasksState(
-            celery, queue, dead_letter_queue(settings), settings
-        )
+        keep_tasks_state(app, TasksState(celery, queue, dead_letter_queue(settings), settings))
         app.cli.add_command(cli)
 
     @staticmethod

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-from flotilla.tasks.extension import TasksState
+from flotilla.tasks.state import TasksState
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, MetaData, create_engine, inspect, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from flotilla.config import ServiceSettings
+from flotilla.db_state import engine_of
 from flotilla.migrations import differences, downgrade, upgrade
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -103,14 +104,14 @@ def app_fixture(
             if migrate:
                 upgrade(app)
             yield app
-            app.extensions["flotilla.db"].engine.dispose()
+            engine_of(app).dispose()
 
     return pytest.fixture(app_on_fresh_database, scope=scope, params=BACKENDS)
 
 
 def table_names(app: Flask) -> set[str]:
     """The tables that exist in ``app``'s database now."""
-    engine: Engine = app.extensions["flotilla.db"].engine
+    engine = engine_of(app)
     return set(inspect(engine).get_table_names())
 
 
@@ -165,4 +166,4 @@ def migrate(app: Flask) -> None:
     What a deployment's pre-start step does before the servers start.
     """
     upgrade(app)
-    app.extensions["flotilla.db"].engine.dispose()
+    engine_of(app).dispose()
