@@ -13,7 +13,8 @@ timeout; SQLite (the embedded default) gets WAL mode and a busy timeout. Pools a
 every forked child, so Gunicorn's ``preload_app`` never shares a socket between workers.
 A database that refuses connections, drops them or times out a statement becomes a fast 503
 problem, not a hang or a 500 (see ``_postgres_connect_args`` for the one case it cannot
-bound: a server that is alive but frozen).
+bound: a server that is alive but frozen). Connections the server closed while they sat in
+the pool (a restart) are replaced at checkout, not handed out (``flotilla.db_liveness``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from flotilla import tracing
 from flotilla.config import ServiceSettings
+from flotilla.db_liveness import drop_closed_connections
 from flotilla.db_metrics import watch_pool
 from flotilla.db_state import EXTENSION_KEY, DatabaseState, keep_database
 from flotilla.dbcli import cli
@@ -96,6 +98,8 @@ def create_engine_from_settings(settings: ServiceSettings) -> Engine:
             # Logged errors must not carry e-mails or password hashes in production.
             hide_parameters=settings.is_production,
         )
+        if not settings.DATABASE_POOL_PRE_PING:
+            drop_closed_connections(engine)
     _engines.add(engine)
     return engine
 

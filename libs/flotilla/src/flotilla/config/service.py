@@ -91,7 +91,9 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings, Obser
         10_000, ge=0, description="Drop a PostgreSQL connection whose sent data goes unanswered."
     )
     DATABASE_POOL_PRE_PING: bool = Field(
-        False, description="Test each connection on checkout (one extra round trip per request)."
+        False,
+        description="Ping each connection on checkout (a round trip). Off, connections the "
+        "server closed are still replaced at checkout (ADR 0027).",
     )
     DATABASE_ECHO: bool = Field(False, description="Log every SQL statement (development only).")
     REDIS_URL: str = Field("", description="Redis URL for cache and limits; empty: in-process.")
