@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: run demo test containers lint fmt bench sync docs signing-key clean
+.PHONY: run demo test containers lint fmt bench sync generate docs signing-key clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -48,8 +48,11 @@ bench: sync ## the system as make run starts it, against baselines; figures go t
 signing-key: sync ## print a new Ed25519 token signing key (PEM) for AUTH_SIGNING_KEY
 	@$(RUN) python -m flotilla.auth generate-key
 
-docs: sync ## regenerate the configuration table in README.md
+generate: sync ## rewrite what system.toml and the settings classes derive: nginx routes, docs tables
+	$(RUN) python scripts/generate.py --write
 	$(RUN) python scripts/settings_doc.py --write
+
+docs: generate
 
 clean:
 	rm -rf .venv .tools var .mypy_cache .ruff_cache .pytest_cache

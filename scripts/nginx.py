@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from certificates import ensure_certificate
+from system import SYSTEM, WEB_SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "deploy" / "nginx"
@@ -55,22 +56,26 @@ class TemplateError(ValueError):
     """A template names a placeholder without a value, or a value would break the syntax."""
 
 
-@dataclass(frozen=True)
 class Upstreams:
-    """Where each service answers: ``"127.0.0.1:8001"`` or ``"unix:/path/users.sock"``.
+    """Where each web service answers: ``"127.0.0.1:8001"`` or ``"unix:/path/users.sock"``.
 
+    One keyword per web service of the declaration (``users=[...]``), none missing or extra.
     Several addresses are replicas of the service; nginx spreads requests over them.
     """
 
-    users: Sequence[str]
-    catalog: Sequence[str]
-    orders: Sequence[str]
-
-    def __post_init__(self) -> None:
-        for name in ("users", "catalog", "orders"):
-            addresses = getattr(self, name)
-            if isinstance(addresses, str) or not addresses:
+    def __init__(self, **addresses: Sequence[str]) -> None:
+        expected = set(WEB_SERVICES)
+        if set(addresses) != expected:
+            raise ValueError(f"give the addresses of exactly {', '.join(WEB_SERVICES)}")
+        for name, given in addresses.items():
+            if isinstance(given, str) or not given:
                 raise ValueError(f"{name}: give a sequence of one or more addresses")
+        self.addresses: dict[str, list[str]] = {
+            name: list(addresses[name]) for name in WEB_SERVICES
+        }
+
+    def __repr__(self) -> str:
+        return f"Upstreams({self.addresses!r})"
 
 
 @dataclass(frozen=True)
@@ -137,9 +142,10 @@ def placeholder_values(
         "FLOTILLA_ADDRESS": ADDRESS,
         "FLOTILLA_PORT": str(port),
         "FLOTILLA_ACCESS_LOG": "access.log",
-        "FLOTILLA_USERS_UPSTREAM": list(upstreams.users),
-        "FLOTILLA_CATALOG_UPSTREAM": list(upstreams.catalog),
-        "FLOTILLA_ORDERS_UPSTREAM": list(upstreams.orders),
+        **{
+            f"FLOTILLA_{name.upper()}_UPSTREAM": addresses
+            for name, addresses in upstreams.addresses.items()
+        },
         "FLOTILLA_RATE_LIMITS": "on" if tuning.rate_limits else "off",
         "FLOTILLA_API_RATE": tuning.api_rate,
         "FLOTILLA_TOKENS_RATE": tuning.tokens_rate,
@@ -257,7 +263,9 @@ http {
 """
 """Duplicated directives between this and the templates would stop the image's nginx."""
 
-CHECK_UPSTREAMS = Upstreams(["127.0.0.1:8001"], ["127.0.0.1:8002"], ["127.0.0.1:8003"])
+CHECK_UPSTREAMS = Upstreams(
+    **{service: [f"127.0.0.1:{SYSTEM[service].port}"] for service in WEB_SERVICES}
+)
 
 
 def render_image_layout(directory: Path) -> Path:
@@ -315,7 +323,7 @@ def _parser() -> argparse.ArgumentParser:
     render_command.add_argument("--dir", type=Path, required=True, help="where to write it")
     render_command.add_argument("--port", type=int, required=True, help="the HTTP port")
     render_command.add_argument("--tls-port", type=int, help="serve HTTPS here too")
-    for service in ("users", "catalog", "orders"):
+    for service in WEB_SERVICES:
         render_command.add_argument(
             f"--{service}",
             nargs="+",
@@ -338,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     if arguments.command == "check":
         return 0 if check(arguments.gixy) else 1
-    upstreams = Upstreams(arguments.users, arguments.catalog, arguments.orders)
+    upstreams = Upstreams(**{service: getattr(arguments, service) for service in WEB_SERVICES})
     config = render(arguments.dir, upstreams, port=arguments.port, tls_port=arguments.tls_port)
     print(" ".join(command(config)))
     return 0

@@ -49,9 +49,9 @@ from supervisor import Failure, Step, Stopped, Supervisor
 from system import (
     BACKGROUND_PROGRAMS,
     FRONT_DOOR,
-    RECOVERY_INTERVAL,
     ROOT,
     ROUTES,
+    SYSTEM,
     WEB_SERVICES,
     Layout,
     Program,
@@ -65,7 +65,7 @@ from system import (
     web,
 )
 
-SERVICES_WITH_DATABASES = (*WEB_SERVICES, "notifications")
+SERVICES_WITH_DATABASES = tuple(service.name for service in SYSTEM.services if service.database)
 
 
 def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
@@ -143,12 +143,18 @@ def start_system(
     say("migrating the databases, declaring the queues ...")
     envs = {service: service_env(service, layout, environ) for service in SERVICES_WITH_DATABASES}
     steps = [Step(f"{name}-migrate", migration(name), env) for name, env in envs.items()]
-    declare = flask("notifications", "tasks", "declare-queues")  # before any relay publishes
-    supervisor.run_all([*steps, Step("notifications-queues", declare, envs["notifications"])])
+    jobs = [  # the queues' declaration: before any relay publishes
+        Step(
+            job.name, flask(service.name, *job.command), service_env(service.name, layout, environ)
+        )
+        for service in SYSTEM.services
+        for job in service.jobs
+    ]
+    supervisor.run_all([*steps, *jobs])
     for service in WEB_SERVICES:
         say(f"starting {service} ...")
         supervisor.wait_ready([supervisor.start(web(service, layout, environ))])
-    say("starting the outbox relays, order recovery and the notifications worker ...")
+    say(f"starting {', '.join(name for name, *_ in BACKGROUND_PROGRAMS)} ...")
     supervisor.wait_ready([supervisor.start(program) for program in background(layout, environ)])
     if layout.front_door:
         say(f"starting nginx on port {layout.front_door_port} ...")
@@ -169,8 +175,7 @@ def banner(layout: Layout, environ: Mapping[str, str]) -> str:
     ]
     mail = mail_dir(layout, environ)
     lines += [
-        f"  Background: outbox relays (users, orders), order recovery every "
-        f"{RECOVERY_INTERVAL:g}s, notifications worker",
+        f"  Background: {', '.join(name for name, *_ in BACKGROUND_PROGRAMS)}",
         f"  E-mail:     {f'.eml files in {shown(mail)}' if mail else 'sent through SMTP_HOST'}",
         f"  Logs:       {shown(layout.log_dir)}/<process>.log{access_log(layout)}",
         "  Try it:     make demo (in another terminal)",

@@ -6,12 +6,12 @@ The tables are generated from the settings classes, so the README cannot drift f
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
-from catalog.config import CatalogSettings
 from flotilla.config import (
     AuthSettings,
     GranianSettings,
@@ -23,9 +23,7 @@ from flotilla.config import (
     ServiceSettings,
     settings_table,
 )
-from notifications.config import NotificationsSettings
-from orders.config import OrdersSettings
-from users.config import UsersSettings
+from system import SYSTEM
 
 MIXINS = (AuthSettings, HttpClientSettings, MessagingSettings, ObservabilitySettings)  # own tables
 
@@ -55,13 +53,9 @@ def generated() -> str:
             ObservabilitySettings,
             (),
         ),
-        ("users service: its own and changed defaults", UsersSettings, (ServiceSettings,)),
-        ("catalog service: its own and changed defaults", CatalogSettings, (ServiceSettings,)),
-        ("orders service: its own and changed defaults", OrdersSettings, (ServiceSettings,)),
-        (
-            "notifications service: its own and changed defaults",
-            NotificationsSettings,
-            (ServiceSettings,),
+        *(
+            (f"{name} service: its own and changed defaults", settings_of(name), (ServiceSettings,))
+            for name in SYSTEM.names
         ),
         ("The web server (`flotilla serve`)", ServeSettings, ()),
         (
@@ -75,6 +69,13 @@ def generated() -> str:
         f"#### {title}\n\n{settings_table(cls, besides=bases)}" for title, cls, bases in sections
     ]
     return "\n\n".join(parts)
+
+
+def settings_of(service: str) -> type[BaseSettings]:
+    """``<Service>Settings`` of ``<service>.config``, the class every service declares."""
+    module = importlib.import_module(f"{service}.config")
+    found: type[BaseSettings] = getattr(module, f"{service.capitalize()}Settings")
+    return found
 
 
 def rewrite(text: str) -> str:

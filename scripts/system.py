@@ -3,10 +3,11 @@
 Shared by ``scripts/run.py``, which starts the processes, and ``scripts/demo.py``, which
 talks to them. Nothing here starts anything.
 
-Ports come from one base port B (default 8000): users B+1, catalog B+2, orders B+3, the
-metrics of the background processes B+11 to B+14 (in the order of ``BACKGROUND_PROGRAMS``)
-and the nginx front door B+80, so a second copy of the system (a test) can run beside a
-developer's.
+What runs comes from the declaration, ``system.toml``. Ports come from one base port B
+(default 8000): each web service at its declared port shifted by B - 8000 (users B+1,
+catalog B+2, orders B+3), the metrics of the background processes B+11 on (in the order of
+``BACKGROUND_PROGRAMS``) and the nginx front door B+80, so a second copy of the system (a
+test) can run beside a developer's.
 The services call each other on their own ports; only clients go through the front door.
 """
 
@@ -21,31 +22,27 @@ from pathlib import Path
 from typing import Any
 
 from databases import masked, service_database_url
+from flotilla import declaration
 
 ROOT = Path(__file__).resolve().parents[1]
 
-WEB_SERVICES = ("users", "catalog", "orders")
+SYSTEM = declaration.load(ROOT / declaration.FILE_NAME)
+"""The declaration every list below comes from: ``system.toml``."""
+DEFAULT_BASE_PORT = 8000
+"""The base port the declared ports assume; ``--base-port`` shifts them all alike."""
+WEB_SERVICES = tuple(service.name for service in SYSTEM.web)
 """In start order: users issues the keys the others verify, orders calls users and catalog."""
-ROUTES = {
-    "/api/v1/users": "users",
-    "/api/v1/tokens": "users",
-    "/api/v1/products": "catalog",
-    "/api/v1/orders": "orders",
-}
+ROUTES = {route.path: service.name for route, service in SYSTEM.routes()}
 """Which service answers a path prefix, as the front door routes it."""
 FRONT_DOOR_OFFSET = 80
 METRICS_OFFSET = 11
 """The first background process serves its metrics on B+11, the next on B+12, and so on."""
 BACKGROUND, WEB, FRONT_DOOR = 0, 1, 2
 """Tiers: the relays outlive the web services, publishing what the last requests wrote."""
-RECOVERY_INTERVAL = 10.0
-"""Seconds between passes of orders' recovery loop, well inside PENDING_ORDER_TIMEOUT."""
-RECOVERY = ("orders", "recover", "--interval", f"{RECOVERY_INTERVAL:g}")
-BACKGROUND_PROGRAMS = (
-    ("users-relay", "users", ("outbox", "relay"), "outbox relay started"),
-    ("orders-relay", "orders", ("outbox", "relay"), "outbox relay started"),
-    ("orders-recovery", "orders", RECOVERY, "order recovery started"),
-    ("notifications-worker", "notifications", ("tasks", "worker"), " ready."),
+BACKGROUND_PROGRAMS = tuple(
+    (program.name, service.name, program.command, program.ready)
+    for service in SYSTEM.services
+    for program in service.background
 )
 """Name, service, ``flask`` command and the end of the log line that says it is up."""
 BACKGROUND_LOG_LEVELS = ("DEBUG", "INFO")
@@ -57,12 +54,15 @@ class Layout:
     """Where the running system keeps its state and which ports it answers on."""
 
     var_dir: Path
-    base_port: int = 8000
+    base_port: int = DEFAULT_BASE_PORT
     front_door: bool = True
 
     def port(self, service: str) -> int:
         """The port ``service`` listens on."""
-        return self.base_port + 1 + WEB_SERVICES.index(service)
+        declared = SYSTEM[service].port
+        if declared is None:
+            raise ValueError(f"{service} runs no web server")
+        return self.base_port + declared - DEFAULT_BASE_PORT
 
     def url(self, service: str) -> str:
         """Where ``service`` answers directly."""
@@ -129,20 +129,18 @@ def service_env(service: str, layout: Layout, environ: Mapping[str, str]) -> dic
 
 
 def _topology(service: str, layout: Layout) -> dict[str, str]:
-    """Where ``service`` keeps its files, listens, and finds the others."""
+    """Where ``service`` keeps its files, listens, and finds the others (as declared)."""
     env = {"VAR_DIR": str(layout.var_dir), "PROXY_HOPS": "1" if layout.front_door else "0"}
-    if service in WEB_SERVICES:  # either server, so WEB_SERVER=gunicorn is all it takes
+    declared, issuer = SYSTEM[service], SYSTEM.issuer
+    if declared.is_web:  # either server, so WEB_SERVER=gunicorn is all it takes
         address = f"127.0.0.1:{layout.port(service)}"
         env |= {"GRANIAN_BIND": address, "GUNICORN_BIND": address}
-    if service != "users":
-        env["AUTH_JWKS_URL"] = f"{layout.url('users')}/.well-known/jwks.json"
-    if service == "orders":
-        env |= {
-            "USERS_URL": layout.url("users"),
-            "CATALOG_URL": layout.url("catalog"),
-            # Its own token for catalog's reservations; the secret comes from VAR_DIR.
-            "SERVICE_TOKEN_URL": f"{layout.url('users')}/api/v1/service-tokens",
-        }
+    if service != issuer:
+        env["AUTH_JWKS_URL"] = f"{layout.url(issuer)}/.well-known/jwks.json"
+    env |= {SYSTEM[peer].url_setting: layout.url(peer) for peer in declared.calls}
+    if declared.client:
+        # Its own token for its peers' internal routes; the secret comes from VAR_DIR.
+        env["SERVICE_TOKEN_URL"] = f"{layout.url(issuer)}/api/v1/service-tokens"
     return env
 
 

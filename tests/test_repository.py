@@ -10,14 +10,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def check(script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``scripts/<script>`` in its checking mode, from the repository's root."""
+    command = [sys.executable, f"scripts/{script}"]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
 def test_readme_configuration_tables_match_the_settings_classes() -> None:
-    result = subprocess.run(
-        [sys.executable, "scripts/settings_doc.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = check("settings_doc.py")
+    assert result.returncode == 0, result.stderr
+
+
+def test_what_the_declaration_derives_is_current() -> None:
+    result = check("generate.py")
     assert result.returncode == 0, result.stderr
 
 

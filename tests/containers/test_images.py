@@ -28,7 +28,7 @@ import containers
 import system
 from flotilla.testing import TcpProxy, free_port, postgres_database, wait_until
 
-WEB_SERVICES = ("users", "catalog", "orders")
+WEB_SERVICES = system.WEB_SERVICES
 UNPRIVILEGED = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL"]
 UNPRIVILEGED += ["--security-opt", "no-new-privileges"]
 WRITE_ERRORS = ("read-only file system", "permission denied", "permissionerror", "traceback")

@@ -35,7 +35,7 @@ from compose_stack import Stack, podman, write_env_file
 from flotilla.testing import wait_until
 
 WEB = ("users", "catalog", "orders")
-BACKGROUND = ("users-relay", "orders-relay", "orders-recover", "notifications-worker")
+BACKGROUND = ("users-relay", "orders-relay", "orders-recovery", "notifications-worker")
 MIGRATIONS = ("users-migrate", "catalog-migrate", "orders-migrate", "notifications-migrate")
 LOAD_CLIENTS = 2
 LOAD_PAUSE = 0.1  # seconds between two orders of one client: about 10 orders a second in all

@@ -22,12 +22,15 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from flotilla import declaration
 from flotilla.config import GranianSettings, GunicornSettings, ServeSettings, ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
-SERVICES = ("users", "catalog", "orders", "notifications")
-WEB_SERVICES = ("users", "catalog", "orders")
+SYSTEM = declaration.load(ROOT / declaration.FILE_NAME)
+"""What the deployment files must agree with: ``system.toml``."""
+SERVICES = SYSTEM.names
+WEB_SERVICES = tuple(service.name for service in SYSTEM.web)
 
 IMAGE_VARIABLES = {
     "PATH": "the image's virtual environment first, so its python, flotilla and flask run",

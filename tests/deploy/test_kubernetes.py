@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import re
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -219,7 +219,7 @@ def test_manifests_pass_yamllint() -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_process_of_the_runner_runs_with_its_command(overlay: str) -> None:
     layout = system.Layout(var_dir=Path("/nonexistent"))
-    expected = {
+    expected: dict[tuple[str, ...], Sequence[str]] = {
         ("web", service): system.web(service, layout, {}).command[2:]
         for service in system.WEB_SERVICES
     }

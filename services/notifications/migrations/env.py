@@ -1,6 +1,6 @@
 """Alembic environment of the notifications service; the chassis supplies the connection."""
 
-from flotilla.migrations import run_migrations
+from flotilla import run_migrations
 from notifications.models import Base
 
 run_migrations(Base.metadata)

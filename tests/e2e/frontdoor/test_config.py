@@ -21,7 +21,9 @@ from nginx import Tuning, Upstreams, render
 from .conftest import ROOT
 
 SOURCE = ROOT / "deploy" / "nginx"
-UPSTREAMS = Upstreams(["127.0.0.1:8001"], ["127.0.0.1:8002"], ["127.0.0.1:8003"])
+UPSTREAMS = Upstreams(
+    users=["127.0.0.1:8001"], catalog=["127.0.0.1:8002"], orders=["127.0.0.1:8003"]
+)
 
 
 def test_placeholders_are_filled_and_nginx_variables_are_left_alone() -> None:
@@ -103,7 +105,11 @@ def test_rendering_again_replaces_the_earlier_configuration(tmp_path: Path) -> N
 
 
 def test_each_replica_is_a_server_and_its_own_backup(tmp_path: Path) -> None:
-    replicas = Upstreams(["127.0.0.1:8001", "127.0.0.1:8011"], ["127.0.0.1:8002"], ["unix:o.sock"])
+    replicas = Upstreams(
+        users=["127.0.0.1:8001", "127.0.0.1:8011"],
+        catalog=["127.0.0.1:8002"],
+        orders=["unix:o.sock"],
+    )
 
     render(tmp_path, replicas, port=8080, tuning=Tuning(api_rate="5r/s"))
 
@@ -138,9 +144,16 @@ def test_the_command_runs_nginx_in_the_foreground_rooted_in_the_directory(tmp_pa
 
 def test_upstreams_need_one_or_more_addresses() -> None:
     with pytest.raises(ValueError, match="users"):
-        Upstreams("127.0.0.1:8001", ["127.0.0.1:8002"], ["127.0.0.1:8003"])
+        Upstreams(users="127.0.0.1:8001", catalog=["127.0.0.1:8002"], orders=["127.0.0.1:8003"])
     with pytest.raises(ValueError, match="orders"):
-        Upstreams(["127.0.0.1:8001"], ["127.0.0.1:8002"], [])
+        Upstreams(users=["127.0.0.1:8001"], catalog=["127.0.0.1:8002"], orders=[])
+
+
+def test_upstreams_name_every_declared_web_service_and_no_other() -> None:
+    with pytest.raises(ValueError, match="exactly users, catalog, orders"):
+        Upstreams(users=["127.0.0.1:8001"], catalog=["127.0.0.1:8002"])
+    with pytest.raises(ValueError, match="exactly"):
+        Upstreams(users=["a:1"], catalog=["a:2"], orders=["a:3"], payments=["a:4"])
 
 
 def test_the_development_certificate_is_self_signed_for_this_machine(tmp_path: Path) -> None:

@@ -20,10 +20,16 @@ from catalog.schemas import (
     ReservationCreate,
     ReservationPublic,
 )
-from flotilla.api import Blueprint, ProblemSchema, json_document
-from flotilla.auth import ADMIN, require_auth, require_service
-from flotilla.columns import BIGINT_MAX
-from flotilla.pagination import Page
+from flotilla import (
+    ADMIN,
+    BIGINT_MAX,
+    Blueprint,
+    Page,
+    ProblemSchema,
+    json_document,
+    require_auth,
+    require_service,
+)
 
 products = Blueprint(
     "products", __name__, url_prefix="/api/v1/products", description="Products, prices, stock."

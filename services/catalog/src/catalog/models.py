@@ -17,8 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from flotilla import NAMING_CONVENTION, Database
-from flotilla.columns import Id, UtcDateTime, utc_now
+from flotilla import NAMING_CONVENTION, Database, Id, UtcDateTime, utc_now
 
 RESERVED, RELEASED = "reserved", "released"
 

@@ -40,8 +40,7 @@ from sqlalchemy.orm import Session
 
 from catalog.models import RELEASED, RESERVED, Product, Reservation, ReservationLine, db
 from catalog.service import forget_products
-from flotilla import Conflict, NotFound, ValidationFailed
-from flotilla.columns import utc_now
+from flotilla import Conflict, NotFound, ValidationFailed, utc_now
 
 log = logging.getLogger(__name__)
 

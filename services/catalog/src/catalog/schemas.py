@@ -13,8 +13,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from flotilla.columns import BIGINT_MAX
-from flotilla.pagination import PageQuery
+from flotilla import BIGINT_MAX, PageQuery
 
 SKU_PATTERN = r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z"  # \Z: "$" would accept a final newline
 CURRENCY_PATTERN = r"\A[A-Z]{3}\Z"

@@ -20,10 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from catalog.config import CatalogSettings
 from catalog.models import Product, db
 from catalog.schemas import SKU_PATTERN, ProductPublic
-from flotilla import Conflict, NotFound
-from flotilla.cache import Cache
-from flotilla.pagination import Page, keyset_query, page_of
-from flotilla.settings import current_settings
+from flotilla import Cache, Conflict, NotFound, Page, current_settings, keyset_query, page_of
 
 log = logging.getLogger(__name__)
 

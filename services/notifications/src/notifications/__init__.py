@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from flotilla import create_service, load_settings
-from flotilla.checks import broker_check
-from flotilla.health import health_of
+from flotilla import broker_check, create_service, health_of, load_settings
 from notifications.config import NotificationsSettings
 from notifications.handlers import tasks
 from notifications.models import db

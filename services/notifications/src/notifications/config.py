@@ -9,8 +9,7 @@ from typing import Any, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from flotilla import ServiceSettings
-from flotilla.config.messaging import TaskPool
+from flotilla import ServiceSettings, TaskPool
 
 
 class NotificationsSettings(ServiceSettings):

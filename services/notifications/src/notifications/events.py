@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from flotilla.outbox import Event
+from flotilla import Event
 
 
 def _mailbox(value: str) -> str:

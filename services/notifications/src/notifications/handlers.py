@@ -25,10 +25,7 @@ import logging
 from flask import current_app
 from sqlalchemy import insert
 
-from flotilla import tracing
-from flotilla.outbox import Event
-from flotilla.settings import current_settings
-from flotilla.tasks import Tasks
+from flotilla import Event, Tasks, current_settings, tracing
 from notifications.config import NotificationsSettings
 from notifications.events import OrderCancelled, OrderPlaced, UserRegistered, parse_payload
 from notifications.mail import Email, cancellation_notice, order_confirmation, welcome_email

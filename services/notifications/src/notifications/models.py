@@ -15,8 +15,7 @@ from typing import Any, ClassVar
 from sqlalchemy import MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from flotilla import NAMING_CONVENTION, Database, ProcessedEvents
-from flotilla.columns import UtcDateTime, utc_now
+from flotilla import NAMING_CONVENTION, Database, ProcessedEvents, UtcDateTime, utc_now
 
 
 class Base(DeclarativeBase):

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from flask import Flask
 
-from flotilla import create_service, load_settings, register_blueprints
-from flotilla.http import ClientCredentials, ServiceClient
+from flotilla import (
+    ClientCredentials,
+    ServiceClient,
+    create_service,
+    load_settings,
+    register_blueprints,
+)
 from orders.api import orders
 from orders.cli import orders_cli
 from orders.clients import CATALOG, USERS, CatalogClient, UsersClient

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from flask import Response, current_app, request, url_for
 
-from flotilla.api import Blueprint, ProblemSchema
-from flotilla.auth import current_principal, require_auth
-from flotilla.columns import BIGINT_MAX
-from flotilla.pagination import Page, PageQuery
+from flotilla import (
+    BIGINT_MAX,
+    Blueprint,
+    Page,
+    PageQuery,
+    ProblemSchema,
+    current_principal,
+    require_auth,
+)
 from orders import cancelling, placing, service
 from orders.clients import Caller
 from orders.schemas import (

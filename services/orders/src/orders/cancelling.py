@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, select
 
-from flotilla.columns import utc_now
+from flotilla import utc_now
 from orders.clients import catalog_client
 from orders.database import writing
 from orders.lifecycle import transition

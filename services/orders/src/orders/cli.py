@@ -13,8 +13,7 @@ from types import FrameType
 import click
 from flask.cli import AppGroup
 
-from flotilla.metrics_server import serve_metrics
-from flotilla.settings import current_settings
+from flotilla import current_settings, serve_metrics
 from orders.config import OrdersSettings
 from orders.recovery import recover, run_recovery
 

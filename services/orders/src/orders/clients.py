@@ -19,10 +19,17 @@ from typing import Annotated, Any, Self, TypeVar
 from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from flotilla import Conflict, Problem, ValidationFailed
-from flotilla.auth import Principal, token_rejected
-from flotilla.errors import PROBLEM_TYPE_PREFIX
-from flotilla.http import BadGateway, Response, ServiceClient
+from flotilla import (
+    PROBLEM_TYPE_PREFIX,
+    BadGateway,
+    Conflict,
+    Principal,
+    Problem,
+    ServiceClient,
+    ServiceResponse,
+    ValidationFailed,
+    token_rejected,
+)
 
 USERS, CATALOG = "users", "catalog"
 RESERVED = "reserved"
@@ -142,7 +149,7 @@ class HeldReservations(_Answer):
 AnswerT = TypeVar("AnswerT", bound=_Answer)
 
 
-def _parse(response: Response, model: type[AnswerT], target: str) -> AnswerT:
+def _parse(response: ServiceResponse, model: type[AnswerT], target: str) -> AnswerT:
     """``response``'s JSON body as ``model``; :class:`BadGateway` when it is not one."""
     try:
         return model.model_validate(response.json())
@@ -152,7 +159,7 @@ def _parse(response: Response, model: type[AnswerT], target: str) -> AnswerT:
         ) from error
 
 
-def _problem_member(response: Response, name: str) -> Any:
+def _problem_member(response: ServiceResponse, name: str) -> Any:
     """Member ``name`` of a JSON object answer, else ``None``."""
     try:
         body: Any = response.json()
@@ -161,7 +168,7 @@ def _problem_member(response: Response, name: str) -> Any:
     return body.get(name) if isinstance(body, dict) else None
 
 
-def _problem_code(response: Response) -> str:
+def _problem_code(response: ServiceResponse) -> str:
     """The code of a problem+json answer (``urn:flotilla:problem:<code>``), else ``""``."""
     kind = _problem_member(response, "type")
     if not isinstance(kind, str) or not kind.startswith(PROBLEM_TYPE_PREFIX):
@@ -169,12 +176,12 @@ def _problem_code(response: Response) -> str:
     return kind.removeprefix(PROBLEM_TYPE_PREFIX)
 
 
-def _problem_detail(response: Response) -> str | None:
+def _problem_detail(response: ServiceResponse) -> str | None:
     detail = _problem_member(response, "detail")
     return detail if isinstance(detail, str) else None
 
 
-def _refusal(problem: type[Problem], response: Response) -> Problem:
+def _refusal(problem: type[Problem], response: ServiceResponse) -> Problem:
     """``problem`` with catalog's detail and the ``product_ids`` it names, if well-formed."""
     refusal = problem(_problem_detail(response))
     ids = _problem_member(response, "product_ids")

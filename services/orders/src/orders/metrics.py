@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from flotilla.metrics import created_once, instruments
+from flotilla import created_once, instruments
 
 
 @dataclass(frozen=True)

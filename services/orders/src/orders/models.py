@@ -18,8 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from flotilla import NAMING_CONVENTION, Database, Outbox
-from flotilla.columns import Id, UtcDateTime, utc_now
+from flotilla import NAMING_CONVENTION, Database, Id, Outbox, UtcDateTime, utc_now
 
 Money = BigInteger  # integer minor units of the order's currency (docs/events.md)
 

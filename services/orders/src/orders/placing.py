@@ -17,9 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
-from flotilla.columns import utc_now
-from flotilla.http import DownstreamError
-from flotilla.settings import current_settings
+from flotilla import DownstreamError, current_settings, utc_now
 from orders import compensation, idempotency
 from orders.clients import Caller, Customer, Reservation, catalog_client, customer_of
 from orders.config import OrdersSettings

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from flotilla.settings import current_settings
+from flotilla import current_settings
 from orders.clients import catalog_client
 from orders.config import OrdersSettings
 from orders.database import reading

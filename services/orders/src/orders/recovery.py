@@ -29,9 +29,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, or_, select, update
 
-from flotilla.columns import utc_now
-from flotilla.http import DownstreamError
-from flotilla.settings import current_settings
+from flotilla import DownstreamError, current_settings, utc_now
 from orders import idempotency, undo
 from orders.cancelling import finish_cancel
 from orders.config import OrdersSettings

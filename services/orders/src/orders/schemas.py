@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 
 import marshmallow as ma
 
-from flotilla.columns import BIGINT_MAX
+from flotilla import BIGINT_MAX
 
 MAX_LINES = 50
 MAX_QUANTITY = 1000

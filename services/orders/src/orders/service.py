@@ -11,9 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select
 
-from flotilla import NotFound
-from flotilla.auth import ADMIN, current_principal
-from flotilla.pagination import Page, keyset_query, page_of
+from flotilla import ADMIN, NotFound, Page, current_principal, keyset_query, page_of
 from orders.database import reading
 from orders.models import Order, OrderLine
 from orders.schemas import LineView, OrderView

@@ -16,8 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, select
 
-from flotilla.columns import utc_now
-from flotilla.http import DownstreamError, grace
+from flotilla import DownstreamError, grace, utc_now
 from orders.clients import catalog_client
 from orders.database import writing
 from orders.lifecycle import transition

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from flotilla import create_service, load_settings, register_blueprints
-from flotilla.auth import Auth
+from flotilla import Auth, create_service, load_settings, register_blueprints
 from users.api import service_tokens, tokens, users, well_known
 from users.cli import users_cli
 from users.clients import client_registry

@@ -6,12 +6,18 @@ from typing import Any
 
 from flask import request, url_for
 
-from flotilla.api import Blueprint, ProblemSchema
-from flotilla.auth import ADMIN, current_principal, require_auth
-from flotilla.columns import BIGINT_MAX
-from flotilla.guards import accepts_any_body
-from flotilla.limits import rate_limit
-from flotilla.pagination import Page, PageQuery
+from flotilla import (
+    ADMIN,
+    BIGINT_MAX,
+    Blueprint,
+    Page,
+    PageQuery,
+    ProblemSchema,
+    accepts_any_body,
+    current_principal,
+    rate_limit,
+    require_auth,
+)
 from users import clients, service, sessions
 from users.keys import current_key_ring
 from users.models import User

@@ -14,8 +14,7 @@ import sys
 import click
 from flask.cli import AppGroup
 
-from flotilla import Problem
-from flotilla.auth import ADMIN, CUSTOMER
+from flotilla import ADMIN, CUSTOMER, Problem
 from users import service
 
 users_cli = AppGroup("users", help="Account administration.")

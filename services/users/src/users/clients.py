@@ -24,9 +24,15 @@ from urllib.parse import unquote
 
 from flask import current_app, g, request
 
-from flotilla import Unauthorized, ValidationFailed
-from flotilla.auth import SERVICE, ClientRegistry, issue_access_token, parse_client_secrets
-from flotilla.settings import current_settings
+from flotilla import (
+    SERVICE,
+    ClientRegistry,
+    Unauthorized,
+    ValidationFailed,
+    current_settings,
+    issue_access_token,
+    parse_client_secrets,
+)
 from users.config import UsersSettings
 from users.keys import current_key_ring
 

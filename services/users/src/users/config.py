@@ -6,9 +6,13 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from flotilla import RateLimitString, ServiceSettings
-from flotilla.auth.clients import MINIMUM_SECRET_LENGTH, parse_client_secrets
-from flotilla.config import PLACEHOLDER_SECRETS
+from flotilla import (
+    MINIMUM_SECRET_LENGTH,
+    PLACEHOLDER_SECRETS,
+    RateLimitString,
+    ServiceSettings,
+    parse_client_secrets,
+)
 
 
 class UsersSettings(ServiceSettings):

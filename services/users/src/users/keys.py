@@ -23,7 +23,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from flask import current_app
 
-from flotilla.auth import (
+from flotilla import (
+    ConfigurationError,
     InvalidKey,
     SigningKey,
     StaticKeys,
@@ -31,7 +32,6 @@ from flotilla.auth import (
     load_public_keys,
     verification_keys,
 )
-from flotilla.config import ConfigurationError
 from users.config import UsersSettings
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, Boolean, ForeignKey, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from flotilla import NAMING_CONVENTION, Database, Outbox
-from flotilla.columns import Id, UtcDateTime, utc_now
+from flotilla import NAMING_CONVENTION, Database, Id, Outbox, UtcDateTime, utc_now
 
 
 def normalize_email(email: str) -> str:

@@ -8,10 +8,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from flotilla import Conflict, Forbidden, NotFound
-from flotilla.auth import CUSTOMER, current_principal, token_rejected
-from flotilla.columns import utc_now
-from flotilla.pagination import Page, keyset_query, page_of
+from flotilla import (
+    CUSTOMER,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Page,
+    current_principal,
+    keyset_query,
+    page_of,
+    token_rejected,
+    utc_now,
+)
 from users.models import User, db, normalize_email, outbox
 from users.passwords import passwords
 from users.sessions import revoke_all_sessions

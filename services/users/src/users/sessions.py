@@ -21,10 +21,7 @@ from flask import g
 from sqlalchemy import ColumnElement, CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from flotilla import Unauthorized
-from flotilla.auth import issue_access_token
-from flotilla.columns import utc_now
-from flotilla.settings import current_settings
+from flotilla import Unauthorized, current_settings, issue_access_token, utc_now
 from users.config import UsersSettings
 from users.keys import current_key_ring
 from users.models import RefreshToken, User, db, normalize_email

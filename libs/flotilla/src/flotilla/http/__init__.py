@@ -25,7 +25,7 @@ from flotilla.http.breaker import (
     Transition,
 )
 from flotilla.http.budget import RetryBudget
-from flotilla.http.client import Response, ServiceClient
+from flotilla.http.client import ServiceClient, ServiceResponse
 from flotilla.http.credentials import ClientCredentials, TokenFetchFailed, fetch_client_token
 from flotilla.http.deadline import (
     DEADLINE_HEADER,
@@ -60,10 +60,10 @@ __all__ = [
     "DownstreamTimeout",
     "DownstreamUnavailable",
     "RedisBreakerState",
-    "Response",
     "RetryBudget",
     "RetryPolicy",
     "ServiceClient",
+    "ServiceResponse",
     "SharedBreaker",
     "TokenFetchFailed",
     "Transition",

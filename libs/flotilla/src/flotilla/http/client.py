@@ -61,7 +61,7 @@ _DEADLINE_EXCEEDED = b"deadline-exceeded"
 
 
 @dataclass(frozen=True)
-class Response:
+class ServiceResponse:
     """What the other service answered (any status below 500)."""
 
     status: int
@@ -156,23 +156,23 @@ class ServiceClient:
             credentials=credentials,
         )
 
-    def get(self, path: str, **options: Any) -> Response:
+    def get(self, path: str, **options: Any) -> ServiceResponse:
         """``GET path``; retried on failure."""
         return self.request("GET", path, **options)
 
-    def post(self, path: str, **options: Any) -> Response:
+    def post(self, path: str, **options: Any) -> ServiceResponse:
         """``POST path``; retried only with an ``idempotency_key``."""
         return self.request("POST", path, **options)
 
-    def put(self, path: str, **options: Any) -> Response:
+    def put(self, path: str, **options: Any) -> ServiceResponse:
         """``PUT path``; retried on failure."""
         return self.request("PUT", path, **options)
 
-    def patch(self, path: str, **options: Any) -> Response:
+    def patch(self, path: str, **options: Any) -> ServiceResponse:
         """``PATCH path``; retried only with an ``idempotency_key``."""
         return self.request("PATCH", path, **options)
 
-    def delete(self, path: str, **options: Any) -> Response:
+    def delete(self, path: str, **options: Any) -> ServiceResponse:
         """``DELETE path``; retried on failure."""
         return self.request("DELETE", path, **options)
 
@@ -186,7 +186,7 @@ class ServiceClient:
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,
-    ) -> Response:
+    ) -> ServiceResponse:
         """Send ``method path`` and return the answer, or raise a ``DownstreamError``.
 
         ``json`` becomes the body; ``timeout`` replaces the read timeout for this call.
@@ -203,7 +203,7 @@ class ServiceClient:
         while True:
             headers = self._with_credentials(fixed)
             outcome = self._attempt(method, url, body, headers, timeout, sent=sent)
-            if isinstance(outcome, Response):
+            if isinstance(outcome, ServiceResponse):
                 if outcome.status != 401 or renewed or not self._refused_own_token(fixed, headers):
                     return outcome
                 renewed = True  # once: a token just issued and refused will not improve
@@ -224,7 +224,7 @@ class ServiceClient:
         read_timeout: float | None,
         *,
         sent: bool,
-    ) -> Response | Failure:
+    ) -> ServiceResponse | Failure:
         if not tracing.is_active():
             return self._try(method, url, body, headers, read_timeout, sent=sent)
         with tracing.client_span(self.name, method, url) as span:
@@ -234,7 +234,7 @@ class ServiceClient:
                 refusal = "breaker_open" if isinstance(error, DownstreamUnavailable) else "deadline"
                 tracing.record_failure(span, refusal)
                 raise
-            if isinstance(outcome, Response):
+            if isinstance(outcome, ServiceResponse):
                 tracing.record_response(span, outcome.status)
             else:
                 tracing.record_failure(span, outcome.reason, outcome.status)
@@ -249,7 +249,7 @@ class ServiceClient:
         read_timeout: float | None,
         *,
         sent: bool,
-    ) -> Response | Failure:
+    ) -> ServiceResponse | Failure:
         """One attempt: the breaker's leave, the request, what the breaker learns of it."""
         left = self._time_left(sent=sent)
         timeouts = self._timeouts(read_timeout, left)
@@ -265,14 +265,14 @@ class ServiceClient:
             ) from None
         started = time.perf_counter()
         outcome = self._send(method, url, body, {**headers, **self._hop_headers(left)}, timeouts)
-        status = str(outcome.status) if isinstance(outcome, Response) else outcome.reason
+        status = str(outcome.status) if isinstance(outcome, ServiceResponse) else outcome.reason
         self._metrics.latency.labels(self.name, method, status).observe(
             time.perf_counter() - started
         )
         if isinstance(outcome, Failure) and outcome.deadline:
             self.breaker.discard(trial=trial)  # the caller's haste says nothing of the service
         else:
-            self.breaker.record(success=isinstance(outcome, Response), trial=trial)
+            self.breaker.record(success=isinstance(outcome, ServiceResponse), trial=trial)
         return outcome
 
     def _own_token(self, headers: Mapping[str, str]) -> bool:
@@ -321,7 +321,7 @@ class ServiceClient:
         body: bytes | None,
         headers: dict[str, str],
         timeouts: _Timeouts,
-    ) -> Response | Failure:
+    ) -> ServiceResponse | Failure:
         try:
             raw = self._pool.urlopen(
                 method,
@@ -343,7 +343,7 @@ class ServiceClient:
             return Failure("deadline", sent=True, status=504, deadline=True)
         if raw.status >= 500:
             return Failure(f"status_{raw.status}", sent=True, status=raw.status)
-        return Response(raw.status, raw.headers, raw.data)
+        return ServiceResponse(raw.status, raw.headers, raw.data)
 
     def _wait_to_retry(self, failure: Failure, attempt: int) -> bool:
         """Sleep the backoff before retry ``attempt + 1``, if the deadline and budget allow."""
