@@ -200,7 +200,7 @@ def _service(name: str, entry: Mapping[str, Any]) -> Service:
             background=tuple(_program(item) for item in entry.get("background", ())),
         )
     except (KeyError, TypeError) as error:
-        raise DeclarationError(f"{where}: missing or malformed {error}") from None
+        raise DeclarationError(f"{where}: missing or malformed {error.args[0]}") from None
 
 
 def _route(item: str | Mapping[str, str]) -> Route:
