@@ -135,7 +135,7 @@ def _topology(service: str, layout: Layout) -> dict[str, str]:
     if declared.is_web:  # either server, so WEB_SERVER=gunicorn is all it takes
         address = f"127.0.0.1:{layout.port(service)}"
         env |= {"GRANIAN_BIND": address, "GUNICORN_BIND": address}
-    if service != issuer:
+    if declared.is_web and service != issuer:  # a web service verifies the issuer's tokens
         env["AUTH_JWKS_URL"] = f"{layout.url(issuer)}/.well-known/jwks.json"
     env |= {SYSTEM[peer].url_setting: layout.url(peer) for peer in declared.calls}
     if declared.client:

@@ -30,7 +30,7 @@ import yaml
 
 import prometheus
 from flotilla.testing import wait_until
-from system import BACKGROUND_PROGRAMS, Layout
+from system import BACKGROUND_PROGRAMS, WEB_SERVICES, Layout
 
 from ..e2e.calls import call
 from ..e2e.test_run import SCRIPTS, Runner, embedded_environment, is_free
@@ -133,7 +133,9 @@ def test_prometheus_scrapes_every_process_and_the_outbox_alert_fires_for_real(
     monitored: tuple[Runner, Prometheus],
 ) -> None:
     runner, server = monitored
-    assert len(prometheus.targets(Layout(Path(), 0))) == 3 + len(BACKGROUND_PROGRAMS)
+    assert len(prometheus.targets(Layout(Path(), 0))) == len(WEB_SERVICES) + len(
+        BACKGROUND_PROGRAMS
+    )
     wait_until(lambda: all_targets_up(server), timeout=60, what="every target up")
     demo = subprocess.run(  # every kind of request, calls between services, events, e-mails
         [sys.executable, str(SCRIPTS / "demo.py"), "--var-dir", str(runner.var_dir)],

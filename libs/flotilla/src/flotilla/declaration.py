@@ -70,7 +70,7 @@ class Service:
     internal_routes: tuple[str, ...] = ()
     """Paths it serves to other services only: the front door answers them 404."""
     calls: tuple[str, ...] = ()
-    """Peers it calls by URL (``<PEER>_URL``); the issuer's keys are fetched by every service."""
+    """Peers it calls by URL (``<PEER>_URL``); every web service fetches the issuer's keys."""
     client: bool = False
     """It calls peers with a token of its own, from the issuer, for its client secret."""
     secrets: tuple[str, ...] = ()
