@@ -27,7 +27,7 @@ does not fit apps that a factory builds many times, each with its own settings.
 * :class:`StorageFailover` — Redis, or process memory while Redis fails (:mod:`.storage`).
 * :func:`refusals` — the 429 and its counter (:mod:`.refusal`).
 
-Choices: docs/adr/0011-rate-limits.md.
+Choices: docs/adr/0011-rate-limits.md; the shared Redis pool and guard: ADR 0028.
 """
 
 from flotilla.limits.decorator import rate_limit
@@ -35,17 +35,12 @@ from flotilla.limits.extension import EXTENSION_KEY, Limits, current_limits
 from flotilla.limits.items import Bucket, RateLimitString, parse_limits
 from flotilla.limits.keys import client_address
 from flotilla.limits.refusal import refusals
-from flotilla.limits.storage import (
-    REDIS_RETRY_INTERVAL,
-    REDIS_TIMEOUT,
-    StorageFailover,
-    redis_pool,
-)
+from flotilla.limits.storage import StorageFailover
+from flotilla.redis_client import RETRY_INTERVAL as REDIS_RETRY_INTERVAL
 
 __all__ = [
     "EXTENSION_KEY",
     "REDIS_RETRY_INTERVAL",
-    "REDIS_TIMEOUT",
     "Bucket",
     "Limits",
     "RateLimitString",
@@ -54,6 +49,5 @@ __all__ = [
     "current_limits",
     "parse_limits",
     "rate_limit",
-    "redis_pool",
     "refusals",
 ]

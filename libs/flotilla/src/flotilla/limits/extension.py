@@ -9,13 +9,12 @@ from collections.abc import Callable
 import redis
 from flask import Flask, current_app
 from limits import RateLimitItem
-from limits.storage import MemoryStorage, RedisStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from flotilla.config import ServiceSettings
 from flotilla.limits.items import Bucket
 from flotilla.limits.refusal import refuse
-from flotilla.limits.storage import StorageFailover, redis_pool
+from flotilla.limits.storage import StorageFailover, memory_limiter
+from flotilla.redis_client import shared_redis
 
 EXTENSION_KEY = "flotilla.limits"
 
@@ -27,6 +26,8 @@ class Limits:
     ``Retry-After`` is when the oldest counted request leaves the window. A fixed window would
     let 10 through around a window boundary, which matters for limits on password guessing.
     Its cost, one list of up to N timestamps per key, is small for such limits.
+
+    ``clock`` is for tests: the Redis outage guard of the users reading it.
     """
 
     def __init__(
@@ -40,7 +41,7 @@ class Limits:
         self.enabled = True
         self.key_prefix = ""
         self.redis_pool: redis.ConnectionPool | None = None
-        self.failover = StorageFailover(None, MovingWindowRateLimiter(MemoryStorage()))
+        self.failover = StorageFailover(memory_limiter())
         if app is not None and settings is not None:
             self.init_app(app, settings)
 
@@ -49,18 +50,17 @@ class Limits:
         self.enabled = settings.RATE_LIMITS_ENABLED
         # Services sharing a Redis keep apart, and so does the same scope in two services.
         self.key_prefix = f"flotilla:{settings.SERVICE_NAME}:limits"
-        remote = None
+        local = self.failover.local
         if settings.REDIS_URL and self.enabled:
-            self.redis_pool = redis_pool(settings.REDIS_URL)
-            storage = RedisStorage(
-                settings.REDIS_URL, connection_pool=self.redis_pool, key_prefix=self.key_prefix
-            )
-            remote = MovingWindowRateLimiter(storage)
-        self.failover = StorageFailover(remote, self.failover.local, clock=self.clock)
+            shared = shared_redis(settings.REDIS_URL)
+            self.redis_pool = shared.pool
+            self.failover = StorageFailover.on_redis(shared, self.key_prefix, local, self.clock)
+        else:
+            self.failover = StorageFailover(local)
         app.extensions[EXTENSION_KEY] = self
 
     def close(self) -> None:
-        """Close the Redis connections (tests, shutdown); the next request reopens them."""
+        """Close the process's Redis connections (tests, shutdown); the next request reopens."""
         if self.redis_pool is not None:
             self.redis_pool.disconnect()
 

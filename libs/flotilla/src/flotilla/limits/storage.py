@@ -1,29 +1,29 @@
 """Where counts live: in Redis (with ``REDIS_URL``) or in this process's memory.
 
-While Redis fails, counts go to memory: :class:`StorageFailover`.
+Redis is reached on the process's pool and behind its outage guard
+(:mod:`flotilla.redis_client`), which the cache and the breakers share; while it fails,
+counts go to memory.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import redis
-from limits.strategies import RateLimiter
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from limits.storage import MemoryStorage, RedisStorage
+from limits.strategies import MovingWindowRateLimiter, RateLimiter
+
+from flotilla.redis_client import RedisFallback, SharedRedis
 
 log = logging.getLogger("flotilla.limits")
 
 T = TypeVar("T")
 
-REDIS_TIMEOUT = 0.5
-"""Seconds a Redis connect or command may take: a dead Redis must not hold up requests."""
-REDIS_RETRY_INTERVAL = 5.0
-"""Seconds spent on in-process limits after a Redis error before Redis is tried again."""
+
+def memory_limiter() -> RateLimiter:
+    """A moving-window limiter counting in this process's memory."""
+    return MovingWindowRateLimiter(MemoryStorage())
 
 
 class StorageFailover:
@@ -34,62 +34,39 @@ class StorageFailover:
     at all (fail open) leaves logins open to guessing exactly when something is already wrong.
     Local limits still stop a single client's burst, at worst once per worker process.
 
-    After an error, Redis is left alone for ``retry_interval`` seconds (of ``clock``), so at
-    most one request per interval and thread waits for its timeout. The outage is logged once
-    when it starts and once when Redis answers again, never per request.
+    After an error, the process's guard leaves Redis alone for its retry interval, so at
+    most one request per interval and thread waits for a timeout. The outage is logged once
+    when the limits start counting in memory and once when they reach Redis again, never per
+    request.
     """
 
     def __init__(
         self,
-        remote: RateLimiter | None,
         local: RateLimiter,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        retry_interval: float = REDIS_RETRY_INTERVAL,
+        remote: RateLimiter | None = None,
+        fallback: RedisFallback | None = None,
     ) -> None:
-        self.remote = remote
         self.local = local
-        self.clock = clock
-        self.retry_interval = retry_interval
-        self.failing = False
-        self._retry_at = 0.0
-        self._lock = threading.Lock()
+        self.remote = remote
+        self.fallback = fallback
+
+    @classmethod
+    def on_redis(
+        cls, shared: SharedRedis, key_prefix: str, local: RateLimiter, clock: Callable[[], float]
+    ) -> StorageFailover:
+        """Counts under ``key_prefix`` in ``shared``'s Redis; in ``local`` while it fails."""
+        storage = RedisStorage(shared.url, connection_pool=shared.pool, key_prefix=key_prefix)
+        fallback = RedisFallback(
+            shared.guard(clock),
+            log,
+            unavailable="rate limit storage unavailable, limiting in process memory",
+            available="rate limit storage available again",
+        )
+        return cls(local, MovingWindowRateLimiter(storage), fallback)
 
     def run(self, call: Callable[[RateLimiter], T]) -> T:
         """``call`` on the limiter in use; on a Redis error, again on the local one."""
-        if self.remote is None or self.clock() < self._retry_at:
+        remote, fallback = self.remote, self.fallback
+        if remote is None or fallback is None:
             return call(self.local)
-        try:
-            result = call(self.remote)
-        except redis.RedisError as error:
-            self._mark_failing(error)
-            return call(self.local)
-        if self.failing:
-            self._mark_recovered()
-        return result
-
-    def _mark_failing(self, error: redis.RedisError) -> None:
-        with self._lock:
-            self._retry_at = self.clock() + self.retry_interval
-            started, self.failing = not self.failing, True
-        if started:
-            log.warning(
-                "rate limit storage unavailable, limiting in process memory",
-                extra={"error": repr(error)[:500], "retry_in_seconds": self.retry_interval},
-            )
-
-    def _mark_recovered(self) -> None:
-        with self._lock:
-            ended, self.failing = self.failing, False
-        if ended:
-            log.info("rate limit storage available again")
-
-
-def redis_pool(url: str) -> redis.ConnectionPool:
-    """Connections to ``url`` with short timeouts and no retries: the failover retries."""
-    return redis.ConnectionPool.from_url(
-        url,
-        socket_timeout=REDIS_TIMEOUT,
-        socket_connect_timeout=REDIS_TIMEOUT,
-        retry=Retry(NoBackoff(), 0),
-    )
+        return fallback.run(lambda: call(remote), lambda: call(self.local))
