@@ -122,7 +122,7 @@ def _add_dependency_checks(health: Health, settings: ServiceSettings) -> None:
     """
     timeout = settings.HEALTH_CHECK_TIMEOUT
     if settings.REDIS_URL:
-        health.add_check("redis", redis_check(settings.REDIS_URL, timeout), critical=False)
+        health.add_check("redis", redis_check(settings.REDIS_URL), critical=False)
     if settings.BROKER_URL:
         health.add_check("broker", broker_check(settings.BROKER_URL, timeout), critical=False)
 

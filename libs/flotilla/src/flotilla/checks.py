@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import redis
 from kombu.connection import Connection
 
+from flotilla.redis_client import shared_redis
 
-def redis_check(url: str, timeout: float) -> Callable[[], None]:
-    """PING the Redis server at ``url``."""
-    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+def redis_check(url: str) -> Callable[[], None]:
+    """PING the Redis server at ``url`` on the process's pool, with its short timeouts.
+
+    Past the outage guard on purpose: readiness reports what Redis answers now, also while
+    the cache and the rate limits are leaving it alone after an error.
+    """
+    client = shared_redis(url).client()
 
     def check() -> None:
         client.ping()

@@ -21,8 +21,10 @@ Where entries live:
 
 A cache must never turn a Redis outage into errors. When Redis fails (connection refused,
 0.25 s connect or read timeout) the request loads from the source, and Redis is left alone
-for ``retry_interval`` seconds so no later request waits for a timeout; the outage is logged
-once when it starts and once when it ends. Deletes are always attempted, since a lost delete
+for ``RETRY_INTERVAL`` seconds so no later request waits for a timeout; the outage is logged
+once when it starts and once when it ends. The pool and that outage guard are the process's
+(:mod:`flotilla.redis_client`): an outage the rate limits meet is skipped by the cache too,
+and the other way round. Deletes are always attempted, since a lost delete
 leaves a stale entry: a write pays at most one timeout while Redis is down. Entries written
 before an outage may be stale when Redis comes back, for at most their TTL.
 
@@ -52,10 +54,11 @@ import orjson
 from flask import Flask, current_app
 from prometheus_client import Counter
 
-from flotilla.cache.redis_store import RETRY_INTERVAL, Outage, RedisStore, redis_pool
+from flotilla.cache.redis_store import RedisStore, cache_fallback
 from flotilla.cache.stores import LEASE_SECONDS, CacheUnavailable, MemoryStore, Store
 from flotilla.config import ServiceSettings
 from flotilla.metrics import created_once, instruments
+from flotilla.redis_client import RETRY_INTERVAL, shared_redis
 
 __all__ = [
     "LEASE_SECONDS",
@@ -74,8 +77,8 @@ T = TypeVar("T")
 class Cache:
     """A cache namespace of an app; state in ``app.extensions["flotilla.cache.<namespace>"]``.
 
-    Declare it at module level and bind it with :meth:`init_app`; ``clock`` and
-    ``retry_interval`` are for tests.
+    Declare it at module level and bind it with :meth:`init_app`; ``clock`` is for tests
+    (entries' TTLs, and the Redis outage guard of the users reading it).
     """
 
     def __init__(
@@ -84,14 +87,12 @@ class Cache:
         *,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
-        retry_interval: float = RETRY_INTERVAL,
     ) -> None:
         if not namespace or ":" in namespace:
             raise ValueError(f"namespace must be a non-empty name without ':', not {namespace!r}")
         self.namespace = namespace
         self.max_entries = max_entries
         self.clock = clock
-        self.retry_interval = retry_interval
 
     @property
     def extension_key(self) -> str:
@@ -102,9 +103,10 @@ class Cache:
         """Keep ``app``'s entries in ``REDIS_URL``'s Redis, or in process memory if it is empty."""
         store: Store
         if settings.REDIS_URL:
-            outage = Outage(self.namespace, clock=self.clock, retry_interval=self.retry_interval)
+            shared = shared_redis(settings.REDIS_URL)
+            fallback = cache_fallback(shared.guard(self.clock), self.namespace)
             prefix = f"flotilla:{settings.SERVICE_NAME}:cache:{self.namespace}"
-            store = RedisStore(redis_pool(settings.REDIS_URL), prefix, outage)
+            store = RedisStore(shared.pool, prefix, fallback)
         else:
             store = MemoryStore(self.max_entries, self.clock)
         app.extensions[self.extension_key] = store
@@ -163,7 +165,7 @@ class Cache:
             self.store.clear()
 
     def close(self) -> None:
-        """Close the current app's Redis connections (tests, shutdown)."""
+        """Close the process's Redis connections (tests, shutdown); the next call reopens."""
         self.store.close()
 
 

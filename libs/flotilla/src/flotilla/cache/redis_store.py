@@ -1,4 +1,4 @@
-"""Cache entries in Redis: leases in Lua scripts, and an outage guard that logs once.
+"""Cache entries in Redis: leases in Lua scripts, on the process's shared pool and guard.
 
 A hit is one plain ``GET`` on a connection the calling thread keeps for itself; only a miss
 runs the lease script. That is the path nearly every read takes, so it skips what
@@ -20,17 +20,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from flotilla.cache.stores import LEASE_SECONDS, CacheUnavailable
+from flotilla.redis_client import RedisFallback, RedisGuard
 
 log = logging.getLogger("flotilla.cache")
-
-REDIS_TIMEOUT = 0.25
-"""Seconds a Redis connect or command may take: a dead Redis must not hold up a request."""
-RETRY_INTERVAL = 5.0
-"""Seconds Redis is left alone after an error; reads load from the source meanwhile."""
 
 
 # KEYS: entry, lease. ARGV: lease token, lease milliseconds. Returns {1, value} on a hit (the
@@ -57,12 +51,16 @@ return 0
 
 
 class RedisStore:
-    """Entries in Redis under ``prefix``, with an :class:`Outage` guard around every call."""
+    """Entries in Redis under ``prefix``; every call goes through ``fallback``'s guard.
 
-    def __init__(self, pool: redis.ConnectionPool, prefix: str, outage: Outage) -> None:
+    ``pool`` is the process's pool (:func:`flotilla.redis_client.shared_redis`), which rate
+    limits and breakers use too.
+    """
+
+    def __init__(self, pool: redis.ConnectionPool, prefix: str, fallback: RedisFallback) -> None:
         self.pool = pool
         self.prefix = prefix
-        self.outage = outage
+        self.fallback = fallback
         client = redis.Redis(connection_pool=pool)
         self.client = client
         self._held = _HeldConnections(pool)
@@ -80,7 +78,7 @@ class RedisStore:
 
     def fetch(self, key: str) -> tuple[bytes | None, str | None]:
         """The value in Redis, or a miss and a lease; :class:`CacheUnavailable` during outages."""
-        if self.outage.skipping():
+        if self.fallback.skipping():
             raise CacheUnavailable
         value = self._call(self._held.command, "GET", self.entry_key(key))
         if value is not None:
@@ -119,7 +117,7 @@ class RedisStore:
         self._call(delete_all)
 
     def close(self) -> None:
-        """Close the pool's connections and every thread's held one."""
+        """Close the pool's connections (every user's) and every thread's held one."""
         self.pool.disconnect()
         self._held.disconnect_all()
 
@@ -127,9 +125,9 @@ class RedisStore:
         try:
             result = function(*args)
         except redis.RedisError as error:
-            self.outage.failed(error)
+            self.fallback.failed(error)
             raise CacheUnavailable from error
-        self.outage.succeeded()
+        self.fallback.succeeded()
         return result
 
 
@@ -181,60 +179,12 @@ class _HeldConnections:
             connection.disconnect()  # type: ignore[no-untyped-call]
 
 
-class Outage:
-    """Whether Redis is being left alone after an error; logs each outage once, not per call.
-
-    After an error, :meth:`skipping` is true for ``retry_interval`` seconds of ``clock``, so
-    at most one request per interval and thread waits for a timeout.
-    """
-
-    def __init__(
-        self, name: str, *, clock: Callable[[], float], retry_interval: float = RETRY_INTERVAL
-    ) -> None:
-        self.name = name
-        self.clock = clock
-        self.retry_interval = retry_interval
-        self.failing = False
-        self._retry_at = 0.0
-        self._lock = threading.Lock()
-
-    def skipping(self) -> bool:
-        """True while the last error is less than ``retry_interval`` old."""
-        return self.failing and self.clock() < self._retry_at
-
-    def failed(self, error: redis.RedisError) -> None:
-        """Start (or prolong) an outage; the first error of an outage is logged."""
-        with self._lock:
-            self._retry_at = self.clock() + self.retry_interval
-            started, self.failing = not self.failing, True
-        if started:
-            log.warning(
-                "cache unavailable, loading from the source",
-                extra={
-                    "cache": self.name,
-                    "error": repr(error)[:500],
-                    "retry_in_seconds": self.retry_interval,
-                },
-            )
-
-    def succeeded(self) -> None:
-        """End the outage, if there was one."""
-        if not self.failing:
-            return
-        with self._lock:
-            ended, self.failing = self.failing, False
-        if ended:
-            log.info("cache available again", extra={"cache": self.name})
-
-
-def redis_pool(url: str) -> redis.ConnectionPool:
-    """Connections to ``url`` with short timeouts and no retries: the outage guard retries.
-
-    Opened on demand, so a worker holds at most one per thread that used the cache at once.
-    """
-    return redis.ConnectionPool.from_url(
-        url,
-        socket_timeout=REDIS_TIMEOUT,
-        socket_connect_timeout=REDIS_TIMEOUT,
-        retry=Retry(NoBackoff(), 0),
+def cache_fallback(guard: RedisGuard, namespace: str) -> RedisFallback:
+    """The ``namespace`` cache's side of ``guard``: what it logs, under ``flotilla.cache``."""
+    return RedisFallback(
+        guard,
+        log,
+        unavailable="cache unavailable, loading from the source",
+        available="cache available again",
+        cache=namespace,
     )

@@ -10,7 +10,9 @@ it again. After a close, each process still open makes one trial of its own.
 
 Counting stays local, so no call pays a Redis round trip; only the periodic read does.
 Redis is an optimisation here, never a dependency: when it fails, each process goes on
-with its own breaker and one warning is logged per outage.
+with its own breaker and one warning is logged per outage. The connections and the outage
+guard are the process's (:mod:`flotilla.redis_client`), shared with the cache and the rate
+limits: while one of them is skipping a failed Redis, so is the breaker.
 """
 
 from __future__ import annotations
@@ -21,16 +23,11 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import redis
-
 from flotilla.http.breaker import BreakerOpen, BreakerState, CircuitBreaker, Transition
+from flotilla.redis_client import RedisFallback, SharedRedis, shared_redis
 
 log = logging.getLogger(__name__)
 
-REDIS_TIMEOUT = 0.1
-"""Seconds a Redis command may take here: it is on the path of outbound calls."""
-OUTAGE_PAUSE = 5.0
-"""Seconds to leave Redis alone after it failed, so an outage costs one timeout, not many."""
 SHARED = "shared"
 T = TypeVar("T")
 
@@ -38,17 +35,15 @@ T = TypeVar("T")
 class RedisBreakerState:
     """The shared verdicts in Redis: which breakers are open, and who makes the trial."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "flotilla:breaker:") -> None:
-        self._redis = client
+    def __init__(self, shared: SharedRedis, prefix: str = "flotilla:breaker:") -> None:
+        self.shared = shared
+        self._redis = shared.client()
         self._prefix = prefix
 
     @classmethod
     def from_url(cls, url: str) -> RedisBreakerState:
-        """A store on the Redis at ``url`` with short timeouts."""
-        client = redis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
-        )
-        return cls(client)
+        """A store on the process's pool for the Redis at ``url``."""
+        return cls(shared_redis(url))
 
     def open_for(self, name: str) -> float:
         """Seconds the breaker ``name`` stays open pod-wide; 0 when it is not open."""
@@ -89,8 +84,13 @@ class SharedBreaker:
         self._lock = threading.Lock()
         self._next_sync = 0.0
         self._next_claim = 0.0
-        self._paused_until = 0.0
-        self._failing = False
+        self._fallback = RedisFallback(
+            store.shared.guard(clock),
+            log,
+            unavailable="breaker state not shared: Redis failed",
+            available="breaker state shared again",
+            target=breaker.name,
+        )
         breaker.add_listener(self._publish)
 
     @property
@@ -138,7 +138,7 @@ class SharedBreaker:
     def _sync_due(self) -> bool:
         now = self._clock()
         with self._lock:
-            if now < self._next_sync or now < self._paused_until:
+            if now < self._next_sync:
                 return False
             self._next_sync = now + self._sync_interval
             return True
@@ -154,21 +154,4 @@ class SharedBreaker:
 
     def _shared(self, action: Callable[[], T], *, fallback: T) -> T:
         """Run a Redis ``action``; when Redis fails, ``fallback``: as if it had no verdict."""
-        now = self._clock()
-        if now < self._paused_until:
-            return fallback
-        try:
-            result = action()
-        except redis.RedisError as error:
-            self._paused_until = now + OUTAGE_PAUSE
-            if not self._failing:
-                self._failing = True
-                log.warning(
-                    "breaker state not shared: Redis failed",
-                    extra={"target": self.name, "error": str(error)},
-                )
-            return fallback
-        if self._failing:
-            self._failing = False
-            log.info("breaker state shared again", extra={"target": self.name})
-        return result
+        return self._fallback.run(action, lambda: fallback)
