@@ -114,9 +114,7 @@ def test_a_second_service_takes_the_next_port_and_address(repository: Path) -> N
         services[n]["networks"]["default"]["ipv4_address"] for n in ("inventory", "billing")
     }
     assert len(addresses) == 2
-    assert (
-        declaration.load(repository / "system.toml")["billing"].port == first["inventory"].port + 1
-    )  # type: ignore[operator]
+    assert declaration.load(repository / "system.toml")["billing"].port == next_port(first)
 
 
 def test_a_file_without_the_expected_lines_stops_everything(repository: Path) -> None:
