@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from flotilla.processes import ProcessExited, log_tail, wait_for_http
+from flotilla.serving.processes import ProcessExited, log_tail, wait_for_http
 from flotilla.testing import free_port
 from shop_http import send
 

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import make_url
 
-from flotilla.migrations import upgrade
+from flotilla.data.migrations import upgrade
 from flotilla.testing import postgres_server_url
 from users import create_app
 from users.config import UsersSettings

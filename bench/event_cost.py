@@ -31,8 +31,8 @@ from typing import Any
 import psycopg
 from flask import Flask
 
-from flotilla.migrations import upgrade
-from flotilla.tasks import tasks_state
+from flotilla.data.migrations import upgrade
+from flotilla.messaging.tasks import tasks_state
 from flotilla.testing import postgres_database
 from flotilla.testing.mail import MailServer
 from flotilla.testing.messaging import Rabbit, RelayProcess, WorkerProcess, amqp_server_url

@@ -38,7 +38,7 @@ from pathlib import Path
 from catalog import create_app as create_catalog
 from catalog.config import CatalogSettings
 from catalog.service import create_product
-from flotilla.processes import stop_process, wait_for_http
+from flotilla.serving.processes import stop_process, wait_for_http
 from flotilla.testing import GunicornServer, free_port, migrate, postgres_database
 from wrk import BENCH_DIR, ROOT, WrkRun, ensure_wrk, parse_wrk, run_script, wrk_version
 

@@ -1,10 +1,10 @@
-"""What an outbound call through ``flotilla.http`` costs: the breaker, the budget, the client.
+"""What an outbound call through ``flotilla.resilience.http`` costs: breaker, budget, client.
 
 ``.venv/bin/python bench/http_client.py [--repeats 15] [--calls 200] [--rounds 41]
 [--concurrent-rounds 5]``
 
-A :class:`~flotilla.http.ServiceClient` does more per call than a bare HTTP request: it asks
-the circuit breaker for a permit and reports the outcome, counts the call for the retry
+A :class:`~flotilla.resilience.http.ServiceClient` does more per call than a bare HTTP request: it
+asks the circuit breaker for a permit and reports the outcome, counts the call for the retry
 budget, cuts the timeouts to the request's deadline, sends a request id, a ``traceparent``
 and the deadline left, and records a latency histogram. This measures what that costs, and
 whether the breaker lets the calls of a threaded worker overlap. Every figure is read
@@ -14,10 +14,10 @@ none. A ratio (or an added time) is taken within each round, between variants me
 seconds apart, and the median over the rounds is reported, so a round slowed down by other
 work does not decide it; the median and best per-call figures are over rounds as well.
 
-* **In process, no network.** A closed flotilla :class:`~flotilla.http.CircuitBreaker`
+* **In process, no network.** A closed flotilla :class:`~flotilla.resilience.http.CircuitBreaker`
   around a no-op (``acquire()``, the call, ``record(success=True)``),
-  :meth:`~flotilla.http.RetryBudget.record_call`, and pybreaker's ``CircuitBreaker.call`` of
-  the same no-op, each timed with ``timeit`` over ``--repeats`` rounds; the no-op called
+  :meth:`~flotilla.resilience.http.RetryBudget.record_call`, and pybreaker's ``CircuitBreaker.call``
+  of the same no-op, each timed with ``timeit`` over ``--repeats`` rounds; the no-op called
   alone is the floor every row includes.
 * **Sequential GETs over loopback.** ``bench/http_target_app.py`` (a bare WSGI function
   answering a 22-byte JSON body) runs under a real Gunicorn with the chassis config, one
@@ -67,7 +67,13 @@ import urllib3
 from flask import Flask
 
 from flotilla import ServiceSettings, create_service
-from flotilla.http import BreakerPolicy, CircuitBreaker, RetryBudget, ServiceClient, remaining
+from flotilla.resilience.http import (
+    BreakerPolicy,
+    CircuitBreaker,
+    RetryBudget,
+    ServiceClient,
+    remaining,
+)
 from flotilla.testing import GunicornServer
 from http_target_app import SLOW_PATH, SLOW_SECONDS
 from timing import Timing

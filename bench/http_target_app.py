@@ -1,8 +1,8 @@
 """The server ``bench/http_client.py`` calls: a bare WSGI function, so the figures are the client's.
 
-``cd bench && gunicorn -c python:flotilla.gunicorn http_target_app:app`` (the benchmark starts
-it with :class:`flotilla.testing.GunicornServer`). No Flask and no chassis: whatever the server
-spends per request is the same for every client measured, and the less it spends, the more of
+``cd bench && gunicorn -c python:flotilla.serving.gunicorn http_target_app:app`` (the benchmark
+starts it with :class:`flotilla.testing.GunicornServer`). No Flask and no chassis: whatever the
+server spends per request is the same for every client measured, and the less it spends, the more of
 each call's time is the client's own.
 
 ``/slow`` answers after :data:`SLOW_SECONDS`, a downstream that takes its time, for the

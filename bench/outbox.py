@@ -58,8 +58,8 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 
 from event_cost import EventCost, measure_event_cost, render_costs
-from flotilla.migrations import upgrade
-from flotilla.outbox import relay_pending
+from flotilla.data.migrations import upgrade
+from flotilla.messaging.outbox import relay_pending
 from flotilla.testing import GunicornServer, postgres_database
 from flotilla.testing.mail import MailServer
 from flotilla.testing.messaging import Rabbit, RelayProcess, WorkerProcess, amqp_server_url
@@ -251,7 +251,7 @@ def measure_latency(var: Path, poll_interval: float, registrations: int) -> Late
 
 def _prepare(users_env: dict[str, Any], worker_env: dict[str, Any]) -> None:
     """Migrate both databases and declare the notifications queue before anything publishes."""
-    from flotilla.tasks import tasks_state  # noqa: PLC0415 - Celery only where it is used
+    from flotilla.messaging.tasks import tasks_state  # noqa: PLC0415 - Celery only where it is used
 
     quiet = {"LOG_LEVEL": "WARNING"}  # this process's logs would bury the table
     users = create_users(UsersSettings(**users_env | quiet))

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from flotilla.processes import ProcessExited, log_tail, stop_process, wait_for_http
+from flotilla.serving.processes import ProcessExited, log_tail, stop_process, wait_for_http
 from flotilla.testing import free_port
 from users.config import UsersSettings
 
@@ -37,7 +37,7 @@ PRODUCTION_ARGON2 = ("ARGON2_TIME_COST", "ARGON2_MEMORY_KIB", "ARGON2_PARALLELIS
 """Settings pinned to their :class:`UsersSettings` defaults, the cost production runs with."""
 WORKER_BOOT = re.compile(rb"Booting worker with pid")
 """Gunicorn's line for every worker it forks, in its plain and in the chassis' JSON log."""
-CHASSIS_GUNICORN = (sys.executable, "-m", "gunicorn", "-c", "python:flotilla.gunicorn")
+CHASSIS_GUNICORN = (sys.executable, "-m", "gunicorn", "-c", "python:flotilla.serving.gunicorn")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The users app plus one benchmark-only route that reads inside an ORM transaction.
 
-``gunicorn -c python:flotilla.gunicorn --pythonpath bench transactional_app:app``.
+``gunicorn -c python:flotilla.serving.gunicorn --pythonpath bench transactional_app:app``.
 
 ``GET /bench/users/<id>/transactional`` does what ``GET /api/v1/users/<id>`` does, behind
 the same ``require_auth()``, through the same flask-smorest response schema and the same 404
@@ -8,7 +8,7 @@ problem, except that it reads with ``db.session`` (``BEGIN``, ``SELECT``, then `
 when the app context ends) instead of the autocommit ``db.reading()`` path. Served by the
 same chassis in the same way, the two routes differ only in that, so their throughput
 difference is the cost of the transaction. Nothing here ships: it exists so the saving
-claimed in ``flotilla/db.py`` is measured.
+claimed in ``flotilla/data/db.py`` is measured.
 """
 
 from __future__ import annotations

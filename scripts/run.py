@@ -44,7 +44,7 @@ import psycopg
 import nginx
 from databases import ensure_database, masked
 from flotilla.config import load_dotenv
-from flotilla.processes import log_tail
+from flotilla.serving.processes import log_tail
 from supervisor import Failure, Step, Stopped, Supervisor
 from system import (
     BACKGROUND_PROGRAMS,

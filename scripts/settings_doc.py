@@ -63,7 +63,7 @@ def generated() -> str:
             GranianSettings,
             (),
         ),
-        ("Gunicorn (`flotilla.gunicorn`), as `GUNICORN_<NAME>`", GunicornSettings, ()),
+        ("Gunicorn (`flotilla.serving.gunicorn`), as `GUNICORN_<NAME>`", GunicornSettings, ()),
     ]
     parts = [
         f"#### {title}\n\n{settings_table(cls, besides=bases)}" for title, cls, bases in sections

@@ -18,7 +18,14 @@ def stat(pid: int, ppid: int, comm: str = "python", state: str = "S") -> Process
     ("argv", "name"),
     [
         (
-            ["/v/bin/python", "-m", "gunicorn", "-c", "python:flotilla.gunicorn", "users.wsgi:app"],
+            [
+                "/v/bin/python",
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:flotilla.serving.gunicorn",
+                "users.wsgi:app",
+            ],
             "users (web)",
         ),
         (

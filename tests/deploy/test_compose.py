@@ -35,7 +35,7 @@ from sqlalchemy import make_url
 
 import system
 from flotilla.auth.keys import SigningKey
-from flotilla.processes import log_tail, stop_process, wait_for_http
+from flotilla.serving.processes import log_tail, stop_process, wait_for_http
 from flotilla.testing import (
     DEFAULT_REDIS_URL,
     free_port,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flotilla.metrics_server import MetricsServer, serve_metrics
+from flotilla.observability.metrics_server import MetricsServer, serve_metrics
 from flotilla.testing import wait_until
 
 from .rules import RULES

@@ -12,7 +12,7 @@ from flask import Flask, request
 from flask.testing import FlaskClient
 
 from flotilla import Conflict, ServiceSettings, create_service, set_user_id
-from flotilla.health import reset_shutdown
+from flotilla.web.health import reset_shutdown
 
 
 def build_app(tmp_path: Path, **settings: Any) -> Flask:

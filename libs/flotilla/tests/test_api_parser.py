@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flotilla import ServiceSettings, create_service, register_blueprints
-from flotilla.api import Blueprint
+from flotilla.web.api import Blueprint
 
 
 class NoteCreate(ma.Schema):

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from flotilla import ServiceSettings
 from flotilla.auth import ClientRegistry, development_client_secret, parse_client_secrets
-from flotilla.http import ClientCredentials
+from flotilla.resilience.http import ClientCredentials
 
 
 def test_client_secrets_are_name_equals_secret_pairs() -> None:

@@ -24,7 +24,6 @@ from flask_smorest import Blueprint
 from werkzeug.test import TestResponse
 
 from flotilla import ServiceSettings, create_service
-from flotilla.api import register_blueprints
 from flotilla.auth import (
     SigningKey,
     current_principal,
@@ -36,8 +35,9 @@ from flotilla.auth import (
     require_service,
 )
 from flotilla.config import ConfigurationError
-from flotilla.errors import PROBLEM_MEDIA_TYPE
 from flotilla.testing import capture_logs
+from flotilla.web.api import register_blueprints
+from flotilla.web.errors import PROBLEM_MEDIA_TYPE
 
 from .forgery import ago, craft_token, hmac_signer
 from .jwks_server import JwksServer, serving

@@ -18,7 +18,7 @@ from flask import Flask
 from prometheus_client import REGISTRY
 
 from flotilla import ServiceSettings
-from flotilla.cache import LEASE_SECONDS, RETRY_INTERVAL, Cache, MemoryStore
+from flotilla.data.cache import LEASE_SECONDS, RETRY_INTERVAL, Cache, MemoryStore
 from flotilla.testing import ManualClock, TcpProxy, capture_logs, free_port, service_redis
 
 BACKENDS = ("memory", "redis")

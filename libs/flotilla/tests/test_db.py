@@ -12,8 +12,8 @@ from flask import Flask
 from sqlalchemy import Column, Integer, MetaData, Table, Text, insert, select, text
 
 from flotilla import Database, ServiceSettings, create_service
-from flotilla.columns import UtcDateTime
-from flotilla.db import create_engine_from_settings
+from flotilla.data.columns import UtcDateTime
+from flotilla.data.db import create_engine_from_settings
 from flotilla.testing import capture_logs, postgres_database
 
 metadata = MetaData()

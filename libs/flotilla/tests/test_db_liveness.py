@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from flotilla import ServiceSettings
-from flotilla.db import create_engine_from_settings
-from flotilla.db_liveness import is_open
+from flotilla.data.db import create_engine_from_settings
+from flotilla.data.db_liveness import is_open
 from flotilla.testing import postgres_database
 
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import text
 
 from flotilla import ServiceSettings
-from flotilla.db import create_engine_from_settings
-from flotilla.db_metrics import pool_gauges, watch_pool
+from flotilla.data.db import create_engine_from_settings
+from flotilla.data.db_metrics import pool_gauges, watch_pool
 from flotilla.testing import postgres_database
 
 

@@ -16,7 +16,7 @@ import sentry_sdk
 from flask import request
 
 from flotilla import ServiceSettings
-from flotilla.error_reports import FILTERED, scrub, secret_values
+from flotilla.observability.error_reports import FILTERED, scrub, secret_values
 from flotilla.testing import wait_until
 from flotilla.testing.telemetry import SentryReceiver
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from flotilla.errors import PROBLEM_MEDIA_TYPE, _flatten_messages
 from flotilla.testing import capture_logs
+from flotilla.web.errors import PROBLEM_MEDIA_TYPE, _flatten_messages
 
 
 def assert_problem(response: object, status: int, code: str) -> dict[str, object]:

@@ -18,9 +18,9 @@ import pytest
 from granian.server.mp import MPServer
 
 from flotilla.config import GranianSettings
-from flotilla.serve.granian import GranianServer, parse_bind
-from flotilla.serve.heartbeat import Beating, Heartbeats
-from flotilla.serve.worker import serve_wsgi_worker
+from flotilla.serving.serve.granian import GranianServer, parse_bind
+from flotilla.serving.serve.heartbeat import Beating, Heartbeats
+from flotilla.serving.serve.worker import serve_wsgi_worker
 
 from .web_servers import (
     get,

@@ -1,5 +1,5 @@
 """What only Gunicorn does, on real masters and workers running ``server_app:app`` with
-``flotilla.gunicorn``: worker classes, the kept-alive request limit, the memory limit.
+``flotilla.serving.gunicorn``: worker classes, the kept-alive request limit, the memory limit.
 
 What both servers must do (metrics, signals, logs, readiness, timeouts) is in
 ``test_web_servers.py``.
@@ -65,7 +65,14 @@ def test_cooperative_workers_are_refused_at_start_with_the_reason(
     tmp_path: Path, worker_class: str
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "-c", "python:flotilla.gunicorn", "server_app:app"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:flotilla.serving.gunicorn",
+            "server_app:app",
+        ],
         env={"GUNICORN_WORKER_CLASS": worker_class, "PATH": ""},
         cwd=tmp_path,
         capture_output=True,

@@ -8,8 +8,8 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
-from flotilla.health import Health, begin_shutdown
 from flotilla.testing import free_port
+from flotilla.web.health import Health, begin_shutdown
 
 from .conftest import build_app
 

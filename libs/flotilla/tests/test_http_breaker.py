@@ -7,7 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from flotilla.http import BreakerOpen, BreakerPolicy, BreakerState, CircuitBreaker, Transition
+from flotilla.resilience.http import (
+    BreakerOpen,
+    BreakerPolicy,
+    BreakerState,
+    CircuitBreaker,
+    Transition,
+)
 from flotilla.testing import ManualClock
 
 POLICY = BreakerPolicy(failures=3, failure_rate=0.5, min_calls=10, window=10.0, cooldown=5.0)

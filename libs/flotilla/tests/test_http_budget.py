@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flotilla.http import RetryBudget
+from flotilla.resilience.http import RetryBudget
 from flotilla.testing import ManualClock
 
 

@@ -15,7 +15,7 @@ from flask import Flask
 from prometheus_client import REGISTRY
 
 from flotilla import ServiceSettings, create_service
-from flotilla.http import (
+from flotilla.resilience.http import (
     BadGateway,
     BreakerPolicy,
     BreakerState,
@@ -27,7 +27,7 @@ from flotilla.http import (
     ServiceClient,
     grace,
 )
-from flotilla.http.metrics import record_transition
+from flotilla.resilience.http.metrics import record_transition
 from flotilla.testing import ManualClock, free_port
 
 from .http_stub import Reply, StubServer, serving

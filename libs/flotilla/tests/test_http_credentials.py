@@ -10,7 +10,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from flotilla.http import (
+from flotilla.resilience.http import (
     BreakerPolicy,
     CircuitBreaker,
     ClientCredentials,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from flotilla.http import (
+from flotilla.resilience.http import (
     BreakerOpen,
     BreakerPolicy,
     BreakerState,

@@ -109,4 +109,6 @@ def test_the_check_finds_a_cycle() -> None:
 
 def test_the_graph_sees_imports_made_inside_functions() -> None:
     graph = import_graph()
-    assert "flotilla.migrations" in graph["flotilla.dbcli"]  # imported when a command runs
+    assert (
+        "flotilla.data.migrations" in graph["flotilla.data.dbcli"]
+    )  # imported when a command runs

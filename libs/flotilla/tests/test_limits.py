@@ -33,9 +33,9 @@ from flotilla import (
     rate_limit,
     register_blueprints,
 )
-from flotilla.limits import REDIS_RETRY_INTERVAL
-from flotilla.processes import stop_process
+from flotilla.serving.processes import stop_process
 from flotilla.testing import ManualClock, capture_logs, free_port, service_redis
+from flotilla.web.limits import REDIS_RETRY_INTERVAL
 
 from .test_errors import assert_problem
 from .test_metrics import sample

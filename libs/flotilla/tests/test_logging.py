@@ -9,10 +9,10 @@ import orjson
 import pytest
 from flask.testing import FlaskClient
 
-from flotilla import context
-from flotilla.context import RequestContext, accept_request_id
-from flotilla.logging import JsonFormatter, info_fast
+from flotilla.observability.logging import JsonFormatter, info_fast
 from flotilla.testing import capture_logs
+from flotilla.web import context
+from flotilla.web.context import RequestContext, accept_request_id
 
 
 def test_a_record_is_one_json_object_with_the_standard_fields() -> None:

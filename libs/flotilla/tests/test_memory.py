@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flotilla.memory import prepare_to_fork, release_free_memory, start_trimming
+from flotilla.serving.memory import prepare_to_fork, release_free_memory, start_trimming
 
 
 def resident_kib() -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from flotilla.metrics import _route_label, created_once
+from flotilla.observability.metrics import _route_label, created_once
 
 
 def sample(client: FlaskClient, name: str, **labels: str) -> float:
@@ -81,7 +81,7 @@ def test_a_process_other_than_gunicorn_creates_a_missing_metrics_directory(
     """A migration or relay started with the variable set must not fail on its first metric."""
     directory = tmp_path / "not-yet" / "metrics"
     script = (
-        "from flotilla.metrics import instruments\n"
+        "from flotilla.observability.metrics import instruments\n"
         "instruments().requests.labels('GET', 'probe', '200').inc()\n"
     )
     result = subprocess.run(

@@ -10,7 +10,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from pydantic import ValidationError
 
 from flotilla import ServiceSettings
-from flotilla.metrics_server import parse_bind, serve_metrics
+from flotilla.observability.metrics_server import parse_bind, serve_metrics
 
 
 class _Fixed:

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Column, Integer, MetaData, Table, select
 
-from flotilla.pagination import (
+from flotilla.web.pagination import (
     InvalidCursor,
     Page,
     decode_cursor,

@@ -31,7 +31,13 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 def test_importing_the_package_loads_no_lazily_exported_module() -> None:
     # Celery (tasks), alembic (migrations) and pagination stay unloaded until used.
-    heavy = ("flotilla.tasks", "celery", "alembic", "flotilla.migrations", "flotilla.pagination")
+    heavy = (
+        "flotilla.messaging.tasks",
+        "celery",
+        "alembic",
+        "flotilla.data.migrations",
+        "flotilla.web.pagination",
+    )
     code = f"import sys, flotilla; print([m for m in {heavy!r} if m in sys.modules])"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -19,9 +19,9 @@ import redis
 from flask import Flask
 
 from flotilla import Cache, Limits, ServiceSettings, create_service, rate_limit
-from flotilla.cache import RedisStore
-from flotilla.http import RedisBreakerState
-from flotilla.redis_client import RETRY_INTERVAL, RedisFallback, RedisGuard, shared_redis
+from flotilla.data.cache import RedisStore
+from flotilla.resilience.http import RedisBreakerState
+from flotilla.resilience.redis_client import RETRY_INTERVAL, RedisFallback, RedisGuard, shared_redis
 from flotilla.testing import ManualClock, TcpProxy, capture_logs, service_redis
 
 log = logging.getLogger("tests.redis_client")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flotilla.processes import child_pids, stop_process, wait_for_http
+from flotilla.serving.processes import child_pids, stop_process, wait_for_http
 from flotilla.testing import free_port
 
 from .web_servers import TESTS_DIR
@@ -47,7 +47,7 @@ def test_gunicorn_runs_in_the_launchers_process(tmp_path: Path) -> None:
         exit_code = stop_process(process)
 
     # The same pid, now Gunicorn's master: a signal to it reaches Gunicorn directly.
-    assert command[1:5] == [b"-m", b"gunicorn", b"-c", b"python:flotilla.gunicorn"]
+    assert command[1:5] == [b"-m", b"gunicorn", b"-c", b"python:flotilla.serving.gunicorn"]
     assert len(workers) == 1
     assert exit_code == 0
 

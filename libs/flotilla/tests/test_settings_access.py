@@ -8,10 +8,10 @@ from flask import Flask
 from sqlalchemy import MetaData
 
 from flotilla import Database, ServiceSettings, create_service
-from flotilla.api import ServiceApi, api_of
-from flotilla.db_state import database_settings_of, engine_of
-from flotilla.health import Health, health_of
+from flotilla.data.db_state import database_settings_of, engine_of
 from flotilla.settings import current_settings, settings_of
+from flotilla.web.api import ServiceApi, api_of
+from flotilla.web.health import Health, health_of
 
 from .conftest import build_app
 

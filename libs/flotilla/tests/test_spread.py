@@ -1,4 +1,4 @@
-"""``flotilla.serve.spread``: how a server's load spreads over its workers, measured."""
+"""``flotilla.serving.serve.spread``: how a server's load spreads over its workers, measured."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flotilla.serve.spread import Spread, SpreadSampler, imbalance, shares
+from flotilla.serving.serve.spread import Spread, SpreadSampler, imbalance, shares
 
 from .web_servers import get, start_server
 
@@ -40,7 +40,7 @@ def test_the_sampler_counts_each_workers_requests_on_a_real_server(tmp_path: Pat
             ThreadPoolExecutor(max_workers=4) as pool,
         ):
             answers = list(pool.map(lambda _: get(f"{server.url}/pid"), range(200)))
-        command = [sys.executable, "-m", "flotilla.serve.spread", "--pid", str(server.pid)]
+        command = [sys.executable, "-m", "flotilla.serving.serve.spread", "--pid", str(server.pid)]
         printed = subprocess.run(
             [*command, "--seconds", "0.3", "--metrics-dir", str(tmp_path / "metrics")],
             capture_output=True,

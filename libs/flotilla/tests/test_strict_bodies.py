@@ -1,6 +1,6 @@
 """Inputs no view should ever see are refused once, by the chassis, as 4xx problems.
 
-JSON nested deeper than :data:`flotilla.jsonbody.MAX_DEPTH`, lone surrogates, bytes that are
+JSON nested deeper than :data:`flotilla.web.jsonbody.MAX_DEPTH`, lone surrogates, bytes that are
 not UTF-8, a required body that is missing; and what the OpenAPI document says about errors.
 """
 
@@ -17,9 +17,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from flotilla import ServiceSettings, create_service, register_blueprints
-from flotilla.api import NO_NUL_PATTERN, Blueprint, ProblemSchema
-from flotilla.errors import PROBLEM_MEDIA_TYPE, JsonTooDeep, MalformedJson
-from flotilla.jsonbody import MAX_DEPTH, parse_body
+from flotilla.web.api import NO_NUL_PATTERN, Blueprint, ProblemSchema
+from flotilla.web.errors import PROBLEM_MEDIA_TYPE, JsonTooDeep, MalformedJson
+from flotilla.web.jsonbody import MAX_DEPTH, parse_body
 
 
 class NoteUpdate(ma.Schema):

@@ -18,12 +18,17 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-from flotilla import ServiceSettings, tracing
-from flotilla.propagation import outgoing_headers, outgoing_traceparent, parse_traceparent
+from flotilla import ServiceSettings
+from flotilla.observability import tracing
+from flotilla.observability.propagation import (
+    outgoing_headers,
+    outgoing_traceparent,
+    parse_traceparent,
+)
+from flotilla.observability.tracing import provider
+from flotilla.observability.tracing.provider import StartOnFirstRequest
+from flotilla.observability.tracing.sdk import WorkSampler, sampler
 from flotilla.testing import capture_logs
-from flotilla.tracing import provider
-from flotilla.tracing.provider import StartOnFirstRequest
-from flotilla.tracing.sdk import WorkSampler, sampler
 
 from .conftest import build_app
 

@@ -1,5 +1,6 @@
 """Both servers, held to the same operational checks: real main processes and workers running
-``server_app:app``, Gunicorn with ``flotilla.gunicorn`` and granian under ``flotilla serve``.
+``server_app:app``, Gunicorn with ``flotilla.serving.gunicorn`` and granian under ``flotilla
+serve``.
 
 Each test runs once per server (the ``server`` parameter); what only one server does is in
 ``test_gunicorn.py`` and ``test_granian.py``.

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from flotilla.outbox import Event
+from flotilla.messaging.outbox import Event
 from flotilla.testing import app_fixture, empty_tables
 from flotilla.testing.mail import MailServer
 from notifications import create_app

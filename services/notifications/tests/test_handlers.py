@@ -10,8 +10,8 @@ from flask import Flask
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from flotilla.outbox import Event
-from flotilla.tasks import tasks_state
+from flotilla.messaging.outbox import Event
+from flotilla.messaging.tasks import tasks_state
 from flotilla.testing import capture_logs
 from flotilla.testing.mail import MailServer
 from notifications.handlers import send_cancellation_notice, send_order_confirmation, send_welcome

@@ -30,8 +30,8 @@ from catalog.models import Product, Reservation
 from catalog.models import db as catalog_db
 from catalog.service import product_cache
 from flotilla.auth import SigningKey, issue_access_token
-from flotilla.http import DownstreamTimeout
-from flotilla.migrations import upgrade
+from flotilla.data.migrations import upgrade
+from flotilla.resilience.http import DownstreamTimeout
 from flotilla.testing import BACKENDS, capture_logs, empty_tables, fresh_database
 from flotilla.testing.wsgi import serve_app
 from orders import create_app

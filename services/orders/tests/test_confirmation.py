@@ -12,7 +12,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from flotilla.columns import utc_now
+from flotilla.data.columns import utc_now
 from flotilla.testing.wsgi import serve_app
 from orders.models import outbox
 from orders.recovery import recover

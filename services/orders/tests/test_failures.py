@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask, Response, request
 
-from flotilla.http import DEADLINE_HEADER
+from flotilla.resilience.http import DEADLINE_HEADER
 from flotilla.testing.wsgi import serve_app
 from orders.models import outbox
 from orders.recovery import recover

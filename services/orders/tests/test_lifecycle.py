@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import insert, select
 
-from flotilla.columns import utc_now
+from flotilla.data.columns import utc_now
 from orders.lifecycle import transition
 from orders.models import Order, db
 from orders.states import TRANSITIONS, InvalidTransition, OrderEvent, OrderState

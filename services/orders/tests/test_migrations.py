@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy import delete, insert, select, text
 
-from flotilla import migrations, testing
-from flotilla.columns import utc_now
+from flotilla import testing
+from flotilla.data import migrations
+from flotilla.data.columns import utc_now
 from orders import create_app
 from orders.models import Order, db
 

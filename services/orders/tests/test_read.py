@@ -8,7 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert
 
-from flotilla.columns import utc_now
+from flotilla.data.columns import utc_now
 from orders.models import Order, db
 
 from .conftest import Account, ProductFactory, json_of, place

@@ -11,7 +11,7 @@ from datetime import timedelta
 import urllib3
 from flask import Flask
 
-from flotilla.columns import utc_now
+from flotilla.data.columns import utc_now
 from orders.clients import catalog_client
 from orders.recovery import recover
 

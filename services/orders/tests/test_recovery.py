@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert, select, update
 
-from flotilla.columns import utc_now
-from flotilla.http import BadGateway
+from flotilla.data.columns import utc_now
+from flotilla.resilience.http import BadGateway
 from flotilla.testing import capture_logs
 from orders import recovery
 from orders.models import Order, db

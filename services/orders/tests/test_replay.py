@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import insert
 
-from flotilla.columns import utc_now
+from flotilla.data.columns import utc_now
 from orders.compensation import COMPENSATION_BUDGET
 from orders.idempotency import request_hash
 from orders.models import Order, db

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from flotilla.columns import utc_now
+from flotilla.data.columns import utc_now
 from users.models import RefreshToken, User, db
 
 from .conftest import PASSWORD, Account, access_token, bearer, json_of

@@ -14,8 +14,8 @@ from kombu.exceptions import OperationalError
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from flotilla.migrations import upgrade
-from flotilla.outbox import relay_pending
+from flotilla.data.migrations import upgrade
+from flotilla.messaging.outbox import relay_pending
 from flotilla.testing import free_port
 from flotilla.testing.messaging import Rabbit, amqp_server_url, event_bodies
 from users import create_app

@@ -10,7 +10,7 @@ from flask import Flask
 
 from flotilla.auth import SigningKey, public_pem
 from flotilla.config import ConfigurationError
-from flotilla.migrations import upgrade
+from flotilla.data.migrations import upgrade
 from users import create_app, service
 
 from .conftest import access_token, bearer, json_of, make_settings

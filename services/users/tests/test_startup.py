@@ -14,7 +14,14 @@ UNSAFE = {
     "ENVIRONMENT": "production",
     "DATABASE_URL": "postgresql+psycopg://users:changeme@db/users",
 }
-GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:flotilla.gunicorn", "users.wsgi:app"]
+GUNICORN = [
+    sys.executable,
+    "-m",
+    "gunicorn",
+    "-c",
+    "python:flotilla.serving.gunicorn",
+    "users.wsgi:app",
+]
 COMMANDS = {
     "import": ([sys.executable, "-c", "import users.wsgi"], {}),
     "gunicorn": (GUNICORN, {}),

@@ -22,8 +22,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from flotilla.limits import Limits
 from flotilla.testing import service_redis
+from flotilla.web.limits import Limits
 from users import create_app
 from users.config import UsersSettings
 from users.models import RefreshToken, User, db

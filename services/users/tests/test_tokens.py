@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from flotilla.columns import utc_now
+from flotilla.data.columns import utc_now
 from users.keys import current_key_ring
 from users.models import RefreshToken, User, db
 from users.passwords import Passwords

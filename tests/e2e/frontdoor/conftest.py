@@ -31,7 +31,7 @@ import pytest
 from catalog import create_app as create_catalog
 from catalog.config import CatalogSettings
 from flotilla.auth import SigningKey
-from flotilla.processes import stop_process, wait_for_http
+from flotilla.serving.processes import stop_process, wait_for_http
 from flotilla.testing import (
     GunicornServer,
     free_port,

@@ -27,8 +27,8 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from flotilla.migrations import upgrade
-from flotilla.tasks import tasks_state
+from flotilla.data.migrations import upgrade
+from flotilla.messaging.tasks import tasks_state
 from flotilla.testing import (
     GunicornServer,
     TcpProxy,

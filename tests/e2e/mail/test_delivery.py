@@ -13,8 +13,8 @@ import requests
 from sqlalchemy import text
 
 from flotilla.config import ServiceSettings
-from flotilla.outbox import BrokerPublisher, Event, PendingEvent
-from flotilla.tasks import DEAD_LETTER_ERROR_HEADER
+from flotilla.messaging.outbox import BrokerPublisher, Event, PendingEvent
+from flotilla.messaging.tasks import DEAD_LETTER_ERROR_HEADER
 from flotilla.testing import wait_until
 from flotilla.testing.messaging import amqp_server_url
 

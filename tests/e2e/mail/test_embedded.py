@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from flotilla.migrations import upgrade
+from flotilla.data.migrations import upgrade
 from flotilla.testing import wait_until
 from flotilla.testing.messaging import WorkerProcess
 from notifications import create_app as create_notifications

@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, text
 from catalog import create_app as create_catalog
 from catalog.config import CatalogSettings
 from flotilla.auth import SigningKey
-from flotilla.processes import stop_process, wait_for_http
+from flotilla.serving.processes import stop_process, wait_for_http
 from flotilla.testing import (
     SERVERS,
     ServerProcess,

@@ -28,8 +28,8 @@ import pytest
 from catalog import create_app as create_catalog
 from catalog.config import CatalogSettings
 from flotilla.auth import SigningKey
-from flotilla.processes import stop_process, wait_for_http
-from flotilla.tasks import tasks_state
+from flotilla.messaging.tasks import tasks_state
+from flotilla.serving.processes import stop_process, wait_for_http
 from flotilla.testing import (
     SERVERS,
     ServerProcess,

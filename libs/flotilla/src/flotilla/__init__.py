@@ -11,13 +11,16 @@ the ``TYPE_CHECKING`` imports below.
 import importlib
 from typing import TYPE_CHECKING
 
-from flotilla.api import ServiceApi, register_blueprints
 from flotilla.app import create_service
-from flotilla.cache import Cache
 from flotilla.config import ConfigurationError, Environment, ServiceSettings, load_settings
-from flotilla.context import set_user_id
-from flotilla.db import NAMING_CONVENTION, Database
-from flotilla.errors import (
+from flotilla.data.cache import Cache
+from flotilla.data.db import NAMING_CONVENTION, Database
+from flotilla.messaging.outbox import Event, Outbox, ProcessedEvents  # Tasks: see the docstring
+from flotilla.observability import tracing as tracing  # the module services trace with
+from flotilla.observability.metrics import Metrics
+from flotilla.web.api import ServiceApi, register_blueprints
+from flotilla.web.context import set_user_id
+from flotilla.web.errors import (
     BadRequest,
     Conflict,
     Forbidden,
@@ -32,15 +35,12 @@ from flotilla.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from flotilla.guards import BodyGuards, accepts_any_body
-from flotilla.health import Health, begin_shutdown
-from flotilla.limits import Limits, RateLimitString, client_address, rate_limit
-from flotilla.metrics import Metrics
-from flotilla.outbox import Event, Outbox, ProcessedEvents  # flotilla.tasks: see the docstring
-from flotilla.security import SecurityHeaders
+from flotilla.web.guards import BodyGuards, accepts_any_body
+from flotilla.web.health import Health, begin_shutdown
+from flotilla.web.limits import Limits, RateLimitString, client_address, rate_limit
+from flotilla.web.security import SecurityHeaders
 
 if TYPE_CHECKING:
-    from flotilla.api import Blueprint, ProblemSchema, json_document
     from flotilla.auth import (
         ADMIN,
         CUSTOMER,
@@ -62,13 +62,15 @@ if TYPE_CHECKING:
         verification_keys,
     )
     from flotilla.auth.clients import MINIMUM_SECRET_LENGTH
-    from flotilla.checks import broker_check
-    from flotilla.columns import BIGINT_MAX, Id, UtcDateTime, utc_now
     from flotilla.config import PLACEHOLDER_SECRETS
     from flotilla.config.messaging import TaskPool
-    from flotilla.errors import PROBLEM_TYPE_PREFIX
-    from flotilla.health import health_of
-    from flotilla.http import (
+    from flotilla.data.columns import BIGINT_MAX, Id, UtcDateTime, utc_now
+    from flotilla.data.migrations import run_migrations
+    from flotilla.messaging.checks import broker_check
+    from flotilla.messaging.tasks import Tasks
+    from flotilla.observability.metrics import created_once, instruments
+    from flotilla.observability.metrics_server import serve_metrics
+    from flotilla.resilience.http import (
         BadGateway,
         ClientCredentials,
         DownstreamError,
@@ -76,17 +78,16 @@ if TYPE_CHECKING:
         ServiceResponse,
         grace,
     )
-    from flotilla.metrics import created_once, instruments
-    from flotilla.metrics_server import serve_metrics
-    from flotilla.migrations import run_migrations
-    from flotilla.pagination import Page, PageQuery, keyset_query, page_of
     from flotilla.settings import current_settings
-    from flotilla.tasks import Tasks
+    from flotilla.web.api import Blueprint, ProblemSchema, json_document
+    from flotilla.web.errors import PROBLEM_TYPE_PREFIX
+    from flotilla.web.health import health_of
+    from flotilla.web.pagination import Page, PageQuery, keyset_query, page_of
 
 _LAZY = {
-    "Blueprint": "flotilla.api",
-    "ProblemSchema": "flotilla.api",
-    "json_document": "flotilla.api",
+    "Blueprint": "flotilla.web.api",
+    "ProblemSchema": "flotilla.web.api",
+    "json_document": "flotilla.web.api",
     "ADMIN": "flotilla.auth",
     "CUSTOMER": "flotilla.auth",
     "SERVICE": "flotilla.auth",
@@ -106,31 +107,31 @@ _LAZY = {
     "token_rejected": "flotilla.auth",
     "verification_keys": "flotilla.auth",
     "MINIMUM_SECRET_LENGTH": "flotilla.auth.clients",
-    "broker_check": "flotilla.checks",
-    "BIGINT_MAX": "flotilla.columns",
-    "Id": "flotilla.columns",
-    "UtcDateTime": "flotilla.columns",
-    "utc_now": "flotilla.columns",
+    "broker_check": "flotilla.messaging.checks",
+    "BIGINT_MAX": "flotilla.data.columns",
+    "Id": "flotilla.data.columns",
+    "UtcDateTime": "flotilla.data.columns",
+    "utc_now": "flotilla.data.columns",
     "PLACEHOLDER_SECRETS": "flotilla.config",
     "TaskPool": "flotilla.config.messaging",
-    "PROBLEM_TYPE_PREFIX": "flotilla.errors",
-    "health_of": "flotilla.health",
-    "BadGateway": "flotilla.http",
-    "ClientCredentials": "flotilla.http",
-    "DownstreamError": "flotilla.http",
-    "ServiceClient": "flotilla.http",
-    "ServiceResponse": "flotilla.http",
-    "grace": "flotilla.http",
-    "created_once": "flotilla.metrics",
-    "instruments": "flotilla.metrics",
-    "serve_metrics": "flotilla.metrics_server",
-    "run_migrations": "flotilla.migrations",
-    "Page": "flotilla.pagination",
-    "PageQuery": "flotilla.pagination",
-    "keyset_query": "flotilla.pagination",
-    "page_of": "flotilla.pagination",
+    "PROBLEM_TYPE_PREFIX": "flotilla.web.errors",
+    "health_of": "flotilla.web.health",
+    "BadGateway": "flotilla.resilience.http",
+    "ClientCredentials": "flotilla.resilience.http",
+    "DownstreamError": "flotilla.resilience.http",
+    "ServiceClient": "flotilla.resilience.http",
+    "ServiceResponse": "flotilla.resilience.http",
+    "grace": "flotilla.resilience.http",
+    "created_once": "flotilla.observability.metrics",
+    "instruments": "flotilla.observability.metrics",
+    "serve_metrics": "flotilla.observability.metrics_server",
+    "run_migrations": "flotilla.data.migrations",
+    "Page": "flotilla.web.pagination",
+    "PageQuery": "flotilla.web.pagination",
+    "keyset_query": "flotilla.web.pagination",
+    "page_of": "flotilla.web.pagination",
     "current_settings": "flotilla.settings",
-    "Tasks": "flotilla.tasks",
+    "Tasks": "flotilla.messaging.tasks",
 }
 """Names imported on first use, and the module each comes from."""
 

@@ -14,22 +14,22 @@ from typing import Any
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 
-from flotilla import error_reports, tracing
-from flotilla.api import ServiceApi, api_config, keep_api
 from flotilla.auth import Auth
-from flotilla.checks import broker_check, redis_check
 from flotilla.config import ServiceSettings
-from flotilla.errors import MalformedJson, Problem, problem_response
-from flotilla.guards import BodyGuards
-from flotilla.health import Health
-from flotilla.http.deadline import Deadlines
-from flotilla.jsonprovider import OrjsonProvider
-from flotilla.lifecycle import RequestLifecycle
-from flotilla.limits import Limits
-from flotilla.logging import configure_logging
-from flotilla.metrics import Metrics
-from flotilla.security import SecurityHeaders, trust_proxies
+from flotilla.messaging.checks import broker_check, redis_check
+from flotilla.observability import error_reports, tracing
+from flotilla.observability.logging import configure_logging
+from flotilla.observability.metrics import Metrics
+from flotilla.resilience.http.deadline import Deadlines
 from flotilla.settings import keep_settings
+from flotilla.web.api import ServiceApi, api_config, keep_api
+from flotilla.web.errors import MalformedJson, Problem, problem_response
+from flotilla.web.guards import BodyGuards
+from flotilla.web.health import Health
+from flotilla.web.jsonprovider import OrjsonProvider
+from flotilla.web.lifecycle import RequestLifecycle
+from flotilla.web.limits import Limits
+from flotilla.web.security import SecurityHeaders, trust_proxies
 
 
 class _NoSessions(SessionInterface):
@@ -52,7 +52,7 @@ class ServiceRequest(Request):
     """A request whose JSON body is refused as a problem, not a bare 400 page.
 
     ``get_json`` parses with the app's provider, :class:`OrjsonProvider`, whose ``loads`` is
-    :func:`flotilla.jsonbody.parse_body`, as the views' arguments do: a body no view would
+    :func:`flotilla.web.jsonbody.parse_body`, as the views' arguments do: a body no view would
     accept is not accepted by a hook that reads it first either.
     """
 
@@ -88,7 +88,7 @@ def create_service(import_name: str, settings: ServiceSettings, *, version: str 
     """Build a Flask app with logging, errors, health, metrics, security and OpenAPI.
 
     Add the database with ``Database.init_app`` and resources with
-    :func:`flotilla.api.register_blueprints`.
+    :func:`flotilla.web.api.register_blueprints`.
     """
     configure_logging(settings.SERVICE_NAME, settings.LOG_LEVEL)
     app = ServiceApp(import_name, static_folder=None)

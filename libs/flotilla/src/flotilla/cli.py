@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from flotilla.serve import serve
+from flotilla.serving.serve import serve
 
 
 def main(argv: Sequence[str] | None = None) -> int:

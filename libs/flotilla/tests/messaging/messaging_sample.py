@@ -19,8 +19,8 @@ from flask import Flask, current_app
 from sqlalchemy import Column, MetaData, String, Table, Uuid, insert
 
 from flotilla import Database, ServiceSettings, create_service, load_settings
-from flotilla.outbox import Event, Outbox, ProcessedEvents
-from flotilla.tasks import Tasks
+from flotilla.messaging.outbox import Event, Outbox, ProcessedEvents
+from flotilla.messaging.tasks import Tasks
 from flotilla.testing.messaging import amqp_server_url
 
 log = logging.getLogger(__name__)

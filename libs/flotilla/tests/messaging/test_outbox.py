@@ -13,7 +13,7 @@ from flask import Flask
 from messaging_sample import AppFactory, Names, db, notes, outbox, processed
 from sqlalchemy import func, insert, select, update
 
-from flotilla.outbox import (
+from flotilla.messaging.outbox import (
     BrokerPublisher,
     Event,
     PendingEvent,

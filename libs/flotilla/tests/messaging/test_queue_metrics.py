@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from messaging_sample import AppFactory, Names
 
-from flotilla.tasks import DEAD_LETTER_ERROR_HEADER, tasks_state
-from flotilla.tasks.metrics import QUEUE_MESSAGES, QueueDepthCollector
+from flotilla.messaging.tasks import DEAD_LETTER_ERROR_HEADER, tasks_state
+from flotilla.messaging.tasks.metrics import QUEUE_MESSAGES, QueueDepthCollector
 from flotilla.testing.messaging import Rabbit
 
 
@@ -38,7 +38,7 @@ def test_an_unreachable_broker_leaves_the_series_out_and_says_why(
 ) -> None:
     app = make_app(BROKER_URL="amqp://guest:guest@127.0.0.1:1//", BROKER_CONNECT_TIMEOUT=0.5)
 
-    with caplog.at_level(logging.WARNING, logger="flotilla.tasks.metrics"):
+    with caplog.at_level(logging.WARNING, logger="flotilla.messaging.tasks.metrics"):
         assert list(QueueDepthCollector(tasks_state(app)).collect()) == []
 
     assert "task queue depth not read" in caplog.text

@@ -13,10 +13,16 @@ from flask import Flask
 from messaging_sample import AppFactory, Names, db, effects, outbox, poison, record, slow
 from sqlalchemy import select
 
-from flotilla.backoff import backoff_delay
-from flotilla.outbox import BrokerPublisher, Event, PendingEvent, outbox_state, relay_pending
-from flotilla.propagation import child_traceparent, parse_traceparent
-from flotilla.tasks import DEAD_LETTER_ERROR_HEADER, tasks_state
+from flotilla.messaging.outbox import (
+    BrokerPublisher,
+    Event,
+    PendingEvent,
+    outbox_state,
+    relay_pending,
+)
+from flotilla.messaging.tasks import DEAD_LETTER_ERROR_HEADER, tasks_state
+from flotilla.observability.propagation import child_traceparent, parse_traceparent
+from flotilla.resilience.backoff import backoff_delay
 from flotilla.testing import wait_until
 from flotilla.testing.messaging import Rabbit, WorkerProcess
 

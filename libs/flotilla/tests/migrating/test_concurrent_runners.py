@@ -15,8 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from flotilla.migrations import STOPPED_EXIT_CODE
-from flotilla.migrations.session import advisory_lock_key
+from flotilla.data.migrations import STOPPED_EXIT_CODE
+from flotilla.data.migrations.session import advisory_lock_key
 from flotilla.testing import read_json_lines, wait_until
 
 HERE = Path(__file__).parent

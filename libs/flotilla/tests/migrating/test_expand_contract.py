@@ -23,7 +23,7 @@ import orjson
 from flask import Flask
 from sqlalchemy import create_engine, text
 
-from flotilla.migrations import upgrade
+from flotilla.data.migrations import upgrade
 from flotilla.testing import serve_app
 
 AppFactory = Callable[..., Flask]

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from flotilla import ServiceSettings
-from flotilla.migrations import downgrade, upgrade
+from flotilla.data.migrations import downgrade, upgrade
 
 AppFactory = Callable[..., Flask]
 _INDEX = text(

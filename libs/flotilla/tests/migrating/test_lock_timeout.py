@@ -19,7 +19,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import Engine, create_engine, text
 
-from flotilla.migrations import MigrationLockTimeout, upgrade
+from flotilla.data.migrations import MigrationLockTimeout, upgrade
 from flotilla.testing import capture_logs
 
 AppFactory = Callable[..., Flask]

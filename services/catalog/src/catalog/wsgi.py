@@ -1,4 +1,4 @@
-"""WSGI entry point: ``gunicorn -c python:flotilla.gunicorn catalog.wsgi:app``."""
+"""WSGI entry point: ``gunicorn -c python:flotilla.serving.gunicorn catalog.wsgi:app``."""
 
 from catalog import create_app
 

@@ -1,6 +1,6 @@
 """WSGI entry point of the health probes and metrics.
 
-``gunicorn -c python:flotilla.gunicorn notifications.wsgi:app``; the work itself is done by
+``gunicorn -c python:flotilla.serving.gunicorn notifications.wsgi:app``; the work itself is done by
 ``flask --app notifications tasks worker``.
 """
 

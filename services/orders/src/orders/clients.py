@@ -1,12 +1,12 @@
 """Typed clients of the services orders calls: users (the customer) and catalog (stock, prices).
 
-Each wraps a :class:`flotilla.http.ServiceClient` (timeouts, retries, breaker, deadline) and
-turns the other service's answers into values or into this service's own problems. A 4xx
+Each wraps a :class:`flotilla.resilience.http.ServiceClient` (timeouts, retries, breaker, deadline)
+and turns the other service's answers into values or into this service's own problems. A 4xx
 from the other side is a fact about the request (not enough stock, a bad token), so it is
 mapped to the problem the customer should see; failures of the other service itself
 (5xx, timeouts, an open breaker) and answers this service does not recognise stay or become
-:class:`~flotilla.http.DownstreamError` (502/503/504) and carry ``maybe_processed``, which
-compensation relies on.
+:class:`~flotilla.resilience.http.DownstreamError` (502/503/504) and carry ``maybe_processed``,
+which compensation relies on.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 ``orders_compensations_total{outcome="left_for_recovery"}`` counts orders whose stock could not be
 released at once; ``orders_recovery_releases_total{outcome="failed"}`` rising means recovery
 cannot reach catalog either, and reserved stock is waiting. Created once per process, after
-:func:`flotilla.metrics.instruments` let prometheus_client choose file-backed values under
-Gunicorn.
+:func:`flotilla.observability.metrics.instruments` let prometheus_client choose file-backed values
+under Gunicorn.
 """
 
 from __future__ import annotations

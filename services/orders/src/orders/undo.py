@@ -100,7 +100,7 @@ def release(order_id: int, *, failure: str, within: float | None = None) -> bool
 
     Idempotent at catalog, and a release of nothing leaves a tombstone, so whenever in doubt
     an order is released. ``within`` gives the call a deadline of its own, in seconds
-    (:func:`flotilla.http.grace`): an undo may run after its request's deadline is spent.
+    (:func:`flotilla.resilience.http.grace`): an undo may run after its request's deadline is spent.
     """
     try:
         if within is None:

@@ -1,4 +1,4 @@
-"""WSGI entry point: ``gunicorn -c python:flotilla.gunicorn orders.wsgi:app``."""
+"""WSGI entry point: ``gunicorn -c python:flotilla.serving.gunicorn orders.wsgi:app``."""
 
 from orders import create_app
 

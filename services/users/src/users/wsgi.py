@@ -1,4 +1,4 @@
-"""WSGI entry point: ``gunicorn -c python:flotilla.gunicorn users.wsgi:app``."""
+"""WSGI entry point: ``gunicorn -c python:flotilla.serving.gunicorn users.wsgi:app``."""
 
 from users import create_app
 

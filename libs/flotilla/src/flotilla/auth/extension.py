@@ -33,8 +33,6 @@ from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, g, request
 
-from flotilla import context
-from flotilla.api import api_of, document_operation
 from flotilla.auth.jwks import JwksCache
 from flotilla.auth.keys import load_public_keys, verification_keys
 from flotilla.auth.tokens import (
@@ -46,7 +44,9 @@ from flotilla.auth.tokens import (
     TokenVerifier,
 )
 from flotilla.config import AuthSettings, ConfigurationError
-from flotilla.errors import Forbidden, ServiceUnavailable, Unauthorized
+from flotilla.web import context
+from flotilla.web.api import api_of, document_operation
+from flotilla.web.errors import Forbidden, ServiceUnavailable, Unauthorized
 
 log = logging.getLogger(__name__)
 

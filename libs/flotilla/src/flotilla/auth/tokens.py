@@ -32,7 +32,7 @@ from jwt.utils import base64url_decode
 
 from flotilla.auth.cache import LruCache
 from flotilla.auth.keys import SIGNING_ALGORITHM, SigningKey
-from flotilla.columns import BIGINT_MAX
+from flotilla.data.columns import BIGINT_MAX
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "iat", "exp")

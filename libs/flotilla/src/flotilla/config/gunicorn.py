@@ -1,4 +1,4 @@
-"""Gunicorn's settings, read from ``GUNICORN_*`` variables by :mod:`flotilla.gunicorn`."""
+"""Gunicorn's settings, read from ``GUNICORN_*`` variables by :mod:`flotilla.serving.gunicorn`."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings
 
 
 class HttpClientSettings(BaseSettings):
-    """How a service calls the services it depends on (``flotilla.http``)."""
+    """How a service calls the services it depends on (``flotilla.resilience.http``)."""
 
     REQUEST_DEADLINE: float = Field(
         10.0,

@@ -15,7 +15,7 @@ import X`` is the way to use them.
   what the server sends (:mod:`.proxy`).
 * :class:`ManualClock` is a clock tests move by hand, where code takes a ``clock``
   (:mod:`.clock`).
-* :func:`wait_for_http` (from :mod:`flotilla.processes`) polls a URL until it answers.
+* :func:`wait_for_http` (from :mod:`flotilla.serving.processes`) polls a URL until it answers.
 * :func:`serve_app` serves a Flask app over real HTTP on a thread, as a peer for a service's
   client under test (:mod:`.wsgi`).
 * :class:`GunicornServer` and :class:`GranianServer` start a real Gunicorn (chassis config)
@@ -33,7 +33,7 @@ and for :mod:`flotilla.testing.mail`: a real SMTP server (aiosmtpd) that keeps w
 
 from __future__ import annotations
 
-from flotilla.processes import wait_for_http
+from flotilla.serving.processes import wait_for_http
 from flotilla.testing.clock import ManualClock
 from flotilla.testing.databases import (
     BACKENDS,

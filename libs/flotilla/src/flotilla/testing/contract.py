@@ -32,8 +32,8 @@ from schemathesis.checks import load_all_checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 
-from flotilla.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_PREFIX
 from flotilla.testing.wsgi import serve_app
+from flotilla.web.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_PREFIX
 
 SEED = 20_261_206
 """Every run generates the same inputs: a failure in CI is reproduced by running the test."""

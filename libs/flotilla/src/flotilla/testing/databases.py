@@ -20,8 +20,8 @@ from sqlalchemy import Engine, MetaData, create_engine, inspect, make_url, text
 from sqlalchemy.exc import OperationalError
 
 from flotilla.config import ServiceSettings
-from flotilla.db_state import engine_of
-from flotilla.migrations import differences, downgrade, upgrade
+from flotilla.data.db_state import engine_of
+from flotilla.data.migrations import differences, downgrade, upgrade
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 POSTGRES_URL_ENV = "FLOTILLA_TEST_POSTGRES_URL"

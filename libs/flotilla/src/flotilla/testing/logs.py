@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from flotilla.logging import JsonFormatter
+from flotilla.observability.logging import JsonFormatter
 
 
 class _ListHandler(logging.Handler):

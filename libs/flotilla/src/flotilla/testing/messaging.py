@@ -23,7 +23,7 @@ import orjson
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 
-from flotilla.processes import stop_process
+from flotilla.serving.processes import stop_process
 from flotilla.testing.logs import read_json_lines
 from flotilla.testing.waiting import wait_until
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from flotilla.config import WebServer
-from flotilla.processes import ProcessExited, child_pids, stop_process, wait_for_http
+from flotilla.serving.processes import ProcessExited, child_pids, stop_process, wait_for_http
 from flotilla.testing.logs import read_json_lines
 
 
@@ -110,14 +110,21 @@ class ServerProcess:
 
 
 class GunicornServer(ServerProcess):
-    """A real Gunicorn running ``app_uri`` with ``-c python:flotilla.gunicorn``."""
+    """A real Gunicorn running ``app_uri`` with ``-c python:flotilla.serving.gunicorn``."""
 
     name = "gunicorn"
     prefix = "GUNICORN_"
 
     def command(self) -> list[str]:
-        """``gunicorn -c python:flotilla.gunicorn APP`` with this interpreter."""
-        return [sys.executable, "-m", "gunicorn", "-c", "python:flotilla.gunicorn", self.app_uri]
+        """``gunicorn -c python:flotilla.serving.gunicorn APP`` with this interpreter."""
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:flotilla.serving.gunicorn",
+            self.app_uri,
+        ]
 
 
 class GranianServer(ServerProcess):

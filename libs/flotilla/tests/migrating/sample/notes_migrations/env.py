@@ -2,6 +2,6 @@
 
 from sqlalchemy import MetaData
 
-from flotilla.migrations import run_migrations
+from flotilla.data.migrations import run_migrations
 
 run_migrations(MetaData())

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from flotilla.migrations import create_index_concurrently, drop_index_concurrently
+from flotilla.data.migrations import create_index_concurrently, drop_index_concurrently
 
 revision: str = "0002"
 down_revision: str | None = "0001"

@@ -1,0 +1,169 @@
+"""One granian worker process: how it serves the app, beats, and stops without failing a request.
+
+granian's own WSGI worker stops the moment it gets SIGTERM: it stops accepting, finishes the
+requests in flight and closes every idle kept-alive connection at once. A client (nginx, a
+load balancer) that was writing its next request into such a connection gets no answer, and
+if that request was a POST it cannot be retried; nothing fails readiness first either. So the
+worker here is granian's, started the same way, with its stop in three steps:
+
+1. SIGTERM or SIGINT fails readiness (``/healthz/ready`` answers 503) and from then on every
+   answer carries ``Connection: close``, so each client leaves its connection after the
+   request it is making;
+2. for ``GRANIAN_STOP_LINGER`` seconds the worker goes on answering (Gunicorn's gthread worker
+   keeps its kept-alive connections two seconds the same way);
+3. then granian's own graceful stop: no more accepting, requests in flight finished.
+
+The listening socket is shared with the main process and the other workers, so connections
+waiting in its queue are accepted by another worker, never reset.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from granian import _granian
+from granian._futures import _new_cbscheduler
+from granian.constants import TaskImpl
+from granian.server.common import WORKERS_METHODS
+from granian.server.mp import WorkerProcess
+from granian.wsgi import _callback_wrapper
+
+from flotilla.observability import tracing
+from flotilla.serving.memory import start_trimming
+from flotilla.serving.serve.heartbeat import Heartbeats
+from flotilla.web import health
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+_WSGIWorker: Any = _granian.WSGIWorker  # its type stub lags: it lacks the ``ipc`` parameter
+
+ACCESS_LOGGER = "flotilla.access"
+"""The logger of the app's one line per request (:mod:`flotilla.web.lifecycle`)."""
+
+
+def import_app(target: str) -> WsgiApp:
+    """The object ``module:attribute`` names (``users.wsgi:app``; ``app`` when omitted)."""
+    module_name, _, attribute = target.partition(":")
+    found: Any = importlib.import_module(module_name)
+    for part in (attribute or "app").split("."):
+        found = getattr(found, part)
+    app: WsgiApp = found
+    return app
+
+
+class WorkerApp:
+    """The app as a worker serves it: what a stopping worker adds to each answer.
+
+    ``Connection`` is a hop-by-hop header an application must not send (PEP 3333); this layer
+    belongs to the server, and granian's HTTP/1 connection honours it by closing after the
+    answer.
+    """
+
+    def __init__(self, app: WsgiApp, *, heartbeats: Heartbeats, linger: float) -> None:
+        self.app = app
+        self.heartbeats = heartbeats
+        self.linger = linger
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Serve one request; with ``Connection: close`` once the worker is stopping."""
+        if not health.is_shutting_down():
+            return self.app(environ, start_response)
+
+        def closing(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            return start_response(status, [*headers, ("Connection", "close")], *exc_info)
+
+        return self.app(environ, closing)
+
+
+def load_worker_app(
+    target: str, *, heartbeats: Heartbeats, linger: float, access_log: bool
+) -> WorkerApp:
+    """Called by granian in each new worker: the app (imported by the main process already)."""
+    if not access_log:
+        logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
+    return WorkerApp(import_app(target), heartbeats=heartbeats, linger=linger)
+
+
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+def _hold_stop_signals() -> None:
+    """Keep SIGTERM and SIGINT pending for :func:`signal.sigwait` in every thread.
+
+    Called before any thread starts, so granian's threads inherit the mask: the main thread
+    alone takes them, when it waits for them, and no handler runs in the middle of its code.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+@WorkerProcess.wrap_target  # type: ignore[untyped-decorator]
+def serve_wsgi_worker(  # noqa: PLR0917 - granian passes these positionally
+    worker_id: int,
+    callback: WorkerApp,
+    sock: Any,
+    ipc: Any,
+    loop: Any,
+    runtime_mode: Any,
+    runtime_threads: int,
+    runtime_blocking_threads: int | None,
+    blocking_threads: int,
+    blocking_threads_idle_timeout: int,
+    backpressure: int,
+    task_impl: TaskImpl,
+    http_mode: Any,
+    http1_settings: Any,
+    http2_settings: Any,
+    websockets: bool,
+    static_path: Any,
+    log_access_fmt: str | None,
+    ssl_ctx: Any,
+    scope_opts: dict[str, Any],
+    metrics: Any,
+) -> None:
+    """granian's ``MPServer._spawn_wsgi_worker``, with the three-step stop of the module doc.
+
+    The parameters are granian's, in granian's order (a test holds them to granian's own).
+    """
+    _hold_stop_signals()
+    callback.heartbeats.start_beating(worker_id - 1)
+    start_trimming()
+    granian_stop, stopped = _granian.WorkerSignal(), threading.Event()
+    granian_stop.add_cb(stopped.set)  # called once every connection is done
+    worker = _WSGIWorker(
+        worker_id,
+        sock,
+        ipc,
+        runtime_threads,
+        runtime_blocking_threads,
+        blocking_threads,
+        blocking_threads_idle_timeout,
+        backpressure,
+        http_mode,
+        http1_settings,
+        http2_settings,
+        static_path,
+        *ssl_ctx,
+        metrics,
+    )
+    serve = getattr(worker, WORKERS_METHODS[runtime_mode][(sock[0] or sock[1]).is_uds()])
+    wsgi = _callback_wrapper(callback, scope_opts, log_access_fmt)
+    scheduler = _new_cbscheduler(loop, wsgi, impl_asyncio=task_impl == TaskImpl.asyncio)
+    serve(scheduler, loop, granian_stop)
+    _stop_when_told(callback.linger, granian_stop, stopped)
+    tracing.shutdown()  # the process leaves with os._exit: no atexit would export the spans
+
+
+def _stop_when_told(linger: float, granian_stop: Any, stopped: threading.Event) -> None:
+    """Wait for SIGTERM or SIGINT, then stop in the three steps of the module doc."""
+    signal.sigwait(STOP_SIGNALS)
+    health.begin_shutdown()
+    time.sleep(linger)
+    granian_stop.set()
+    stopped.wait()
