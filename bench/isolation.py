@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -35,7 +33,7 @@ import redis
 from psycopg import sql
 from sqlalchemy import make_url
 
-from flotilla.testing import DEFAULT_REDIS_URL, postgres_server_url
+from flotilla.testing import DEFAULT_REDIS_URL, free_base_port, postgres_server_url
 from flotilla.testing.messaging import amqp_server_url
 
 PORT_OFFSETS = (1, 2, 3, 80)
@@ -78,7 +76,9 @@ def isolated() -> Iterator[Isolation]:
         redis_url = stack.enter_context(claimed_redis_database(redis_server, name))
         broker_url = stack.enter_context(virtual_host(amqp_server_url(), name))
         var_dir = stack.enter_context(kept_on_failure(Path(tempfile.mkdtemp(prefix=f"{name}-"))))
-        yield Isolation(name, database_url, redis_url, broker_url, var_dir, free_base_port())
+        yield Isolation(
+            name, database_url, redis_url, broker_url, var_dir, free_base_port(PORT_OFFSETS)
+        )
 
 
 @contextlib.contextmanager
@@ -145,21 +145,3 @@ def with_path(url: str, path: str) -> str:
 
 def _run(command: list[str]) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=120)
-
-
-def free_base_port() -> int:
-    """A base port whose service ports and front door are free, from 20,000 to 32,000."""
-    for _ in range(100):
-        base = random.randrange(20_000, 32_000, 100)
-        if all(_is_free(base + offset) for offset in PORT_OFFSETS):
-            return base
-    raise RuntimeError("no free block of ports")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -24,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from flotilla.testing import wait_until
+from flotilla.testing import free_base_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "inventory"
@@ -74,24 +72,6 @@ def fresh_copy(destination: Path) -> Path:
     if (ROOT / ".mypy_cache").is_dir():
         shutil.copytree(ROOT / ".mypy_cache", destination / ".mypy_cache")
     return destination
-
-
-def free_base_port() -> int:
-    """A base port whose every make run port is free, below the ephemeral range."""
-    for _ in range(100):
-        base = random.randrange(20_000, 32_000, 100)
-        if all(_is_free(base + offset) for offset in OFFSETS):
-            return base
-    raise RuntimeError("no free block of ports")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def call(method: str, url: str, body: Any = None, token: str = "") -> tuple[int, Any]:
@@ -145,7 +125,7 @@ def test_the_new_services_own_tests_pass(repository: Path) -> None:
 def test_make_run_serves_the_new_service_through_nginx(repository: Path) -> None:
     if not shutil.which("nginx") and not Path("/usr/sbin/nginx").exists():
         pytest.fail("nginx is needed: .ci/run installs it")
-    base = free_base_port()
+    base = free_base_port(OFFSETS)
     output = repository / "run.out"
     with output.open("wb") as sink:
         runner = subprocess.Popen(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -28,6 +27,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from databases import ensure_database, service_database_url
+from flotilla.testing import free_base_port as free_base_port_of
 from flotilla.testing import postgres_database, postgres_server_url, wait_until
 from system import Layout, service_env
 
@@ -39,27 +39,9 @@ SERVICES = ("USERS", "CATALOG", "ORDERS", "NOTIFICATIONS")
 FRONT_DOOR_OFFSET = 80
 
 
-def is_free(port: int) -> bool:
-    """Nothing listens on 127.0.0.1:``port``."""
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def free_base_port() -> int:
-    """A base port whose service ports (+1 to +3) and front door (+80) are free.
-
-    Below Linux's ephemeral range (32768 up), so no outgoing connection takes one meanwhile,
-    and far from the default 8000 a developer's ``make run`` may be using.
-    """
-    for _ in range(100):
-        base = random.randrange(20_000, 32_000, 100)
-        if all(is_free(base + offset) for offset in (1, 2, 3, FRONT_DOOR_OFFSET)):
-            return base
-    raise RuntimeError("no free block of ports")
+    """A base port whose service ports (+1 to +3) and front door (+80) are free."""
+    return free_base_port_of((1, 2, 3, FRONT_DOOR_OFFSET))
 
 
 def embedded_environment() -> dict[str, str]:

@@ -60,7 +60,7 @@ def _checked(root: Path, request: Request, system: declaration.System) -> WebSer
         request.name,
         request.port or next_port(system),
         (f"/api/v1/{request.resources}",),
-        request.summary or f"{request.resources.replace('_', ' ')}",
+        request.summary or request.resources.replace("_", " "),
     )
     text = (root / declaration.FILE_NAME).read_text() + service.declaration()
     try:

@@ -116,8 +116,8 @@ def _apply(path: Path, edits: list[Edit]) -> str:
 
 
 def _render(template: str, values: dict[str, str]) -> str:
-    text = resources.files("flotilla.scaffold").joinpath("templates", "deploy", template)
-    rendered = text.read_text()
+    path = resources.files("flotilla.scaffold").joinpath("templates", "deploy", template)
+    rendered = path.read_text()
     for key, value in values.items():
         rendered = rendered.replace(f"{{{{{key}}}}}", value)
     return rendered

@@ -60,7 +60,9 @@ from flotilla.testing.servers import (
     GranianServer,
     GunicornServer,
     ServerProcess,
+    free_base_port,
     free_port,
+    is_free,
     web_server,
 )
 from flotilla.testing.waiting import wait_until
@@ -85,8 +87,10 @@ __all__ = [
     "check_upgrade_from_empty",
     "check_upgrade_twice",
     "empty_tables",
+    "free_base_port",
     "free_port",
     "fresh_database",
+    "is_free",
     "migrate",
     "postgres_database",
     "postgres_server_url",

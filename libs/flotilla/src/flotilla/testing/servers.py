@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +23,31 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def is_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:``port``."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_base_port(offsets: Iterable[int]) -> int:
+    """A base port B whose ports B + each of ``offsets`` are all free: a system's block.
+
+    Chosen at random from 20,000 to 32,000 in steps of 100: below Linux's ephemeral range
+    (32768 up), so no outgoing connection takes one meanwhile, and far from the default 8000
+    a developer's ``make run`` may be using.
+    """
+    wanted = tuple(offsets)
+    for _ in range(100):
+        base = random.randrange(20_000, 32_000, 100)  # noqa: S311 - not a secret
+        if all(is_free(base + offset) for offset in wanted):
+            return base
+    raise RuntimeError("no free block of ports")
 
 
 class ServerProcess:
