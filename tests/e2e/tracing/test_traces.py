@@ -159,7 +159,12 @@ def test_an_open_breaker_is_an_error_in_the_trace(traced_shop: TracedShop) -> No
         trace_id, caller = new_trace()
         status, problem = traced_shop.place_order(f"00-{trace_id}-{caller}-01")
         assert status >= 500, problem
-        spans = spans_of(traced_shop, trace_id, lambda found: bool(matching(found, kind="SERVER")))
+        # orders' own server span ends after its answer is sent: wait for it, not just any.
+        spans = spans_of(
+            traced_shop,
+            trace_id,
+            lambda found: bool(matching(found, service="orders", kind="SERVER")),
+        )
         refused[:] = [span for span in spans if span.attributes.get("error.type") == "breaker_open"]
         return bool(refused)
 
