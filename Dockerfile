@@ -32,6 +32,7 @@ COPY services/users/pyproject.toml services/users/
 COPY services/catalog/pyproject.toml services/catalog/
 COPY services/orders/pyproject.toml services/orders/
 COPY services/notifications/pyproject.toml services/notifications/
+COPY services/console/pyproject.toml services/console/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --no-install-workspace --package "flotilla-${SERVICE}"
 # Then the code: the chassis and this service only (with its migrations, which the installed
@@ -80,6 +81,9 @@ CMD ["flotilla", "serve", "catalog.wsgi:app"]
 
 FROM runtime AS service-orders
 CMD ["flotilla", "serve", "orders.wsgi:app"]
+
+FROM runtime AS service-console
+CMD ["flotilla", "serve", "console.wsgi:app"]
 
 # The notifications image runs its worker: it has no web server, so no HTTP health check.
 FROM runtime AS service-notifications

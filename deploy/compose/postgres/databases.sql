@@ -5,3 +5,4 @@ CREATE DATABASE users;
 CREATE DATABASE catalog;
 CREATE DATABASE orders;
 CREATE DATABASE notifications;
+CREATE DATABASE console;
