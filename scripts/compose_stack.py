@@ -96,6 +96,7 @@ def write_env_file(path: Path) -> Path:
         "RABBITMQ_USER": "flotilla",
         "RABBITMQ_PASSWORD": secrets.token_urlsafe(24),
         "ORDERS_CLIENT_SECRET": secrets.token_urlsafe(36),
+        "CONSOLE_SECRET_KEY": secrets.token_urlsafe(36),
         "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(24),
     }
     lines = [f"{name}={value}" for name, value in values.items()]

@@ -144,6 +144,22 @@ def _topology(service: str, layout: Layout) -> dict[str, str]:
     return env
 
 
+CONSOLE = "console"
+
+
+def console_env(layout: Layout) -> dict[str, str]:
+    """The console's view of the system: the background processes' metrics, plain HTTP.
+
+    ``make run`` serves plain HTTP, where a browser refuses a Secure cookie: the session
+    cookie goes without the flag (and without the ``__Host-`` prefix, which requires it).
+    """
+    programs = ",".join(
+        f"{name}=http://127.0.0.1:{layout.metrics_port(name)}/metrics"
+        for name, *_ in BACKGROUND_PROGRAMS
+    )
+    return {"STATUS_PROGRAMS": programs, "SESSION_COOKIE_SECURE": "false"}
+
+
 def flask(service: str, *arguments: str) -> list[str]:
     """``flask --app <service> ...`` with this interpreter."""
     return [sys.executable, "-m", "flask", "--app", service, *arguments]
@@ -163,6 +179,7 @@ def web(service: str, layout: Layout, environ: Mapping[str, str]) -> Program:
     env = {
         "GRANIAN_WORKERS": WEB_WORKERS,
         "GUNICORN_WORKERS": WEB_WORKERS,
+        **(console_env(layout) if service == CONSOLE else {}),
         **service_env(service, layout, environ),
     }
     command = [sys.executable, "-m", "flotilla", "serve"]

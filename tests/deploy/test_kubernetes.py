@@ -27,17 +27,15 @@ from flask import Flask
 from pydantic import ValidationError
 
 import system
-from catalog.config import CatalogSettings
 from flotilla import ServiceSettings
 from flotilla.config import MessagingSettings
-from notifications.config import NotificationsSettings
-from orders.config import OrdersSettings
-from users.config import UsersSettings
 
 from .conftest import (
     IMAGE_VARIABLES,
+    SERVICES,
     image_environment,
     server_variable_names,
+    settings_class,
     tool,
     variable_names,
     web_server_setting,
@@ -54,10 +52,7 @@ PROPAGATION_SECONDS = 10
 cluster (10 to 15 s): the preStop sleep covers at least that."""
 KUBERNETES_VERSIONS = ("1.30.0", "1.34.0")
 SETTINGS: dict[str, type[ServiceSettings]] = {
-    "users": UsersSettings,
-    "catalog": CatalogSettings,
-    "orders": OrdersSettings,
-    "notifications": NotificationsSettings,
+    service: settings_class(service) for service in SERVICES
 }
 PRODUCTION_SECRETS = {
     "DATABASE_URL": "postgresql+psycopg://service:password@postgres:5432/shop_service",
@@ -67,6 +62,7 @@ PRODUCTION_SECRETS = {
     "SMTP_USERNAME": "shop",
     "SMTP_PASSWORD": "password",
     "SERVICE_CLIENT_SECRET": "c" * 48,
+    "SECRET_KEY": "k" * 48,
     "SERVICE_CLIENT_SECRETS": "orders=" + "c" * 48,
 }
 """Stand-ins for what production's Secrets hold, one for every key the example Secrets name."""

@@ -1,8 +1,14 @@
-"""Fixtures: the app on SQLite and on PostgreSQL, emptied after each test; tokens."""
+"""Fixtures: the console on SQLite and on PostgreSQL, and administrators signed in to it.
+
+The services behind the console are not running here: their addresses refuse connections,
+so a page that needs one shows the "unavailable" page fast. What the console does with real
+services, in a real browser, is tested end to end (tests/e2e/console).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,28 +16,34 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
 
-from console import create_app
+from console import create_app, sessions, signin
 from console.config import ConsoleSettings
 from console.models import db
+from flotilla import ADMIN
 from flotilla.auth import SigningKey, issue_access_token, public_pem
 from flotilla.testing import app_fixture, empty_tables
 
 SIGNING_KEY = SigningKey.generate()
-"""Stands in for the users service's key: console verifies with its public half."""
+"""Stands in for the users service's key: the console verifies with its public half."""
+NOWHERE = "http://127.0.0.1:1"
+"""An address that refuses connections at once: the services are not running here."""
+BASE_URL = "https://console.test"
+"""Over HTTPS, as in production: the session cookie is Secure and ``__Host-``."""
+TOKEN_LIFETIME = timedelta(hours=12)
 
 
-def make_settings(
-    database_url: str,
-    var_dir: Path,
-    **overrides: Any,
-) -> ConsoleSettings:
-    """Test settings for the app on ``database_url``, trusting :data:`SIGNING_KEY`."""
+def make_settings(database_url: str, var_dir: Path, **overrides: Any) -> ConsoleSettings:
+    """Test settings for the console on ``database_url``, trusting :data:`SIGNING_KEY`."""
     values: dict[str, Any] = {
         "ENVIRONMENT": "test",
         "RATE_LIMITS_ENABLED": False,
         "AUTH_PUBLIC_KEYS": public_pem(SIGNING_KEY.public_key),
+        "USERS_URL": NOWHERE,
+        "CATALOG_URL": NOWHERE,
+        "ORDERS_URL": NOWHERE,
+        "HTTP_RETRIES": 0,
+        "SECRET_KEY": "test-secret-key-" + "k" * 32,
         **overrides,
     }
     return ConsoleSettings(DATABASE_URL=database_url, VAR_DIR=var_dir, **values)
@@ -51,19 +63,13 @@ def app(migrated_app: Flask) -> Iterator[Flask]:
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    """A test client of the console app."""
+    """A browser of the console, over HTTPS."""
     return app.test_client()
 
 
-TOKEN_LIFETIME = timedelta(hours=12)
-"""The tokens below are made once, when the tests are collected, and a whole run outlasts the
-15 minutes of a user's token: they would expire before the last test uses them. What expiry
-does is tested in the chassis' own tests."""
-
-
-def bearer(*roles: str, user_id: int) -> dict[str, str]:
-    """The Authorization header of a token for ``user_id`` with ``roles``, as users issues it."""
-    token = issue_access_token(
+def access_token(*roles: str, user_id: int = 7) -> str:
+    """An access token as users issues it."""
+    return issue_access_token(
         SIGNING_KEY,
         subject=str(user_id),
         roles=roles,
@@ -71,33 +77,26 @@ def bearer(*roles: str, user_id: int) -> dict[str, str]:
         audience="flotilla",
         lifetime=TOKEN_LIFETIME,
     )
-    return {"Authorization": f"Bearer {token}"}
 
 
-ADMIN = bearer("customer", "admin", user_id=1)
-CUSTOMER = bearer("customer", user_id=2)
+def sign_in(client: FlaskClient, *, signed_in_at: float | None = None) -> None:
+    """Give ``client`` an administrator's session, as a sign-in at users would leave it."""
+    with client.session_transaction(base_url=BASE_URL) as session:
+        session.update(
+            {
+                signin.ACCESS_TOKEN: access_token(ADMIN),
+                signin.REFRESH_TOKEN: "refresh-token",
+                signin.EXPIRES_AT: time.time() + TOKEN_LIFETIME.total_seconds(),
+                signin.ADMINISTRATOR: {"user_id": "7", "name": "Ada Admin"},
+                sessions.SIGNED_IN_AT: signed_in_at if signed_in_at is not None else time.time(),
+            }
+        )
+        session.permanent = True
 
 
-def json_of(response: TestResponse) -> dict[str, Any]:
-    """The JSON object a response carries."""
-    body = response.get_json()
-    assert isinstance(body, dict), response.get_data(as_text=True)
-    return body
-
-
-def create_body(name: str = "First", **fields: Any) -> dict[str, Any]:
-    """A valid ActionCreate body."""
-    return {"name": name, **fields}
-
-
-@pytest.fixture
-def make_action(client: FlaskClient) -> Callable[..., dict[str, Any]]:
-    """Create actions through the API as a signed-in customer; returns their JSON."""
-
-    def make(name: str = "First", **fields: Any) -> dict[str, Any]:
-        body = create_body(name, **fields)
-        response = client.post("/api/v1/actions", json=body, headers=CUSTOMER)
-        assert response.status_code == 201, response.data
-        return json_of(response)
-
-    return make
+def csrf_token(client: FlaskClient) -> str:
+    """A valid CSRF token of ``client``'s session, read off the sign-in form."""
+    page = client.get("/console/sign-in", base_url=BASE_URL).get_data(as_text=True)
+    marker = 'name="csrf_token" value="'
+    start = page.index(marker) + len(marker)
+    return page[start : page.index('"', start)]

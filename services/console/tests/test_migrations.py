@@ -15,7 +15,7 @@ empty_app = testing.app_fixture(create_app, make_settings)
 
 
 def test_upgrade_creates_the_schema_the_models_describe(empty_app: Flask) -> None:
-    tables = {"actions", "alembic_version"}
+    tables = {"samples", "alembic_version"}
     testing.check_upgrade_from_empty(empty_app, db.metadata, tables=tables)
 
 

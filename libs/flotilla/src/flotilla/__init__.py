@@ -61,13 +61,14 @@ if TYPE_CHECKING:
         token_rejected,
         verification_keys,
     )
-    from flotilla.auth.clients import MINIMUM_SECRET_LENGTH
+    from flotilla.auth.clients import MINIMUM_SECRET_LENGTH, development_key
     from flotilla.config import PLACEHOLDER_SECRETS
     from flotilla.config.messaging import TaskPool
     from flotilla.data.columns import BIGINT_MAX, Id, UtcDateTime, utc_now
     from flotilla.data.migrations import run_migrations
     from flotilla.messaging.checks import broker_check
     from flotilla.messaging.tasks import Tasks
+    from flotilla.messaging.tasks.dead_letters import DeadLetter, DeadLetters
     from flotilla.observability.metrics import created_once, instruments
     from flotilla.observability.metrics_server import serve_metrics
     from flotilla.resilience.http import (
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
         ServiceResponse,
         grace,
     )
+    from flotilla.resilience.redis_client import shared_redis
     from flotilla.settings import current_settings
     from flotilla.web.api import Blueprint, ProblemSchema, json_document
     from flotilla.web.errors import PROBLEM_TYPE_PREFIX
@@ -107,6 +109,8 @@ _LAZY = {
     "token_rejected": "flotilla.auth",
     "verification_keys": "flotilla.auth",
     "MINIMUM_SECRET_LENGTH": "flotilla.auth.clients",
+    "development_key": "flotilla.auth.clients",
+    "shared_redis": "flotilla.resilience.redis_client",
     "broker_check": "flotilla.messaging.checks",
     "BIGINT_MAX": "flotilla.data.columns",
     "Id": "flotilla.data.columns",
@@ -132,6 +136,8 @@ _LAZY = {
     "page_of": "flotilla.web.pagination",
     "current_settings": "flotilla.settings",
     "Tasks": "flotilla.messaging.tasks",
+    "DeadLetter": "flotilla.messaging.tasks.dead_letters",
+    "DeadLetters": "flotilla.messaging.tasks.dead_letters",
 }
 """Names imported on first use, and the module each comes from."""
 
@@ -168,6 +174,8 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "Database",
+    "DeadLetter",
+    "DeadLetters",
     "DownstreamError",
     "Environment",
     "Event",
@@ -213,6 +221,7 @@ __all__ = [
     "created_once",
     "current_principal",
     "current_settings",
+    "development_key",
     "grace",
     "health_of",
     "instruments",
@@ -231,6 +240,7 @@ __all__ = [
     "run_migrations",
     "serve_metrics",
     "set_user_id",
+    "shared_redis",
     "token_rejected",
     "utc_now",
     "verification_keys",

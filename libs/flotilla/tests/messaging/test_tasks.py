@@ -21,6 +21,7 @@ from flotilla.messaging.outbox import (
     relay_pending,
 )
 from flotilla.messaging.tasks import DEAD_LETTER_ERROR_HEADER, tasks_state
+from flotilla.messaging.tasks.dead_letters import DeadLetters
 from flotilla.observability.propagation import child_traceparent, parse_traceparent
 from flotilla.resilience.backoff import backoff_delay
 from flotilla.testing import wait_until
@@ -193,6 +194,32 @@ def test_dead_letters_are_listed_unchanged_and_replayed_to_a_worker(
     assert rabbit.count(names.work_queue) == 1
     with worker(app, tmp_path):
         wait_until(lambda: lines(tmp_path / "done.txt") == ["replayed"], what="replayed task ran")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_another_process_reads_a_services_dead_letters_and_replays_the_one_chosen(
+    app: Flask, names: Names, rabbit: Rabbit
+) -> None:
+    state = tasks_state(app)
+    dead = {DEAD_LETTER_ERROR_HEADER: "RuntimeError: once"}
+    with app.app_context():
+        task = state.celery.tasks["sample.record"]
+        first, second = (
+            task.apply_async((name,), queue=state.dead_letter_queue, headers=dead).id
+            for name in ("first", "second")
+        )
+    settings = app.extensions["flotilla.settings"]
+    letters = DeadLetters.of_service(settings.SERVICE_NAME, settings)  # as an operator's tool
+    assert [letter.task_id for letter in letters.read()] == [first, second]
+    assert letters.depth() == 2
+
+    (moved,) = letters.replay(task_ids=[second])
+
+    assert moved.task_id == second
+    assert [letter.task_id for letter in letters.read()] == [first]
+    assert rabbit.count(names.work_queue) == 1
+    assert letters.replay(task_ids=["no-such-task"]) == []
+    assert letters.depth() == 1
 
 
 @pytest.mark.process

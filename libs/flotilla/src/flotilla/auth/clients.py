@@ -46,7 +46,7 @@ def parse_client_secrets(text: str) -> dict[str, str]:
 
 def development_client_secret(var_dir: Path, client_id: str) -> str:
     """The development secret of ``client_id``: HMAC of its name under the shared key."""
-    key = _development_key(var_dir / DEVELOPMENT_CLIENT_KEY_FILE)
+    key = development_key(var_dir / DEVELOPMENT_CLIENT_KEY_FILE)
     return hmac.new(key, client_id.encode(), hashlib.sha256).hexdigest()
 
 
@@ -70,7 +70,7 @@ class ClientRegistry:
         return expected is not None and matches
 
 
-def _development_key(path: Path) -> bytes:
+def development_key(path: Path) -> bytes:
     """The key at ``path``, created on first use; concurrent processes agree on one."""
     with contextlib.suppress(FileNotFoundError):
         return bytes.fromhex(path.read_text().strip())

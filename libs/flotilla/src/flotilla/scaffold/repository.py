@@ -13,7 +13,9 @@ anything is written.
 
 from __future__ import annotations
 
+
 import re
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -61,6 +63,14 @@ def register(root: Path, service: WebService, system: System) -> list[Path]:
         "issuer": system.issuer,
         "summary": service.summary,
         "rule": "-" * (86 - len(service.name)),
+        # A comment of any summary's length, wrapped as yamllint wants (100 columns).
+        "heading": "\n# ".join(
+            textwrap.wrap(
+                f"{service.name}: {service.summary}. Same shape as the other web services: "
+                "Deployment, Service, autoscaler, disruption budget, service account.",
+                width=98,
+            )
+        ),
     }
     edits: dict[str, list[Edit]] = {
         FILE_NAME: [lambda text: text.rstrip("\n") + "\n" + service.declaration()],

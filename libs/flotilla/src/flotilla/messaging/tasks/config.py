@@ -23,12 +23,22 @@ def work_queue(settings: ServiceSettings, event_types: list[str]) -> Queue:
     events = events_exchange(settings)
     bindings = [binding(events, routing_key=event_type) for event_type in event_types]
     # Tasks reach the queue through the default exchange, by its name; events by binding.
-    return Queue(f"{settings.SERVICE_NAME}.tasks", bindings=bindings, durable=True)
+    return Queue(work_queue_name(settings.SERVICE_NAME), bindings=bindings, durable=True)
 
 
 def dead_letter_queue(settings: ServiceSettings) -> Queue:
     """Where tasks go after their last retry; no worker consumes it (inspect, fix, replay)."""
-    return Queue(f"{settings.SERVICE_NAME}.tasks.dead", durable=True)
+    return Queue(dead_letter_queue_name(settings.SERVICE_NAME), durable=True)
+
+
+def work_queue_name(service: str) -> str:
+    """The name of ``service``'s task queue."""
+    return f"{service}.tasks"
+
+
+def dead_letter_queue_name(service: str) -> str:
+    """The name of ``service``'s dead-letter queue."""
+    return f"{service}.tasks.dead"
 
 
 def celery_config(settings: ServiceSettings, queue: Queue) -> dict[str, Any]:

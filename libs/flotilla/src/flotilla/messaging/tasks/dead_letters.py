@@ -6,16 +6,26 @@ acknowledging them and gives them back when the channel closes, so it changes no
 Replaying publishes each message to the work queue (waiting for the broker's confirm)
 before acknowledging it in the dead-letter queue: a crash in between leaves a copy in both,
 never in neither, and handlers are idempotent. A replayed task starts with its full retries.
+
+:class:`DeadLetters` reaches a service's two queues from any process that knows the broker:
+the service's own ``flask tasks`` commands, or an operator's console for another service.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from kombu.connection import Connection
+from kombu.entity import Queue
 from kombu.messaging import Producer
 
+from flotilla.config import ServiceSettings
+from flotilla.messaging.broker import broker_url, transport_options
 from flotilla.messaging.tasks.base import DEAD_LETTER_ERROR_HEADER
+from flotilla.messaging.tasks.config import dead_letter_queue_name, work_queue_name
 from flotilla.messaging.tasks.state import TasksState
 
 _DROPPED_HEADERS = {DEAD_LETTER_ERROR_HEADER}
@@ -31,6 +41,97 @@ class DeadLetter:
     arguments: str
 
 
+@dataclass(frozen=True)
+class DeadLetters:
+    """A service's work queue and its dead-letter queue, on a broker."""
+
+    url: str
+    transport_options: dict[str, Any]
+    work_queue: Queue
+    dead_letter_queue: Queue
+
+    @classmethod
+    def of(cls, state: TasksState) -> DeadLetters:
+        """The queues of the app whose tasks ``state`` holds."""
+        return cls(
+            state.celery.conf.broker_url,
+            dict(state.celery.conf.broker_transport_options),
+            state.queue,
+            state.dead_letter_queue,
+        )
+
+    @classmethod
+    def of_service(cls, service: str, settings: ServiceSettings) -> DeadLetters:
+        """The queues of ``service``, on the broker ``settings`` name (BROKER_URL)."""
+        return cls(
+            broker_url(settings),
+            transport_options(settings),
+            Queue(work_queue_name(service), durable=True),
+            Queue(dead_letter_queue_name(service), durable=True),
+        )
+
+    def read(self, *, limit: int = 100) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters, oldest first, left in the queue."""
+        found: list[DeadLetter] = []
+        with self._channel() as channel:
+            queue = self.dead_letter_queue(channel)
+            while len(found) < limit and (message := queue.get(no_ack=False)) is not None:
+                found.append(_describe(message))
+        return found  # the channel closed: unacknowledged messages return, in order
+
+    def replay(
+        self, *, limit: int | None = None, task_ids: Collection[str] | None = None
+    ) -> list[DeadLetter]:
+        """Move dead letters back to the work queue, oldest first, and return them.
+
+        At most ``limit`` (default: all); with ``task_ids``, only those tasks', the others
+        left in place.
+        """
+        moved: list[DeadLetter] = []
+        with self._channel() as channel:
+            queue = self.dead_letter_queue(channel)
+            self.work_queue(channel).declare()  # a message to a missing queue would be dropped
+            producer = Producer(channel)
+            while limit is None or len(moved) < limit:
+                message = queue.get(no_ack=False)
+                if message is None:
+                    break
+                letter = _describe(message)
+                if task_ids is not None and letter.task_id not in task_ids:
+                    continue  # not acknowledged: back in the queue when the channel closes
+                _republish(producer, message, self.work_queue.name)
+                message.ack()
+                moved.append(letter)
+        return moved
+
+    def depth(self) -> int:
+        """Dead letters waiting now."""
+        with self._channel() as channel:
+            _name, messages, _consumers = self.dead_letter_queue(channel).queue_declare(
+                passive=True
+            )
+        return int(messages)
+
+    @contextmanager
+    def _channel(self) -> Iterator[Any]:
+        with Connection(self.url, transport_options=self.transport_options) as connection:
+            channel = connection.channel()
+            try:
+                yield channel
+            finally:
+                channel.close()
+
+
+def list_dead_letters(state: TasksState, *, limit: int = 100) -> list[DeadLetter]:
+    """Up to ``limit`` dead letters of ``state``'s app, oldest first, left in the queue."""
+    return DeadLetters.of(state).read(limit=limit)
+
+
+def replay_dead_letters(state: TasksState, *, limit: int | None = None) -> list[DeadLetter]:
+    """Move up to ``limit`` (default: all) dead letters back to the work queue; return them."""
+    return DeadLetters.of(state).replay(limit=limit)
+
+
 def _describe(message: Any) -> DeadLetter:
     headers = message.headers or {}
     return DeadLetter(
@@ -39,41 +140,6 @@ def _describe(message: Any) -> DeadLetter:
         error=str(headers.get(DEAD_LETTER_ERROR_HEADER, "")),
         arguments=str(headers.get("argsrepr", ""))[:200],
     )
-
-
-def list_dead_letters(state: TasksState, *, limit: int = 100) -> list[DeadLetter]:
-    """Up to ``limit`` dead letters, oldest first, left in the queue."""
-    with state.celery.connection_for_write() as connection:
-        channel = connection.channel()
-        try:
-            queue = state.dead_letter_queue(channel)
-            found: list[DeadLetter] = []
-            while len(found) < limit and (message := queue.get(no_ack=False)) is not None:
-                found.append(_describe(message))
-        finally:
-            channel.close()  # unacknowledged messages return to the queue, in order
-    return found
-
-
-def replay_dead_letters(state: TasksState, *, limit: int | None = None) -> list[DeadLetter]:
-    """Move up to ``limit`` (default: all) dead letters back to the work queue; return them."""
-    moved: list[DeadLetter] = []
-    with state.celery.connection_for_write() as connection:
-        channel = connection.channel()
-        try:
-            queue = state.dead_letter_queue(channel)
-            state.queue(channel).declare()  # a message to a missing queue would be dropped
-            producer = Producer(channel)
-            while limit is None or len(moved) < limit:
-                message = queue.get(no_ack=False)
-                if message is None:
-                    break
-                _republish(producer, message, state.queue.name)
-                message.ack()
-                moved.append(_describe(message))
-        finally:
-            channel.close()
-    return moved
 
 
 def _republish(producer: Producer, message: Any, queue_name: str) -> None:
