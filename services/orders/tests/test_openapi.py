@@ -44,3 +44,12 @@ def test_cancelling_documents_what_a_failed_cancel_leaves(client: FlaskClient) -
         assert "nothing changed" not in description
     state = document["components"]["schemas"]["OrderPublic"]["properties"]["state"]
     assert state["enum"] == ["placed", "cancelling", "cancelled"]
+
+
+def test_an_order_shows_its_history(client: FlaskClient) -> None:
+    document = spec(client)
+    schemas = document["components"]["schemas"]
+    assert "no cancelling entry" in schemas["OrderPublic"]["properties"]["history"]["description"]
+    entry = schemas["HistoryEntryPublic"]["properties"]
+    assert set(entry) == {"state", "at"}
+    assert entry["state"]["enum"] == ["pending", "placed", "cancelling", "cancelled"]

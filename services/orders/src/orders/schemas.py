@@ -87,6 +87,15 @@ class OrderLinePublic(ma.Schema):
     )
 
 
+class HistoryEntryPublic(ma.Schema):
+    """A state the order entered, and when."""
+
+    state = ma.fields.String(
+        dump_only=True, metadata={"enum": ["pending", "placed", "cancelling", "cancelled"]}
+    )
+    at = ma.fields.AwareDateTime(dump_only=True)
+
+
 class OrderPublic(ma.Schema):
     """An order as its customer and administrators see it."""
 
@@ -108,6 +117,23 @@ class OrderPublic(ma.Schema):
     created_at = ma.fields.AwareDateTime(dump_only=True)
     placed_at = ma.fields.AwareDateTime(dump_only=True)
     cancelled_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    history = ma.fields.List(
+        ma.fields.Nested(HistoryEntryPublic),
+        dump_only=True,
+        metadata={
+            "description": "Each state the order has been in, oldest first: pending (at "
+            "created_at), placed (at placed_at), cancelling (when the cancel was recorded), "
+            "cancelled (at cancelled_at). An order whose cancel began before the shop "
+            "recorded that time has no cancelling entry."
+        },
+    )
+
+
+class HistoryEntryView(TypedDict):
+    """One state of an order and when it was entered, as ``HistoryEntryPublic`` shows it."""
+
+    state: str
+    at: datetime
 
 
 class LineView(TypedDict):
@@ -133,6 +159,7 @@ class OrderView(TypedDict):
     placed_at: datetime | None
     cancelled_at: datetime | None
     lines: list[LineView]
+    history: list[HistoryEntryView]
 
 
 class OrdersPublic(ma.Schema):
