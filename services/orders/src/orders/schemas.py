@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 
 import marshmallow as ma
 
-from flotilla import BIGINT_MAX
+from flotilla import BIGINT_MAX, PageQuery
 
 MAX_LINES = 50
 MAX_QUANTITY = 1000
@@ -69,6 +69,18 @@ class OrderCancel(ma.Schema):
 
     reason = ma.fields.String(
         load_default=None, allow_none=True, validate=ma.validate.Length(max=500)
+    )
+
+
+class OrdersQuery(PageQuery):
+    """Whose orders to list, besides the page: one's own, or a customer's (administrators)."""
+
+    customer = ma.fields.Integer(
+        validate=ma.validate.Range(min=1, max=BIGINT_MAX),
+        metadata={
+            "description": "A customer's user id: list that customer's orders instead of "
+            "one's own. Administrators only; anyone else giving it gets 403."
+        },
     )
 
 
@@ -163,7 +175,7 @@ class OrderView(TypedDict):
 
 
 class OrdersPublic(ma.Schema):
-    """A page of one's orders, newest first, and the cursor of the next page."""
+    """A page of one's (or a customer's) orders, newest first, and the next page's cursor."""
 
     items = ma.fields.List(ma.fields.Nested(OrderPublic), dump_only=True)
     next_cursor = ma.fields.String(

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select
 
-from flotilla import ADMIN, NotFound, Page, current_principal, keyset_query, page_of
+from flotilla import ADMIN, Forbidden, NotFound, Page, current_principal, keyset_query, page_of
 from orders.database import reading
 from orders.models import Order, OrderLine
 from orders.schemas import HistoryEntryView, LineView, OrderView
@@ -23,6 +23,12 @@ class OrderNotFound(NotFound):
     """No order with this id that the caller may see (404)."""
 
     code, title = "order-not-found", "Order Not Found"
+
+
+class CustomerSearchForbidden(Forbidden):
+    """Listing the orders of a given customer is for administrators only (403)."""
+
+    code, title = "customer-search-forbidden", "Customer Search Forbidden"
 
 
 _ORDER_COLUMNS = (
@@ -145,17 +151,34 @@ def _line_view(row: Row[*tuple[Any, ...]]) -> LineView:
     )
 
 
-def list_orders(*, limit: int, cursor: str | None = None) -> Page[OrderView]:
-    """The caller's orders, newest first, ``limit`` at a time, after ``cursor``."""
-    mine = select(*_ORDER_COLUMNS).where(
-        Order.user_id == current_principal().user_id, Order.state.in_(VISIBLE_STATES)
+def list_orders(
+    *, limit: int, cursor: str | None = None, customer: int | None = None
+) -> Page[OrderView]:
+    """The caller's orders, newest first, ``limit`` at a time, after ``cursor``.
+
+    With ``customer``, that customer's orders instead, for an administrator; anyone else
+    gets :class:`CustomerSearchForbidden`, even naming themselves, so the parameter means
+    one thing to every caller.
+    """
+    theirs = select(*_ORDER_COLUMNS).where(
+        Order.user_id == _listed_customer(customer), Order.state.in_(VISIBLE_STATES)
     )
-    query = keyset_query(mine, Order.id, limit=limit, cursor=cursor, descending=True)
+    query = keyset_query(theirs, Order.id, limit=limit, cursor=cursor, descending=True)
     with reading() as connection:
         page = page_of(connection.execute(query).all(), limit=limit)
         orders = [_order(row, []) for row in page.items]
         _add_lines(connection, orders)
     return Page(orders, page.next_cursor)
+
+
+def _listed_customer(customer: int | None) -> int:
+    """Whose orders the caller lists: their own, or ``customer``'s if an administrator."""
+    principal = current_principal()
+    if customer is None:
+        return principal.user_id
+    if not principal.has_any_role([ADMIN]):
+        raise CustomerSearchForbidden("Only administrators may list a customer's orders.")
+    return customer
 
 
 def _add_lines(connection: Connection, orders: list[OrderView]) -> None:
