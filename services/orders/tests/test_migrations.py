@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import Connection, delete, insert, inspect, select, text
 
 from flotilla import testing
 from flotilla.data import migrations
@@ -80,3 +80,43 @@ def test_keys_move_onto_their_orders_and_back(empty_app: Flask) -> None:
             text("SELECT key, state, order_id FROM idempotency_keys ORDER BY order_id")
         ).all()
     assert [tuple(key) for key in keys] == [("done", "completed", 1), ("busy", "in_progress", 2)]
+
+
+def order_columns(connection: Connection) -> dict[str, bool]:
+    """Each column of ``orders`` and whether it is nullable."""
+    return {
+        column["name"]: column["nullable"] for column in inspect(connection).get_columns("orders")
+    }
+
+
+def table_file(connection: Connection) -> int | None:
+    """The file PostgreSQL keeps ``orders`` in, which a rewrite of the table replaces."""
+    if connection.dialect.name != "postgresql":
+        return None
+    filenode: int = connection.execute(text("SELECT pg_relation_filenode('orders')")).scalar_one()
+    return filenode
+
+
+def test_cancel_requested_at_is_added_empty_without_rewriting_orders(empty_app: Flask) -> None:
+    # Revision 0006: orders cancelled before it never had the time their cancel began.
+    migrations.upgrade(empty_app, "0005")
+    with empty_app.app_context(), db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO orders (id, user_id, state, created_at, updated_at, placed_at, "
+                "cancelled_at) VALUES (1, 7, 'cancelled', :now, :now, :now, :now)"
+            ),
+            {"now": utc_now()},
+        )
+        before = table_file(connection)
+    migrations.upgrade(empty_app, "0006")
+    with empty_app.app_context(), db.engine.begin() as connection:
+        assert order_columns(connection)["cancel_requested_at"] is True
+        assert table_file(connection) == before
+        row = connection.execute(select(Order.id, Order.state, Order.cancel_requested_at)).one()
+    assert tuple(row) == (1, "cancelled", None)
+    migrations.downgrade(empty_app, "0005")
+    with empty_app.app_context(), db.engine.begin() as connection:
+        assert "cancel_requested_at" not in order_columns(connection)
+        orders = connection.execute(text("SELECT id, state FROM orders")).all()
+    assert [tuple(order) for order in orders] == [(1, "cancelled")]

@@ -44,3 +44,18 @@ def test_cancelling_documents_what_a_failed_cancel_leaves(client: FlaskClient) -
         assert "nothing changed" not in description
     state = document["components"]["schemas"]["OrderPublic"]["properties"]["state"]
     assert state["enum"] == ["placed", "cancelling", "cancelled"]
+
+
+def test_an_order_shows_its_history_and_the_list_may_name_a_customer(client: FlaskClient) -> None:
+    document = spec(client)
+    schemas = document["components"]["schemas"]
+    assert "no cancelling entry" in schemas["OrderPublic"]["properties"]["history"]["description"]
+    entry = schemas["HistoryEntryPublic"]["properties"]
+    assert set(entry) == {"state", "at"}
+    assert entry["state"]["enum"] == ["pending", "placed", "cancelling", "cancelled"]
+    listing = document["paths"]["/api/v1/orders"]["get"]
+    (customer,) = [item for item in listing["parameters"] if item["name"] == "customer"]
+    assert (customer["in"], customer["required"]) == ("query", False)
+    assert customer["schema"]["minimum"] == 1
+    assert "Administrators only" in customer["description"]
+    assert {"200", "401", "403", "422"} <= set(listing["responses"])

@@ -1,4 +1,5 @@
-"""GET /api/v1/orders/{id} (owner or administrator) and the caller's own list, paginated."""
+"""GET /api/v1/orders/{id} (owner or administrator) and the list, paginated: the caller's own
+orders, or a customer's for an administrator (``?customer=``)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,23 @@ def test_ids_beyond_bigint_are_404(client: FlaskClient, customer: Account) -> No
         assert response.status_code == 404
 
 
+def listed_ids(client: FlaskClient, account: Account, query: str = "") -> list[int]:
+    """The ids of every order the list shows ``account``, three a page, following cursors."""
+    seen: list[int] = []
+    cursor: str | None = None
+    for _page in range(10):
+        page = f"?limit=3{query}" + (f"&cursor={cursor}" if cursor else "")
+        response = client.get(f"/api/v1/orders{page}", headers=account.headers)
+        assert response.status_code == 200, response.data
+        body = json_of(response)
+        assert len(body["items"]) <= 3
+        seen += [item["id"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return seen
+    raise AssertionError(f"more than 10 pages: {seen}")
+
+
 def test_the_list_pages_through_ones_own_orders_newest_first(
     client: FlaskClient,
     customer: Account,
@@ -97,17 +115,56 @@ def test_the_list_pages_through_ones_own_orders_newest_first(
     mug = make_product("MUG-1", stock=100)
     mine = [placed(client, customer, mug, key=f"k{index}")["id"] for index in range(7)]
     placed(client, other_customer, mug)
-    seen: list[int] = []
-    cursor: str | None = None
-    for _page in range(10):
-        query = "?limit=3" + (f"&cursor={cursor}" if cursor else "")
-        body = json_of(client.get(f"/api/v1/orders{query}", headers=customer.headers))
-        assert len(body["items"]) <= 3
-        seen += [item["id"] for item in body["items"]]
-        cursor = body["next_cursor"]
-        if cursor is None:
-            break
-    assert seen == list(reversed(mine))
+    assert listed_ids(client, customer) == list(reversed(mine))
+
+
+def test_an_administrator_pages_through_a_customers_orders_newest_first(
+    client: FlaskClient,
+    customer: Account,
+    other_customer: Account,
+    admin: Account,
+    make_product: ProductFactory,
+) -> None:
+    mug = make_product("MUG-1", stock=100)
+    theirs = [placed(client, customer, mug, key=f"k{index}")["id"] for index in range(7)]
+    placed(client, other_customer, mug)
+    own = placed(client, admin, mug)["id"]
+    assert listed_ids(client, admin, f"&customer={customer.id}") == list(reversed(theirs))
+    assert listed_ids(client, admin) == [own]  # without customer, still one's own
+
+
+def test_a_customers_orders_read_as_their_owner_reads_them(
+    client: FlaskClient, customer: Account, admin: Account, make_product: ProductFactory
+) -> None:
+    order = placed(client, customer, make_product("MUG-1"))
+    client.post(f"/api/v1/orders/{order['id']}/cancel", headers=customer.headers)
+    found = client.get(f"/api/v1/orders?customer={customer.id}", headers=admin.headers)
+    own = client.get("/api/v1/orders", headers=customer.headers)
+    assert json_of(found) == json_of(own)
+    assert [item["state"] for item in json_of(found)["items"]] == ["cancelled"]
+    nobody = client.get("/api/v1/orders?customer=424242", headers=admin.headers)
+    assert json_of(nobody) == {"items": [], "next_cursor": None}
+
+
+def test_only_an_administrator_may_name_a_customer(
+    client: FlaskClient,
+    customer: Account,
+    other_customer: Account,
+    make_product: ProductFactory,
+) -> None:
+    placed(client, customer, make_product("MUG-1"))
+    for named in (customer, other_customer):  # oneself included: one meaning for everyone
+        response = client.get(f"/api/v1/orders?customer={named.id}", headers=other_customer.headers)
+        assert response.status_code == 403
+        assert response.mimetype == "application/problem+json"
+        assert json_of(response)["type"] == "urn:flotilla:problem:customer-search-forbidden"
+
+
+def test_a_customer_that_is_no_user_id_is_422(client: FlaskClient, admin: Account) -> None:
+    for customer in ("0", "-1", "abc", "1.5", "", str(2**63)):
+        response = client.get(f"/api/v1/orders?customer={customer}", headers=admin.headers)
+        assert response.status_code == 422, customer
+        assert json_of(response)["type"] == "urn:flotilla:problem:validation-error"
 
 
 def test_the_list_shows_cancelled_orders_with_their_lines(

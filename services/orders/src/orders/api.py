@@ -12,7 +12,6 @@ from flotilla import (
     BIGINT_MAX,
     Blueprint,
     Page,
-    PageQuery,
     ProblemSchema,
     current_principal,
     require_auth,
@@ -26,6 +25,7 @@ from orders.schemas import (
     OrderCreate,
     OrderPublic,
     OrdersPublic,
+    OrdersQuery,
     OrderView,
     StoredResponse,
 )
@@ -72,11 +72,11 @@ def get_order(order_id: int) -> OrderView:
 
 @orders.get("")
 @require_auth()
-@orders.arguments(PageQuery, location="query", as_kwargs=True)
+@orders.arguments(OrdersQuery, location="query", as_kwargs=True)
 @orders.response(200, OrdersPublic)
-def list_orders(limit: int, cursor: str | None) -> Page[OrderView]:
-    """List your orders, newest first, one page at a time."""
-    return service.list_orders(limit=limit, cursor=cursor)
+def list_orders(limit: int, cursor: str | None, customer: int | None = None) -> Page[OrderView]:
+    """List your orders (administrators: a customer's), newest first, a page at a time."""
+    return service.list_orders(limit=limit, cursor=cursor, customer=customer)
 
 
 @orders.post(f"/{ORDER_ID}/cancel")

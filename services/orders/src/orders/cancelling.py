@@ -62,14 +62,21 @@ def cancel_order(order_id: int, *, reason: str | None = None) -> OrderView:
 
 
 def _begin_cancel(order_id: int, *, reason: str | None) -> None:
-    """Commit ``placed`` → ``cancelling`` with the reason given; nothing when a concurrent
-    cancel already did (its reason stands)."""
+    """Commit ``placed`` → ``cancelling`` with the reason given and the time, the order's
+    ``cancelling`` entry; nothing when a concurrent cancel already did (its reason and time
+    stand)."""
+    now = utc_now()
     with (
         writing(autocommit=True) as connection,
         contextlib.suppress(InvalidTransition),
     ):
         transition(
-            connection, order_id, OrderEvent.CANCEL, cancel_reason=reason, updated_at=utc_now()
+            connection,
+            order_id,
+            OrderEvent.CANCEL,
+            cancel_reason=reason,
+            cancel_requested_at=now,
+            updated_at=now,
         )
 
 

@@ -49,6 +49,12 @@ class Order(Base):
     when the order was placed, which ``order.cancelled`` carries; whoever cancels (the
     customer or an administrator), the notice goes to the customer.
 
+    Each state but ``abandoned`` has the time it was entered in a column of its own, written
+    by the statement that enters it (:mod:`orders.lifecycle`): ``created_at`` (``pending``),
+    ``placed_at``, ``cancel_requested_at`` (``cancelling``; null on orders whose cancel began
+    before migration 0006) and ``cancelled_at``. The machine is linear, so they are the
+    order's whole history, with no table of changes and no extra write per order.
+
     The order is also the record of the request that created it (:mod:`orders.idempotency`):
     the customer's ``Idempotency-Key``, unique per customer, and ``request_hash``, the SHA-256
     of the request's canonical body (the same key with another body is refused). While the
@@ -84,6 +90,7 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
     placed_at: Mapped[datetime | None]
+    cancel_requested_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
     cancel_reason: Mapped[str | None] = mapped_column(String(500))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))

@@ -25,6 +25,7 @@ from orders.database import writing
 from orders.lifecycle import transition
 from orders.models import Order, OrderLine, outbox
 from orders.schemas import LineView, OrderPublic, OrderView, StoredResponse
+from orders.service import history_of
 from orders.states import InvalidTransition, OrderEvent, OrderState
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,9 @@ def _order_view(
         created_at=created_at,
         placed_at=now,
         cancelled_at=None,
+        history=history_of(
+            created_at=created_at, placed_at=now, cancel_requested_at=None, cancelled_at=None
+        ),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 
 import marshmallow as ma
 
-from flotilla import BIGINT_MAX
+from flotilla import BIGINT_MAX, PageQuery
 
 MAX_LINES = 50
 MAX_QUANTITY = 1000
@@ -72,6 +72,18 @@ class OrderCancel(ma.Schema):
     )
 
 
+class OrdersQuery(PageQuery):
+    """Whose orders to list, besides the page: one's own, or a customer's (administrators)."""
+
+    customer = ma.fields.Integer(
+        validate=ma.validate.Range(min=1, max=BIGINT_MAX),
+        metadata={
+            "description": "A customer's user id: list that customer's orders instead of "
+            "one's own. Administrators only; anyone else giving it gets 403."
+        },
+    )
+
+
 class OrderLinePublic(ma.Schema):
     """One product of an order, priced when the order was placed."""
 
@@ -85,6 +97,15 @@ class OrderLinePublic(ma.Schema):
     line_total = ma.fields.Integer(
         dump_only=True, metadata={"description": "quantity times unit_price, minor units."}
     )
+
+
+class HistoryEntryPublic(ma.Schema):
+    """A state the order entered, and when."""
+
+    state = ma.fields.String(
+        dump_only=True, metadata={"enum": ["pending", "placed", "cancelling", "cancelled"]}
+    )
+    at = ma.fields.AwareDateTime(dump_only=True)
 
 
 class OrderPublic(ma.Schema):
@@ -108,6 +129,23 @@ class OrderPublic(ma.Schema):
     created_at = ma.fields.AwareDateTime(dump_only=True)
     placed_at = ma.fields.AwareDateTime(dump_only=True)
     cancelled_at = ma.fields.AwareDateTime(dump_only=True, allow_none=True)
+    history = ma.fields.List(
+        ma.fields.Nested(HistoryEntryPublic),
+        dump_only=True,
+        metadata={
+            "description": "Each state the order has been in, oldest first: pending (at "
+            "created_at), placed (at placed_at), cancelling (when the cancel was recorded), "
+            "cancelled (at cancelled_at). An order whose cancel began before the shop "
+            "recorded that time has no cancelling entry."
+        },
+    )
+
+
+class HistoryEntryView(TypedDict):
+    """One state of an order and when it was entered, as ``HistoryEntryPublic`` shows it."""
+
+    state: str
+    at: datetime
 
 
 class LineView(TypedDict):
@@ -133,10 +171,11 @@ class OrderView(TypedDict):
     placed_at: datetime | None
     cancelled_at: datetime | None
     lines: list[LineView]
+    history: list[HistoryEntryView]
 
 
 class OrdersPublic(ma.Schema):
-    """A page of one's orders, newest first, and the cursor of the next page."""
+    """A page of one's (or a customer's) orders, newest first, and the next page's cursor."""
 
     items = ma.fields.List(ma.fields.Nested(OrderPublic), dump_only=True)
     next_cursor = ma.fields.String(
