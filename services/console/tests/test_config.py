@@ -35,9 +35,9 @@ def test_defaults(tmp_path: Path) -> None:
 def test_lists_come_comma_separated_as_the_environment_gives_them(tmp_path: Path) -> None:
     settings = ConsoleSettings(
         VAR_DIR=tmp_path,
-        STATUS_PROGRAMS="users-relay=http://127.0.0.1:8011/metrics, worker=http://w:9100/m",  # type: ignore[arg-type]
-        SECRET_KEY_FALLBACKS="old-one, older",  # type: ignore[arg-type]
-        DEAD_LETTER_SERVICES="notifications,billing",  # type: ignore[arg-type]
+        STATUS_PROGRAMS="users-relay=http://127.0.0.1:8011/metrics, worker=http://w:9100/m",
+        SECRET_KEY_FALLBACKS="old-one, older",
+        DEAD_LETTER_SERVICES="notifications,billing",
     )
     assert settings.STATUS_PROGRAMS == {
         "users-relay": "http://127.0.0.1:8011/metrics",
@@ -46,7 +46,7 @@ def test_lists_come_comma_separated_as_the_environment_gives_them(tmp_path: Path
     assert settings.SECRET_KEY_FALLBACKS == ["old-one", "older"]
     assert settings.DEAD_LETTER_SERVICES == ["notifications", "billing"]
     with pytest.raises(ValidationError, match="name=URL pairs"):
-        ConsoleSettings(VAR_DIR=tmp_path, STATUS_PROGRAMS="no-url")  # type: ignore[arg-type]
+        ConsoleSettings(VAR_DIR=tmp_path, STATUS_PROGRAMS="no-url")
 
 
 def test_production_is_accepted_with_everything_set() -> None:

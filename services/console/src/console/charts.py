@@ -15,6 +15,7 @@ in milliseconds.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -25,8 +26,11 @@ import orjson
 import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from console.models import Sample, db
+
+log = logging.getLogger(__name__)
 
 WINDOW = 3600
 STEP = 30
@@ -78,6 +82,14 @@ def record_samples(services: Mapping[str, str], now: datetime | None = None) -> 
         if rows:
             connection.execute(insert(Sample), rows)
             connection.execute(delete(Sample).where(Sample.taken_at < now - timedelta(hours=1)))
+
+
+def record_samples_if_possible(services: Mapping[str, str]) -> None:
+    """:func:`record_samples`, unless the database fails: the status page shows anyway."""
+    try:
+        record_samples(services)
+    except SQLAlchemyError as error:
+        log.warning("samples not recorded", extra={"error": repr(error)[:300]})
 
 
 def sampled_series(points: list[int]) -> Series:

@@ -9,6 +9,9 @@ a refusal by a service (no such order) says what the service said. Elsewhere (th
 
 from __future__ import annotations
 
+import logging
+
+import redis
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -19,6 +22,8 @@ from console.backends import Refused, SessionRejected
 from flotilla import DownstreamError, Problem
 from flotilla.web.errors import problem_from_http_exception, problem_response
 
+log = logging.getLogger(__name__)
+
 UNAVAILABLE = "A service this page needs is unavailable right now. Try again in a moment."
 
 
@@ -28,6 +33,7 @@ def init_errors(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_exception)
     app.register_error_handler(Refused, _refused)
     app.register_error_handler(SessionRejected, _session_rejected)
+    app.register_error_handler(redis.RedisError, _sessions_unavailable)
 
 
 def _is_page() -> bool:
@@ -64,6 +70,11 @@ def _http_exception(error: HTTPException) -> Response:
 
 def _refused(refusal: Refused) -> Response:
     return _page(refusal.status, "Not done", refusal.detail)
+
+
+def _sessions_unavailable(error: redis.RedisError) -> Response:
+    log.warning("session store unavailable", extra={"error": repr(error)[:300]})
+    return _page(503, "Sessions unavailable", UNAVAILABLE)
 
 
 def _session_rejected(_error: SessionRejected) -> Response:

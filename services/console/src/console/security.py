@@ -5,6 +5,8 @@
 - A POST whose ``Origin`` (or, without one, ``Sec-Fetch-Site``) says it comes from another
   site is refused before the token is even read: SameSite=Lax cookies already keep the
   session out of most such requests; this refuses the rest, whatever the token.
+- Pages are sent with ``Referrer-Policy: same-origin``, so the browser names their origin on
+  the forms they send (:data:`REFERRER_POLICY`).
 - Every page is sent with ``Content-Security-Policy: default-src 'self'`` and no
   ``unsafe-inline``: scripts and styles come only from the console's own static files, so
   markup injected into a page could not run.
@@ -22,6 +24,10 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
     "object-src 'none'"
 )
+REFERRER_POLICY = "same-origin"
+"""Not the services' ``no-referrer``: under it a browser sends ``Origin: null`` with a form,
+and the origin check (and Flask-WTF's referrer check over HTTPS) could not tell the
+console's own forms from anyone's. ``same-origin`` still sends nothing to other sites."""
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 csrf = CSRFProtect()
@@ -40,9 +46,9 @@ def init_security(app: Flask, settings: ConsoleSettings) -> None:
         WTF_CSRF_TIME_LIMIT=settings.SESSION_IDLE_TIMEOUT,
         WTF_CSRF_SSL_STRICT=True,  # over HTTPS, the Referer must be this host too
     )
+    app.before_request(_refuse_foreign_origin)  # first: a foreign request is refused as such
     csrf.init_app(app)
-    app.before_request(_refuse_foreign_origin)
-    app.after_request(_content_security_policy)
+    app.after_request(_page_headers)
 
 
 def _refuse_foreign_origin() -> None:
@@ -55,8 +61,9 @@ def _refuse_foreign_origin() -> None:
         raise ForeignOrigin
 
 
-def _content_security_policy(response: Response) -> Response:
+def _page_headers(response: Response) -> Response:
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["Referrer-Policy"] = REFERRER_POLICY
         response.headers["Cache-Control"] = "no-store"  # pages show one administrator's data
     return response

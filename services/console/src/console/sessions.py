@@ -5,7 +5,7 @@ holds (the administrator's token pair) stays on the server, so any worker of any
 reads it and no token ever reaches the browser. The signature is checked against
 ``SECRET_KEY`` and then each of ``SECRET_KEY_FALLBACKS``, so a key rotated in with the old
 one kept as a fallback signs new cookies while the old ones still open their sessions
-(docs/adr/0030-console-sessions.md).
+(docs/adr/0031-console-sessions.md).
 
 A session ends after ``SESSION_IDLE_TIMEOUT`` without a request (the store's expiry, renewed
 on each request) or ``SESSION_ABSOLUTE_TIMEOUT`` after sign-in, whichever comes first
@@ -71,7 +71,7 @@ def init_sessions(app: Flask, settings: ConsoleSettings) -> None:
         # for key rotation and as a second lock (the ADR).
         warnings.simplefilter("ignore", DeprecationWarning)
         if settings.REDIS_URL:
-            client = shared_redis(settings.REDIS_URL).client
+            client = shared_redis(settings.REDIS_URL).client()
             app.session_interface = RedisSessions(app, client=client, **options)
         else:
             directory = settings.VAR_DIR / "console-sessions"

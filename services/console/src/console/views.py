@@ -100,7 +100,7 @@ def _status() -> list[Any]:
     settings = _settings()
     processes = system_status(_web_services(), settings.STATUS_PROGRAMS)
     if not settings.PROMETHEUS_URL:
-        charts.record_samples(_web_services())
+        charts.record_samples_if_possible(_web_services())
     return processes
 
 
