@@ -22,7 +22,10 @@ from .conftest import ROOT
 
 SOURCE = ROOT / "deploy" / "nginx"
 UPSTREAMS = Upstreams(
-    users=["127.0.0.1:8001"], catalog=["127.0.0.1:8002"], orders=["127.0.0.1:8003"]
+    users=["127.0.0.1:8001"],
+    catalog=["127.0.0.1:8002"],
+    orders=["127.0.0.1:8003"],
+    console=["127.0.0.1:8004"],
 )
 
 
@@ -109,6 +112,7 @@ def test_each_replica_is_a_server_and_its_own_backup(tmp_path: Path) -> None:
         users=["127.0.0.1:8001", "127.0.0.1:8011"],
         catalog=["127.0.0.1:8002"],
         orders=["unix:o.sock"],
+        console=["127.0.0.1:8004"],
     )
 
     render(tmp_path, replicas, port=8080, tuning=Tuning(api_rate="5r/s"))
@@ -144,16 +148,16 @@ def test_the_command_runs_nginx_in_the_foreground_rooted_in_the_directory(tmp_pa
 
 def test_upstreams_need_one_or_more_addresses() -> None:
     with pytest.raises(ValueError, match="users"):
-        Upstreams(users="127.0.0.1:8001", catalog=["127.0.0.1:8002"], orders=["127.0.0.1:8003"])
+        Upstreams(**{**UPSTREAMS.addresses, "users": "127.0.0.1:8001"})
     with pytest.raises(ValueError, match="orders"):
-        Upstreams(users=["127.0.0.1:8001"], catalog=["127.0.0.1:8002"], orders=[])
+        Upstreams(**{**UPSTREAMS.addresses, "orders": []})
 
 
 def test_upstreams_name_every_declared_web_service_and_no_other() -> None:
-    with pytest.raises(ValueError, match="exactly users, catalog, orders"):
+    with pytest.raises(ValueError, match="exactly users, catalog, orders, console"):
         Upstreams(users=["127.0.0.1:8001"], catalog=["127.0.0.1:8002"])
     with pytest.raises(ValueError, match="exactly"):
-        Upstreams(users=["a:1"], catalog=["a:2"], orders=["a:3"], payments=["a:4"])
+        Upstreams(**UPSTREAMS.addresses, payments=["a:4"])
 
 
 def test_the_development_certificate_is_self_signed_for_this_machine(tmp_path: Path) -> None:
@@ -184,6 +188,7 @@ def test_a_certificate_close_to_its_end_is_replaced(
 
 def test_the_command_line_renders_a_configuration(tmp_path: Path) -> None:
     arguments = ["--users", "127.0.0.1:8001", "--catalog", "127.0.0.1:8002"]
+    arguments += ["--console", "127.0.0.1:8004"]
     result = subprocess.run(
         [
             *(sys.executable, "scripts/nginx.py", "render", "--dir", str(tmp_path)),
