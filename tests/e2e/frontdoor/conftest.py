@@ -2,11 +2,11 @@
 
 Users, catalog and orders run under Gunicorn on PostgreSQL databases of their own, with
 ``PROXY_HOPS=1`` as behind any proxy, and are started once for the whole package (the
-console is not: its route answers nginx's 502 here). Two nginx
-processes run the configuration ``scripts/nginx.py`` renders from ``deploy/nginx/``, as
-``make run`` does: one serves the API over plain HTTP, the other over HTTPS with its plain
-port redirecting there. Tests that need upstreams which fail on purpose start their own
-nginx (:class:`Nginx`) in front of small stub apps.
+console is not: its route answers nginx's 502 here). Two nginx processes run the
+configuration ``scripts/nginx.py`` renders from ``deploy/nginx/``, as ``make run`` does: one
+serves the API over plain HTTP, the other over HTTPS with its plain port redirecting there.
+Tests that need upstreams which fail on purpose, or static files of their own, start their
+own nginx (:class:`Nginx`).
 
 Requests go out through :func:`fetch`, which can send from another loopback address
 (127.0.0.2, ...) so that a test sees the client address travel to the service, and keeps
@@ -142,11 +142,19 @@ class Nginx:
         *,
         tls_port: int | None = None,
         tuning: Tuning | None = None,
+        static: Path | None = None,
+        brotli: bool | None = None,
     ) -> Nginx:
         """Render into ``directory``, start nginx, wait until its ``/healthz`` answers."""
         port = free_port()
         config = render(
-            directory, upstreams, port=port, tls_port=tls_port, tuning=tuning or Tuning()
+            directory,
+            upstreams,
+            port=port,
+            tls_port=tls_port,
+            tuning=tuning or Tuning(),
+            static=static,
+            brotli=brotli,
         )
         with (directory / "nginx.log").open("ab") as log:
             process = subprocess.Popen(command(config), stdout=log, stderr=log)
