@@ -7,13 +7,15 @@ files in ``flotilla/`` are included by both. The official nginx image fills the
 placeholders from the environment (its envsubst step) and includes the result from its own
 ``nginx.conf``. :func:`render` fills them here and adds ``deploy/nginx/nginx.conf``, whose
 paths all stay inside the rendered directory, so ``make run`` and the tests run nginx as
-any user without touching ``/etc`` or ``/var``. Reasons and numbers:
-``docs/adr/0016-nginx-front-door.md``.
+any user without touching ``/etc`` or ``/var``; it only reads the console's static files
+(:func:`static_root`) and, when installed, Debian's brotli module (:func:`brotli_installed`).
+Reasons and numbers: ``docs/adr/0016-nginx-front-door.md``.
 
 Command line::
 
     python scripts/nginx.py render --dir var/nginx --port 8080 [--tls-port 8443] \\
-        --users 127.0.0.1:8001 --catalog 127.0.0.1:8002 --orders 127.0.0.1:8003
+        [--static-root DIR] --users 127.0.0.1:8001 --catalog 127.0.0.1:8002 \\
+        --orders 127.0.0.1:8003 --console 127.0.0.1:8004
     python scripts/nginx.py check    # nginx -t and gixy on every variant; non-zero on a finding
 
 Run the rendered configuration with :func:`command`; SIGHUP to the master reloads it,
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import grp
+import importlib.util
 import os
 import pwd
 import re
@@ -44,6 +47,12 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 """Debian installs nginx in /usr/sbin, which an ordinary user's PATH often lacks."""
 ADDRESS = "127.0.0.1"
 """Rendered configurations listen on loopback only: they are for this machine."""
+STATIC_PACKAGE = "console"
+"""The package whose ``static/`` directory the front door serves under ``/static/``."""
+IMAGE_STATIC_ROOT = "/srv/flotilla/static"
+"""Where the nginx container finds those files (compose.yml mounts them there)."""
+BROTLI_MODULE = Path("/usr/lib/nginx/modules/ngx_http_brotli_filter_module.so")
+"""Debian's brotli filter (libnginx-mod-http-brotli-filter), in nginx's ``--modules-path``."""
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SAFE_VALUE = re.compile(r"[^\s;{}#'\"$\\]+")
@@ -134,14 +143,40 @@ def _fill(line: str, values: Mapping[str, Value]) -> str:
     return PLACEHOLDER.sub(value_of, line)
 
 
+def static_root() -> Path:
+    """The console's ``static/`` directory, beside its installed package's ``__init__.py``.
+
+    Found without importing the package (nothing of it runs here), wherever it is installed:
+    in this repository's workspace that is ``services/console/src/console/static``.
+    """
+    spec = importlib.util.find_spec(STATIC_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise TemplateError(
+            f"FLOTILLA_STATIC_ROOT: the {STATIC_PACKAGE} package is not installed; give the "
+            "directory of the static files instead"
+        )
+    return Path(spec.origin).resolve().parent / "static"
+
+
+def brotli_installed() -> bool:
+    """True when nginx can load Debian's brotli filter module on this machine."""
+    return BROTLI_MODULE.is_file()
+
+
 def placeholder_values(
-    upstreams: Upstreams, *, port: int, tls_port: int | None, tuning: Tuning
+    upstreams: Upstreams,
+    *,
+    port: int,
+    tls_port: int | None,
+    tuning: Tuning,
+    static: Path,
 ) -> dict[str, Value]:
     """The value of every placeholder the templates use, for a configuration on this machine."""
     values: dict[str, Value] = {
         "FLOTILLA_ADDRESS": ADDRESS,
         "FLOTILLA_PORT": str(port),
         "FLOTILLA_ACCESS_LOG": "access.log",
+        "FLOTILLA_STATIC_ROOT": str(static),
         **{
             f"FLOTILLA_{name.upper()}_UPSTREAM": addresses
             for name, addresses in upstreams.addresses.items()
@@ -175,32 +210,55 @@ def render(
     port: int,
     tls_port: int | None = None,
     tuning: Tuning = Tuning(),
+    static: Path | None = None,
+    brotli: bool | None = None,
 ) -> Path:
     """Write a complete nginx configuration under ``directory``; return its ``nginx.conf``.
 
     The pid file, temporary files and the access log stay inside ``directory``; the error log
-    is nginx's stderr. With ``tls_port``, the API is served over HTTPS there with a
-    certificate from :func:`ensure_certificate`, and ``port`` redirects to it (308).
-    Rendering again over a running nginx and sending it SIGHUP applies the change: every
-    file is replaced whole (written aside, then renamed), so a reload never reads half a file.
+    is nginx's stderr. With ``tls_port``, the API is served over HTTPS (and HTTP/2) there
+    with a certificate from :func:`ensure_certificate`, and ``port`` redirects to it (308).
+    ``/static/`` serves the files of ``static`` (default: :func:`static_root`). ``brotli``
+    loads the brotli module and compresses static files with it; by default, when
+    :func:`brotli_installed`. Rendering again over a running nginx and sending it SIGHUP
+    applies the change: every file is replaced whole (written aside, then renamed), so a
+    reload never reads half a file.
     """
     directory = directory.resolve()
     (directory / "temp").mkdir(parents=True, exist_ok=True)
     if tls_port is not None:
         ensure_certificate(directory)
-    values = placeholder_values(upstreams, port=port, tls_port=tls_port, tuning=tuning)
+    static = (static or static_root()).resolve()
+    values = placeholder_values(
+        upstreams, port=port, tls_port=tls_port, tuning=tuning, static=static
+    )
     files = {
         f"conf.d/{name.removesuffix('.template')}": substitute(path.read_text(), values)
         for name, path in templates(tls=tls_port is not None).items()
     }
     files |= {f"flotilla/{path.name}": path.read_text() for path in (SOURCE / "flotilla").iterdir()}
-    files["nginx.conf"] = _user_directive() + (SOURCE / "nginx.conf").read_text()
+    files |= _main_files(brotli=brotli_installed() if brotli is None else brotli)
     for name, text in files.items():
         _replace(directory / name, text)
     for earlier in (directory / "conf.d").glob("*.conf"):  # from a template since removed
         if f"conf.d/{earlier.name}" not in files:
             earlier.unlink()
     return directory / "nginx.conf"
+
+
+def _main_files(*, brotli: bool) -> dict[str, str]:
+    """``nginx.conf``; with ``brotli``, the module loaded there and its settings included.
+
+    The settings (``flotilla/brotli.conf``) are included from ``conf.d/`` only when the
+    module is loaded: without it, nginx would refuse ``brotli on`` as an unknown directive.
+    """
+    files: dict[str, str] = {}
+    main = _user_directive()
+    if brotli:
+        main += f"load_module {BROTLI_MODULE};\n"
+        files["conf.d/brotli.conf"] = "include flotilla/brotli.conf;\n"
+    files["nginx.conf"] = main + (SOURCE / "nginx.conf").read_text()
+    return files
 
 
 def _replace(path: Path, text: str) -> None:
@@ -270,8 +328,10 @@ CHECK_UPSTREAMS = Upstreams(
 
 def render_image_layout(directory: Path) -> Path:
     """The templates as the official image would run them: its nginx.conf, its envsubst."""
-    config = render(directory, CHECK_UPSTREAMS, port=8080)
-    values = placeholder_values(CHECK_UPSTREAMS, port=8080, tls_port=None, tuning=Tuning())
+    config = render(directory, CHECK_UPSTREAMS, port=8080, brotli=False)
+    values = placeholder_values(
+        CHECK_UPSTREAMS, port=8080, tls_port=None, tuning=Tuning(), static=Path(IMAGE_STATIC_ROOT)
+    )
     values |= {"FLOTILLA_ADDRESS": "*", "FLOTILLA_ACCESS_LOG": "/dev/stdout"}
     for name, path in templates(tls=False).items():
         (directory / "conf.d" / name.removesuffix(".template")).write_text(
@@ -323,6 +383,9 @@ def _parser() -> argparse.ArgumentParser:
     render_command.add_argument("--dir", type=Path, required=True, help="where to write it")
     render_command.add_argument("--port", type=int, required=True, help="the HTTP port")
     render_command.add_argument("--tls-port", type=int, help="serve HTTPS here too")
+    render_command.add_argument(
+        "--static-root", type=Path, help="the files of /static/ (default: the console's)"
+    )
     for service in WEB_SERVICES:
         render_command.add_argument(
             f"--{service}",
@@ -347,7 +410,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "check":
         return 0 if check(arguments.gixy) else 1
     upstreams = Upstreams(**{service: getattr(arguments, service) for service in WEB_SERVICES})
-    config = render(arguments.dir, upstreams, port=arguments.port, tls_port=arguments.tls_port)
+    config = render(
+        arguments.dir,
+        upstreams,
+        port=arguments.port,
+        tls_port=arguments.tls_port,
+        static=arguments.static_root,
+    )
     print(" ".join(command(config)))
     return 0
 

@@ -46,6 +46,7 @@ from flotilla.testing import (
 )
 from flotilla.testing.mail import MailServer
 from flotilla.testing.messaging import Rabbit, amqp_server_url
+from nginx import IMAGE_STATIC_ROOT, static_root
 
 from .conftest import (
     IMAGE_VARIABLES,
@@ -227,6 +228,9 @@ def test_nginx_runs_the_configuration_make_run_renders() -> None:
     assert mounts["/etc/nginx/templates"].resolve() == NGINX_DIR / "templates"
     assert mounts["/etc/nginx/flotilla"].resolve() == NGINX_DIR / "flotilla"
     assert all(path.is_dir() for path in mounts.values())
+    static = compose_environment(nginx)["FLOTILLA_STATIC_ROOT"]
+    assert mounts[static].resolve() == static_root()  # the files make run serves
+    assert static == IMAGE_STATIC_ROOT  # where `nginx.py check` puts them in the image
     placeholders = {
         found
         for template in (NGINX_DIR / "templates").glob("*.template")

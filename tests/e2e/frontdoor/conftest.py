@@ -1,11 +1,12 @@
 """The shop behind its front door: real nginx in front of users, catalog and orders.
 
-The three services run under Gunicorn on PostgreSQL databases of their own, with
-``PROXY_HOPS=1`` as behind any proxy, and are started once for the whole package. Two nginx
-processes run the configuration ``scripts/nginx.py`` renders from ``deploy/nginx/``, as
-``make run`` does: one serves the API over plain HTTP, the other over HTTPS with its plain
-port redirecting there. Tests that need upstreams which fail on purpose start their own
-nginx (:class:`Nginx`) in front of small stub apps.
+Users, catalog and orders run under Gunicorn on PostgreSQL databases of their own, with
+``PROXY_HOPS=1`` as behind any proxy, and are started once for the whole package (the
+console is not: its route answers nginx's 502 here). Two nginx processes run the
+configuration ``scripts/nginx.py`` renders from ``deploy/nginx/``, as ``make run`` does: one
+serves the API over plain HTTP, the other over HTTPS with its plain port redirecting there.
+Tests that need upstreams which fail on purpose, or static files of their own, start their
+own nginx (:class:`Nginx`).
 
 Requests go out through :func:`fetch`, which can send from another loopback address
 (127.0.0.2, ...) so that a test sees the client address travel to the service, and keeps
@@ -141,11 +142,19 @@ class Nginx:
         *,
         tls_port: int | None = None,
         tuning: Tuning | None = None,
+        static: Path | None = None,
+        brotli: bool | None = None,
     ) -> Nginx:
         """Render into ``directory``, start nginx, wait until its ``/healthz`` answers."""
         port = free_port()
         config = render(
-            directory, upstreams, port=port, tls_port=tls_port, tuning=tuning or Tuning()
+            directory,
+            upstreams,
+            port=port,
+            tls_port=tls_port,
+            tuning=tuning or Tuning(),
+            static=static,
+            brotli=brotli,
         )
         with (directory / "nginx.log").open("ab") as log:
             process = subprocess.Popen(command(config), stdout=log, stderr=log)
@@ -302,6 +311,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
                 users=[f"127.0.0.1:{ports['users']}"],
                 catalog=[f"127.0.0.1:{ports['catalog']}"],
                 orders=[f"127.0.0.1:{ports['orders']}"],
+                console=[f"127.0.0.1:{free_port()}"],  # nothing listens there
             )
             doors.append(Nginx.start(tmp_path / "http", upstreams))
             tls_port = free_port()
@@ -348,4 +358,4 @@ def stock(shop: Shop) -> None:
 
 def upstreams_of(users: Sequence[str], *, others: str) -> Upstreams:
     """Upstreams where only users' addresses matter; the others point at ``others``."""
-    return Upstreams(users=users, catalog=[others], orders=[others])
+    return Upstreams(users=users, catalog=[others], orders=[others], console=[others])

@@ -22,7 +22,10 @@ from .conftest import ROOT
 
 SOURCE = ROOT / "deploy" / "nginx"
 UPSTREAMS = Upstreams(
-    users=["127.0.0.1:8001"], catalog=["127.0.0.1:8002"], orders=["127.0.0.1:8003"]
+    users=["127.0.0.1:8001"],
+    catalog=["127.0.0.1:8002"],
+    orders=["127.0.0.1:8003"],
+    console=["127.0.0.1:8004"],
 )
 
 
@@ -79,10 +82,11 @@ def test_static_files_have_no_placeholders() -> None:
 def test_the_rendered_configuration_stays_inside_its_directory(
     tmp_path: Path, tls_port: int | None
 ) -> None:
-    config = render(tmp_path, UPSTREAMS, port=8080, tls_port=tls_port)
+    config = render(tmp_path, UPSTREAMS, port=8080, tls_port=tls_port, static=tmp_path / "s")
 
     rendered = [config, *(tmp_path / "conf.d").glob("*.conf")]
-    text = "\n".join(path.read_text() for path in rendered)
+    lines = [line for path in rendered for line in path.read_text().splitlines()]
+    text = "\n".join(line for line in lines if not line.startswith("load_module "))  # read only
     assert "${" not in text
     assert not re.search(r"(?<![\w/])/(etc|var|run|usr)/", text), "a path outside the directory"
     assert {path.name for path in (tmp_path / "flotilla").iterdir()} == {
@@ -104,11 +108,57 @@ def test_rendering_again_replaces_the_earlier_configuration(tmp_path: Path) -> N
     assert "listen 127.0.0.1:8080 default_server;" in site
 
 
+def test_static_files_come_from_the_console_packages_directory(tmp_path: Path) -> None:
+    console_static = ROOT / "services" / "console" / "src" / "console" / "static"
+
+    render(tmp_path, UPSTREAMS, port=8080)
+
+    assert nginx.static_root() == console_static
+    assert f"root {console_static};" in (tmp_path / "conf.d" / "site.conf").read_text()
+
+
+@pytest.mark.parametrize("tls_port", [None, 8443])
+def test_brotli_is_loaded_and_configured_together_or_not_at_all(
+    tmp_path: Path, tls_port: int | None
+) -> None:
+    def loaded() -> list[str]:
+        lines = (tmp_path / "nginx.conf").read_text().splitlines()
+        return [line for line in lines if line.startswith("load_module ")]
+
+    render(tmp_path, UPSTREAMS, port=8080, tls_port=tls_port, brotli=True)
+    assert loaded() == [f"load_module {nginx.BROTLI_MODULE};"]
+    assert (tmp_path / "conf.d" / "brotli.conf").read_text() == "include flotilla/brotli.conf;\n"
+
+    render(tmp_path, UPSTREAMS, port=8080, tls_port=tls_port, brotli=False)
+
+    assert loaded() == []
+    assert not (tmp_path / "conf.d" / "brotli.conf").exists()
+    assert "brotli" not in "".join(path.read_text() for path in (tmp_path / "conf.d").iterdir())
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_brotli_is_used_by_default_where_its_module_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installed: bool
+) -> None:
+    module = tmp_path / "ngx_http_brotli_filter_module.so"
+    if installed:
+        module.write_bytes(b"")
+    monkeypatch.setattr(nginx, "BROTLI_MODULE", module)
+
+    render(tmp_path / "nginx", UPSTREAMS, port=8080)
+
+    assert (
+        f"load_module {module};" in (tmp_path / "nginx" / "nginx.conf").read_text()
+    ) is installed
+    assert (tmp_path / "nginx" / "conf.d" / "brotli.conf").exists() is installed
+
+
 def test_each_replica_is_a_server_and_its_own_backup(tmp_path: Path) -> None:
     replicas = Upstreams(
         users=["127.0.0.1:8001", "127.0.0.1:8011"],
         catalog=["127.0.0.1:8002"],
         orders=["unix:o.sock"],
+        console=["127.0.0.1:8004"],
     )
 
     render(tmp_path, replicas, port=8080, tuning=Tuning(api_rate="5r/s"))
@@ -144,16 +194,16 @@ def test_the_command_runs_nginx_in_the_foreground_rooted_in_the_directory(tmp_pa
 
 def test_upstreams_need_one_or_more_addresses() -> None:
     with pytest.raises(ValueError, match="users"):
-        Upstreams(users="127.0.0.1:8001", catalog=["127.0.0.1:8002"], orders=["127.0.0.1:8003"])
+        Upstreams(**{**UPSTREAMS.addresses, "users": "127.0.0.1:8001"})
     with pytest.raises(ValueError, match="orders"):
-        Upstreams(users=["127.0.0.1:8001"], catalog=["127.0.0.1:8002"], orders=[])
+        Upstreams(**{**UPSTREAMS.addresses, "orders": []})
 
 
 def test_upstreams_name_every_declared_web_service_and_no_other() -> None:
-    with pytest.raises(ValueError, match="exactly users, catalog, orders"):
+    with pytest.raises(ValueError, match="exactly users, catalog, orders, console"):
         Upstreams(users=["127.0.0.1:8001"], catalog=["127.0.0.1:8002"])
     with pytest.raises(ValueError, match="exactly"):
-        Upstreams(users=["a:1"], catalog=["a:2"], orders=["a:3"], payments=["a:4"])
+        Upstreams(**UPSTREAMS.addresses, payments=["a:4"])
 
 
 def test_the_development_certificate_is_self_signed_for_this_machine(tmp_path: Path) -> None:
@@ -184,6 +234,7 @@ def test_a_certificate_close_to_its_end_is_replaced(
 
 def test_the_command_line_renders_a_configuration(tmp_path: Path) -> None:
     arguments = ["--users", "127.0.0.1:8001", "--catalog", "127.0.0.1:8002"]
+    arguments += ["--console", "127.0.0.1:8004", "--static-root", str(tmp_path / "static")]
     result = subprocess.run(
         [
             *(sys.executable, "scripts/nginx.py", "render", "--dir", str(tmp_path)),
@@ -198,6 +249,7 @@ def test_the_command_line_renders_a_configuration(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [*nginx.command(tmp_path / "nginx.conf")[:-1], "daemon", "off;"]
     assert "server 127.0.0.1:8013 " in (tmp_path / "conf.d" / "flotilla.conf").read_text()
+    assert f"root {tmp_path / 'static'};" in (tmp_path / "conf.d" / "site.conf").read_text()
 
 
 @pytest.mark.process

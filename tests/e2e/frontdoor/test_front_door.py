@@ -11,32 +11,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from .checks import SECURITY_HEADERS, assert_nginx_problem, curl
 from .conftest import Answer, Shop, fetch, new_request_id
 
 pytestmark = [pytest.mark.process, pytest.mark.postgres]
 
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
 ONE_MIB = 1_048_576
-
-
-def assert_nginx_problem(answer: Answer, status: int, code: str) -> dict[str, object]:
-    """``answer`` is a problem nginx made itself (a service's would carry ``instance``)."""
-    assert answer.status == status, answer.body
-    assert answer.header("Content-Type") == "application/problem+json"
-    problem = answer.json()
-    assert problem["type"] == f"urn:flotilla:problem:{code}"
-    assert problem["status"] == status
-    assert problem["title"]
-    assert problem["detail"]
-    assert problem["request_id"] == answer.header("X-Request-ID")
-    assert "instance" not in problem
-    return problem
 
 
 def json_body_of_size(size: int) -> bytes:
@@ -280,6 +260,34 @@ def test_https_serves_the_api_with_the_generated_certificate(shop: Shop) -> None
     assert answer.all("Strict-Transport-Security") == ["max-age=31536000; includeSubDomains"]
     for name, value in SECURITY_HEADERS.items():
         assert answer.all(name) == [value], name
+
+
+def test_https_speaks_http2_to_clients_that_offer_it(shop: Shop) -> None:
+    written = curl(
+        f"{shop.https_url}/api/v1/products",
+        "--http2",
+        "--output",
+        "/dev/null",
+        "--write-out",
+        "%{http_version} %{response_code}",
+        cafile=str(shop.certificate),
+    )
+
+    assert written.decode() == "2 200"
+
+
+def test_plain_http_stays_http_1_1_even_when_a_client_asks_to_upgrade(shop: Shop) -> None:
+    # Browsers speak HTTP/2 over TLS only; cleartext h2 would be for other clients alone.
+    written = curl(
+        f"{shop.url}/api/v1/products",
+        "--http2",
+        "--output",
+        "/dev/null",
+        "--write-out",
+        "%{http_version} %{response_code}",
+    )
+
+    assert written.decode() == "1.1 200"
 
 
 def test_https_is_not_trusted_without_the_generated_certificate(shop: Shop) -> None:

@@ -30,6 +30,7 @@ from flotilla.web.jsonprovider import OrjsonProvider
 from flotilla.web.lifecycle import RequestLifecycle
 from flotilla.web.limits import Limits
 from flotilla.web.security import SecurityHeaders, trust_proxies
+from flotilla.web.swagger_ui import swagger_ui
 
 
 class _NoSessions(SessionInterface):
@@ -108,6 +109,7 @@ def create_service(import_name: str, settings: ServiceSettings, *, version: str 
     SecurityHeaders(app, hsts_max_age=settings.HSTS_MAX_AGE)
     _add_dependency_checks(Health(app, timeout=settings.HEALTH_CHECK_TIMEOUT), settings)
     keep_api(app, ServiceApi(app))
+    app.register_blueprint(swagger_ui)  # the files /docs loads
     Auth(app, settings)  # after the API: it declares the bearer scheme in the spec
     trust_proxies(app, settings.PROXY_HOPS, settings.TRUSTED_PROXIES)
     return app

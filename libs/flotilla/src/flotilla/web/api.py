@@ -1,7 +1,8 @@
 """OpenAPI 3 and Swagger UI through flask-smorest, with errors as problem+json.
 
 Views declare their contract with flask-smorest decorators (``@blp.arguments``,
-``@blp.response``); the spec is served at ``/openapi.json`` and Swagger UI at ``/docs``.
+``@blp.response``); the spec is served at ``/openapi.json`` and Swagger UI at ``/docs``,
+with its files from the service itself (:mod:`flotilla.web.swagger_ui`).
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ from flotilla.web.errors import (
     problem_response,
 )
 from flotilla.web.jsonbody import parse_body
+from flotilla.web.swagger_ui import SWAGGER_UI_URL
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-
-SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.18.2/"
 
 _EXTENSION_KEY = "flotilla.api"
 NO_NUL_PATTERN = r"^[^\x00]*$"
