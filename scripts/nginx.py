@@ -83,8 +83,21 @@ class Upstreams:
             name: list(addresses[name]) for name in WEB_SERVICES
         }
 
+    @classmethod
+    def partial(cls, **addresses: Sequence[str]) -> Upstreams:
+        """The given services' addresses; every other service's an address that refuses.
+
+        For a front door in front of part of the system (a test, a benchmark): requests for
+        the others get nginx's 502 problem at once.
+        """
+        return cls(**{name: addresses.get(name, [NOWHERE]) for name in WEB_SERVICES})
+
     def __repr__(self) -> str:
         return f"Upstreams({self.addresses!r})"
+
+
+NOWHERE = "127.0.0.1:1"
+"""An address nothing listens on (port 1 needs privileges): connections to it are refused."""
 
 
 @dataclass(frozen=True)

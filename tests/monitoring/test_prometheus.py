@@ -33,7 +33,7 @@ from flotilla.testing import is_free, wait_until
 from system import BACKGROUND_PROGRAMS, WEB_SERVICES, Layout
 
 from ..e2e.calls import call
-from ..e2e.test_run import SCRIPTS, Runner, embedded_environment
+from ..e2e.running import SCRIPTS, Runner, embedded_environment
 from .rules import RULES, load_rules, series_names
 from .server import Prometheus
 

@@ -163,7 +163,7 @@ class FrontDoor:
 
     def upstreams(self) -> Upstreams:
         """Where nginx sends each service's requests: the :attr:`routed` replicas."""
-        return Upstreams(
+        return Upstreams.partial(
             **{
                 service: [f"127.0.0.1:{self.ports[name]}" for name in names]
                 for service, names in self.routed.items()

@@ -214,7 +214,7 @@ def traced_shop(
 
 def start_front_door(directory: Path, ports: dict[str, int], stack: contextlib.ExitStack) -> str:
     """nginx as ``make run`` configures it (rate limits off: one client address), its URL."""
-    upstreams = Upstreams(**{name: [f"127.0.0.1:{ports[name]}"] for name in WEB_SERVICES})
+    upstreams = Upstreams.partial(**{name: [f"127.0.0.1:{port}"] for name, port in ports.items()})
     port = free_port()
     config = render(directory, upstreams, port=port, tuning=Tuning(rate_limits=False))
     with (directory / "nginx.log").open("ab") as log:

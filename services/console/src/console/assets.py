@@ -4,7 +4,8 @@ The hash is the first 12 hex digits of the file's SHA-256, so a changed file get
 address and any address can be cached for a year (``immutable``): nginx serves ``/static/``
 itself, mapping a hashed name back to the file (deploy/nginx/flotilla/static.conf). Pages
 name their files with :func:`asset_url`. Where no nginx runs in front (tests, a run without
-the front door), :func:`serve_asset` answers the same addresses with the same headers.
+the front door), :func:`serve_asset` answers the same addresses with the same headers, and
+also refuses a hash that is not the file's (nginx checks only the name's form).
 """
 
 from __future__ import annotations
