@@ -209,7 +209,7 @@ def test_a_dead_letter_is_replayed_from_the_browser_and_its_e_mail_sent(
     )
     expect(page.locator(f'tr[data-task="{task_id}"]')).to_have_count(0)
     mail_dir = Path(shop.state["mail_dir"])
-    wait_until(lambda: mail_to(mail_dir, address), timeout=30, what="the replayed e-mail")
+    wait_until(lambda: bool(mail_to(mail_dir, address)), timeout=30, what="the replayed e-mail")
 
 
 def test_the_charts_draw_each_services_traffic(shop: Shop, admin: Page) -> None:
