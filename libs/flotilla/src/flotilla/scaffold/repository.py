@@ -13,7 +13,6 @@ anything is written.
 
 from __future__ import annotations
 
-
 import re
 import textwrap
 from collections.abc import Callable
