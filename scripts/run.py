@@ -48,6 +48,7 @@ from flotilla.serving.processes import log_tail
 from supervisor import Failure, Step, Stopped, Supervisor
 from system import (
     BACKGROUND_PROGRAMS,
+    CONSOLE,
     FRONT_DOOR,
     ROOT,
     ROUTES,
@@ -174,6 +175,9 @@ def banner(layout: Layout, environ: Mapping[str, str]) -> str:
         for service in WEB_SERVICES
     ]
     mail = mail_dir(layout, environ)
+    if CONSOLE in WEB_SERVICES:
+        console = layout.front_door_url if layout.front_door else layout.url(CONSOLE)
+        lines.append(f"  Console:    {console}/console/  (an administrator: make demo makes one)")
     lines += [
         f"  Background: {', '.join(name for name, *_ in BACKGROUND_PROGRAMS)}",
         f"  E-mail:     {f'.eml files in {shown(mail)}' if mail else 'sent through SMTP_HOST'}",

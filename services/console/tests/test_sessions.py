@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask, session
 from flask.testing import FlaskClient
+from itsdangerous import Signer
 
 from console import create_app, sessions
 from console.sessions import PLAIN_COOKIE_NAME, SECURE_COOKIE_NAME
@@ -151,3 +152,18 @@ def test_in_redis_sessions_expire_with_the_idle_timeout(tmp_path: Path) -> None:
     assert status_of(other) == 200
     store.delete(f"console:session:{session_id}")
     assert status_of(other) == 302
+
+
+def test_a_session_store_that_does_not_answer_gives_a_page_not_a_crash(tmp_path: Path) -> None:
+    app = console(tmp_path, REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens there
+    client = app.test_client()
+    offered = client.get("/console/sign-in", base_url=BASE_URL)  # its form's token not kept
+    assert offered.status_code == 503
+    assert "Sessions are unavailable right now" in offered.get_data(as_text=True)
+    signed = Signer([app.config["SECRET_KEY"]], salt="flask-session", key_derivation="hmac")
+    cookie = signed.sign(b"an-id-the-store-would-know").decode()
+    client.set_cookie(SECURE_COOKIE_NAME, cookie, domain="console.test", secure=True)
+    page = client.get("/console/", base_url=BASE_URL)
+    assert page.status_code == 503
+    assert "Sessions are unavailable right now" in page.get_data(as_text=True)
+    assert client.get("/healthz/live").status_code == 200  # probes need no session

@@ -33,7 +33,7 @@ def init_errors(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_exception)
     app.register_error_handler(Refused, _refused)
     app.register_error_handler(SessionRejected, _session_rejected)
-    app.register_error_handler(redis.RedisError, _sessions_unavailable)
+    app.register_error_handler(redis.RedisError, _sessions_unavailable)  # mid-request
 
 
 def _is_page() -> bool:
@@ -50,7 +50,8 @@ def _problem(problem: Problem) -> Response:
         return problem_response(problem)
     if isinstance(problem, DownstreamError):
         return _page(problem.status, "Service unavailable", UNAVAILABLE)
-    detail = problem.detail if problem.status < 500 and problem.detail else problem.title
+    shown = problem.status < 500 or problem.status == 503  # 503s say what is unavailable
+    detail = problem.detail if shown and problem.detail else problem.title
     return _page(problem.status, problem.title, detail)
 
 

@@ -14,19 +14,23 @@ on each request) or ``SESSION_ABSOLUTE_TIMEOUT`` after sign-in, whichever comes 
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from datetime import timedelta
 from typing import Any
 
+import redis
 from cachelib.file import FileSystemCache
-from flask import Flask, current_app, session
+from flask import Flask, Request, Response, current_app, render_template, request, session
 from flask_session.cachelib import CacheLibSessionInterface
 from flask_session.redis import RedisSessionInterface
 from itsdangerous import Signer
 
 from console.config import ConsoleSettings
-from flotilla import development_key, shared_redis
+from flotilla import ServiceUnavailable, development_key, shared_redis
+
+log = logging.getLogger(__name__)
 
 SIGNED_IN_AT = "signed_in_at"
 """Session key: when the administrator signed in (epoch seconds), for the absolute timeout."""
@@ -35,20 +39,70 @@ SECURE_COOKIE_NAME = "__Host-console"
 PLAIN_COOKIE_NAME = "console"
 
 
-class _RotatingSigner:
-    """Signs the session id with ``SECRET_KEY``, accepts it signed by any fallback too."""
+UNAVAILABLE = "Sessions are unavailable right now. Try again in a moment."
+
+
+class SessionsUnavailable(ServiceUnavailable):
+    """The session store did not answer: nobody's session can be read (503)."""
+
+    code, title = "sessions-unavailable", "Sessions Unavailable"
+
+
+class _Sessions:
+    """What both stores add to Flask-Session: key rotation, and an outage as a 503 page.
+
+    The session id is signed with ``SECRET_KEY`` and accepted signed by any fallback too.
+    A store that fails while a request's session is read leaves that request an empty
+    session and a mark, so :func:`refuse_without_sessions` answers it with a page instead
+    of Flask's bare 500; a failure while saving loses that request's change, logged.
+    """
 
     def _get_signer(self, app: Flask) -> Signer:
         keys = [*app.config["SECRET_KEY_FALLBACKS"], app.config["SECRET_KEY"]]
         return Signer(keys, salt="flask-session", key_derivation="hmac")  # signs with the last
 
+    def open_session(self, app: Flask, request: Request) -> Any:
+        try:
+            return super().open_session(app, request)  # type: ignore[misc]
+        except redis.RedisError as error:
+            log.warning("session not read", extra={"error": repr(error)[:300]})
+            request.environ[_STORE_FAILED] = True
+            return self.session_class(sid=self._generate_sid(self.sid_length))  # type: ignore[attr-defined]
 
-class RedisSessions(_RotatingSigner, RedisSessionInterface):
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        if request.environ.get(_STORE_FAILED):
+            return
+        try:
+            super().save_session(app, session, response)  # type: ignore[misc]
+        except redis.RedisError as error:
+            log.warning("session not saved", extra={"error": repr(error)[:300]})
+            if response.mimetype == "text/html" or response.status_code in (301, 302, 303):
+                # What the page offered (a form's token, a sign-in) was not kept: say so.
+                response.status_code = 503
+                response.headers.pop("Location", None)
+                response.mimetype = "text/html"
+                response.set_data(
+                    render_template(
+                        "error.html", status=503, title="Sessions unavailable", detail=UNAVAILABLE
+                    )
+                )
+
+
+_STORE_FAILED = "console.sessions.store_failed"
+
+
+class RedisSessions(_Sessions, RedisSessionInterface):
     """Sessions in Redis, expiring there after the idle timeout."""
 
 
-class FileSessions(_RotatingSigner, CacheLibSessionInterface):
+class FileSessions(_Sessions, CacheLibSessionInterface):
     """Sessions in files under ``VAR_DIR``, shared by the processes of one machine."""
+
+
+def refuse_without_sessions() -> None:
+    """Before a console page: a 503 when this request's session could not be read."""
+    if request.environ.get(_STORE_FAILED):
+        raise SessionsUnavailable(UNAVAILABLE)
 
 
 def init_sessions(app: Flask, settings: ConsoleSettings) -> None:

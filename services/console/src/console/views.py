@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from console import charts, signin
+from console import charts, sessions, signin
 from console.backends import backends
 from console.config import ConsoleSettings
 from console.deadletters import dead_letter_queues
@@ -26,6 +26,7 @@ from flotilla import accepts_any_body, current_settings
 log = logging.getLogger(__name__)
 
 console = Blueprint("console", __name__, url_prefix="/console")
+console.before_request(sessions.refuse_without_sessions)
 
 
 def _settings() -> ConsoleSettings:
