@@ -19,7 +19,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from flotilla.web.swagger_ui import SWAGGER_UI_URL
+
 from .conftest import ADMIN, CUSTOMER, ORDERS, json_of, product_body, service_bearer
+
+SWAGGER_UI_FILE = "swagger-ui.css"
 
 ROLES = ("anonymous", "customer", "admin", "orders", "other service")
 HEADERS: dict[str, dict[str, str]] = {
@@ -38,6 +42,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("GET", "/metrics"): (200, 200, 200, 200, 200),  # internal port; nginx does not route it
     ("GET", "/openapi.json"): (200, 200, 200, 200, 200),
     ("GET", "/docs"): (200, 200, 200, 200, 200),
+    ("GET", f"{SWAGGER_UI_URL}<name>"): (200, 200, 200, 200, 200),  # its files, served locally
     ("POST", "/api/v1/products"): (401, 403, 201, 403, 403),
     ("GET", "/api/v1/products"): (200, 200, 200, 200, 200),
     ("GET", "/api/v1/products/<product_id>"): (200, 200, 200, 200, 200),
@@ -101,12 +106,13 @@ def test_access(
         rule.replace("<product_id>", str(product["id"]))
         .replace("<sku>", product["sku"])
         .replace("<order_id>", "1")
+        .replace("<name>", SWAGGER_UI_FILE)
     )
     if (method, rule) == ("GET", "/api/v1/reservations"):
         path += HELD_WINDOW
     body = BODIES[(method, rule)](product) if (method, rule) in BODIES else None
-    response = client.open(path, method=method, json=body, headers=HEADERS[role])
-    assert response.status_code == MATRIX[(method, rule)][ROLES.index(role)], response.data
+    with client.open(path, method=method, json=body, headers=HEADERS[role]) as response:
+        assert response.status_code == MATRIX[(method, rule)][ROLES.index(role)], response.data
 
 
 def test_a_refused_write_changes_nothing(client: FlaskClient, product: dict[str, Any]) -> None:

@@ -17,7 +17,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from flotilla.web.swagger_ui import SWAGGER_UI_URL
+
 from .conftest import PASSWORD, Account, json_of
+
+SWAGGER_UI_FILE = "swagger-ui.css"
 
 ROLES = ("anonymous", "customer", "other", "admin")
 
@@ -29,6 +33,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("GET", "/metrics"): (200, 200, 200, 200),  # internal port; nginx does not route it
     ("GET", "/openapi.json"): (200, 200, 200, 200),
     ("GET", "/docs"): (200, 200, 200, 200),
+    ("GET", f"{SWAGGER_UI_URL}<name>"): (200, 200, 200, 200),  # its files, served locally
     ("GET", "/.well-known/jwks.json"): (200, 200, 200, 200),
     ("POST", "/api/v1/users"): (201, 201, 201, 201),
     ("GET", "/api/v1/users"): (401, 403, 403, 200),
@@ -114,11 +119,10 @@ def cast_for(
 @pytest.mark.parametrize(("method", "rule"), list(MATRIX))
 def test_access(cast_for: Callable[[str], Cast], method: str, rule: str, role: str) -> None:
     cast = cast_for(role)
-    path = rule.replace("<user_id>", str(cast.customer.id))
+    path = rule.replace("<user_id>", str(cast.customer.id)).replace("<name>", SWAGGER_UI_FILE)
     body = BODIES[(method, rule)](cast) if (method, rule) in BODIES else None
     headers = cast.caller.headers if cast.caller else {}
-    response = cast.client.open(path, method=method, json=body, headers=headers)
-
-    assert response.status_code == MATRIX[(method, rule)][ROLES.index(role)], response.data
-    if role in ("anonymous", "other"):
-        assert cast.customer.email not in response.get_data(as_text=True)
+    with cast.client.open(path, method=method, json=body, headers=headers) as response:
+        assert response.status_code == MATRIX[(method, rule)][ROLES.index(role)], response.data
+        if role in ("anonymous", "other"):
+            assert cast.customer.email not in response.get_data(as_text=True)

@@ -82,7 +82,11 @@ if TYPE_CHECKING:
     from flotilla.resilience.redis_client import shared_redis
     from flotilla.settings import current_settings
     from flotilla.web.api import Blueprint, ProblemSchema, json_document
-    from flotilla.web.errors import PROBLEM_TYPE_PREFIX
+    from flotilla.web.errors import (
+        PROBLEM_TYPE_PREFIX,
+        problem_from_http_exception,
+        problem_response,
+    )
     from flotilla.web.health import health_of
     from flotilla.web.pagination import Page, PageQuery, keyset_query, page_of
 
@@ -119,6 +123,8 @@ _LAZY = {
     "PLACEHOLDER_SECRETS": "flotilla.config",
     "TaskPool": "flotilla.config.messaging",
     "PROBLEM_TYPE_PREFIX": "flotilla.web.errors",
+    "problem_from_http_exception": "flotilla.web.errors",
+    "problem_response": "flotilla.web.errors",
     "health_of": "flotilla.web.health",
     "BadGateway": "flotilla.resilience.http",
     "ClientCredentials": "flotilla.resilience.http",
@@ -233,6 +239,8 @@ __all__ = [
     "load_settings",
     "page_of",
     "parse_client_secrets",
+    "problem_from_http_exception",
+    "problem_response",
     "rate_limit",
     "register_blueprints",
     "require_auth",

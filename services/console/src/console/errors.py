@@ -19,8 +19,7 @@ from werkzeug.wrappers import Response
 
 from console import sessions, signin
 from console.backends import Refused, SessionRejected
-from flotilla import DownstreamError, Problem
-from flotilla.web.errors import problem_from_http_exception, problem_response
+from flotilla import DownstreamError, Problem, problem_from_http_exception, problem_response
 
 log = logging.getLogger(__name__)
 
