@@ -34,10 +34,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from flotilla import declaration
+
 ROOT = Path(__file__).resolve().parents[1]
 CONTAINERS = ROOT / "deploy" / "containers"
 ENGINE_CONFIG = CONTAINERS / "containers.conf"
-SERVICES = ("users", "catalog", "orders", "notifications")
+SERVICES = declaration.load(ROOT / declaration.FILE_NAME).names
+"""Every service of the declaration has an image (the Dockerfile's stage of its name)."""
 INFRASTRUCTURE = ("postgres", "redis", "rabbitmq", "nginx", "smtp")
 """The images of ``deploy/containers/<name>/Containerfile``, in compose.local.yml's names."""
 PYTHON_BASE = "localhost/flotilla-base/python:3.11-bookworm"

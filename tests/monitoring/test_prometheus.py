@@ -29,25 +29,17 @@ import pytest
 import yaml
 
 import prometheus
-from flotilla.testing import is_free, wait_until
+from console.charts import grid, prometheus_series
+from flotilla.testing import wait_until
 from system import BACKGROUND_PROGRAMS, WEB_SERVICES, Layout
 
 from ..e2e.calls import call
-from ..e2e.running import SCRIPTS, Runner, embedded_environment
+from ..e2e.running import SCRIPTS, Runner, embedded_environment, free_base_port
 from .rules import RULES, load_rules, series_names
 from .server import Prometheus
 
 GRAFANA_DASHBOARDS = RULES.parents[1] / "grafana" / "dashboards"
 TEST_THRESHOLD_SECONDS = 2
-PORT_OFFSETS = (1, 2, 3, 11, 12, 13, 14, 80)
-
-
-def free_base_port() -> int:
-    """A base port whose service, metrics and front door ports are all free."""
-    for base in range(20_000 + os.getpid() % 100 * 100, 32_000, 100):
-        if all(is_free(base + offset) for offset in PORT_OFFSETS):
-            return base
-    raise RuntimeError("no free block of ports")
 
 
 def fast_rules(directory: Path) -> Path:
@@ -128,6 +120,21 @@ def process_id(runner: Runner, name: str) -> int:
     return pid
 
 
+def check_the_consoles_charts(server: Prometheus) -> None:
+    """The console's chart queries, on this Prometheus: the demo's traffic, per service."""
+    shown = {"users", "catalog", "orders"}
+
+    def charted() -> bool:
+        series = prometheus_series(server.url, grid())
+        return all(any(series["requests"].get(service, [])) for service in shown)
+
+    wait_until(charted, timeout=30, what="the demo's requests in the console's charts")
+    series = prometheus_series(server.url, grid())
+    assert set(series) == {"requests", "errors", "latency_ms"}
+    assert shown <= set(series["latency_ms"])
+    assert all(len(values) == len(grid()) for values in series["requests"].values())
+
+
 @pytest.mark.process
 def test_prometheus_scrapes_every_process_and_the_outbox_alert_fires_for_real(
     monitored: tuple[Runner, Prometheus],
@@ -160,6 +167,7 @@ def test_prometheus_scrapes_every_process_and_the_outbox_alert_fires_for_real(
     assert len(rules) == len(load_rules())
     assert {rule["health"] for rule in rules} == {"ok"}, [r for r in rules if r["health"] != "ok"]
     assert server.alert_states("FlotillaOutboxLag") == {}
+    check_the_consoles_charts(server)
 
     relay = process_id(runner, "users-relay")
     os.kill(relay, signal.SIGSTOP)  # stuck: neither publishing nor answering scrapes

@@ -67,6 +67,16 @@ def test_an_administrator_signs_in_and_sees_every_process_ready(
     assert "eyJ" not in cookie["value"]  # a session id, no token
     assert page.evaluate("JSON.stringify(window.localStorage) + document.cookie") == "{}"
 
+    # Through nginx: the page keeps its own policy; its files come from nginx, for a year.
+    answer = page.request.get(shop.console)
+    assert answer.headers["content-security-policy"].startswith("default-src 'self';")
+    assert answer.headers["referrer-policy"] == "same-origin"
+    stylesheet = page.locator('link[rel="stylesheet"]').first.get_attribute("href")
+    assert stylesheet is not None
+    assert re.fullmatch(r"/static/css/console\.[0-9a-f]{12}\.css", stylesheet)
+    served = page.request.get(f"{shop.front_door}{stylesheet}")
+    assert served.headers["cache-control"] == "public, max-age=31536000, immutable"
+
 
 @contextmanager
 def frozen(pids: list[int]) -> Iterator[None]:
