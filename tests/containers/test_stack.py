@@ -35,8 +35,11 @@ from compose_stack import Stack, podman, write_env_file
 from flotilla.testing import wait_until
 
 WEB = ("users", "catalog", "orders")
-BACKGROUND = ("users-relay", "orders-relay", "orders-recovery", "notifications-worker")
-MIGRATIONS = ("users-migrate", "catalog-migrate", "orders-migrate", "notifications-migrate")
+"""The web services an order passes through: each is stopped under the order load."""
+BACKGROUND = tuple(name for name, *_ in system.BACKGROUND_PROGRAMS)
+MIGRATIONS = tuple(
+    f"{service.name}-migrate" for service in system.SYSTEM.services if service.database
+)
 LOAD_CLIENTS = 2
 LOAD_PAUSE = 0.1  # seconds between two orders of one client: about 10 orders a second in all
 STOCK = 100_000

@@ -24,10 +24,6 @@ class SignInForm(FlaskForm):
     )
 
 
-class ActionForm(FlaskForm):
-    """A button that changes something: only its CSRF token (sign out, deactivate)."""
-
-
 class StockForm(FlaskForm):
     """A product's new stock level."""
 

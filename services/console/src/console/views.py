@@ -13,7 +13,6 @@ from console.backends import backends
 from console.config import ConsoleSettings
 from console.deadletters import dead_letter_queues
 from console.forms import (
-    ActionForm,
     OrderSearchForm,
     ProductSearchForm,
     ReplayForm,
@@ -67,8 +66,7 @@ def sign_in_page() -> Any:
 @accepts_any_body
 def sign_out() -> Response:
     """End the session here and at users."""
-    ActionForm().validate_on_submit()  # CSRFProtect has checked the token already
-    signin.sign_out()
+    signin.sign_out()  # CSRFProtect has checked the form's token
     flash("Signed out.")
     return redirect(url_for("console.sign_in_page"))
 
@@ -173,8 +171,6 @@ def products() -> str:
         form=form,
         page=page,
         active=active,
-        stock_form=StockForm(formdata=None),
-        action_form=ActionForm(formdata=None),
     )
 
 
@@ -189,9 +185,7 @@ def set_stock(product_id: int) -> Response:
         flash(f"Stock of {product['sku']} is now {product['stock']}.")
     else:
         flash("The stock must be a whole number, 0 or more.", "error")
-    return redirect(
-        request.referrer if _same_console(request.referrer) else url_for("console.products")
-    )
+    return _back_to_products()
 
 
 @console.post("/products/<int:product_id>/deactivate")
@@ -204,8 +198,12 @@ def deactivate(product_id: int) -> Response:
     return redirect(url_for("console.products"))
 
 
-def _same_console(referrer: str | None) -> bool:
-    return bool(referrer) and referrer.startswith(request.host_url + "console/")  # type: ignore[union-attr]
+def _back_to_products() -> Response:
+    """Back to the products page the form was on (its search kept), else to the list."""
+    referrer = request.referrer or ""
+    if referrer.startswith(f"{request.host_url}console/products"):
+        return redirect(referrer)
+    return redirect(url_for("console.products"))
 
 
 # Dead letters
@@ -215,9 +213,7 @@ def _same_console(referrer: str | None) -> bool:
 @signin.require_administrator
 def dead_letters() -> str:
     """Each service's dead letters, oldest first, with a replay button each."""
-    return render_template(
-        "dead_letters.html", queues=dead_letter_queues(_settings()), form=ReplayForm(formdata=None)
-    )
+    return render_template("dead_letters.html", queues=dead_letter_queues(_settings()))
 
 
 @console.post("/dead-letters/<service>/replay")
@@ -226,7 +222,9 @@ def dead_letters() -> str:
 def replay(service: str) -> Response:
     """Send one dead letter (``task_id``) or all of ``service``'s back to its work queue."""
     form = ReplayForm()
-    form.validate_on_submit()
+    if not form.validate_on_submit():
+        flash("That dead letter cannot be named so.", "error")
+        return redirect(url_for("console.dead_letters"))
     queues = {queue.service: queue for queue in dead_letter_queues(_settings(), read=False)}
     if service not in queues:
         flash(f"No dead-letter queue is shown for {service}.", "error")
