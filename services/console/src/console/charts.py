@@ -7,9 +7,9 @@ each service's ``/metrics`` counters, at most once per :data:`SAMPLE_INTERVAL`, 
 history covers the time someone had the console open, which is what a machine without
 Prometheus can offer; samples older than an hour are deleted as new ones are written.
 
-Both sources give the same figures on the same grid of :data:`STEP`-second points: requests
-per second and 5xx answers per second (probes and scrapes left out), and the mean latency
-in milliseconds.
+Both sources give the same figures on the same grid of :data:`STEP`-second points ending
+now: requests per second and 5xx answers per second (probes and scrapes left out), and the
+mean latency in milliseconds.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ Series = dict[str, dict[str, list[float | None]]]
 
 
 def grid(now: float | None = None) -> list[int]:
-    """The points of the last hour, every :data:`STEP` seconds, aligned to the step."""
-    end = int(now if now is not None else time.time()) // STEP * STEP
+    """The points of the last hour, every :data:`STEP` seconds, the last one now."""
+    end = int(now if now is not None else time.time())
     return list(range(end - WINDOW + STEP, end + 1, STEP))
 
 

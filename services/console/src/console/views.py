@@ -116,11 +116,12 @@ def charts_page() -> str:
 def charts_data() -> Response:
     """The charts' series as JSON: ``{"points": [...], "series": {figure: {service: [...]}}}``."""
     settings = _settings()
-    points = charts.grid()
     if settings.PROMETHEUS_URL:
+        points = charts.grid()
         series = charts.prometheus_series(settings.PROMETHEUS_URL, points)
     else:
-        charts.record_samples(_web_services())
+        charts.record_samples_if_possible(_web_services())
+        points = charts.grid()  # after the sample just taken: it is on the grid
         series = charts.sampled_series(points)
     response = jsonify(points=points, series=series)
     response.headers["Cache-Control"] = "no-store"
