@@ -95,3 +95,10 @@ def test_pages_name_their_files_by_hash(client: FlaskClient) -> None:
     page = client.get("/console/sign-in", base_url=BASE_URL).get_data(as_text=True)
     assert asset_url("css/console.css") in page
     assert "/static/css/console.css" not in page
+
+
+def test_amounts_are_shown_in_their_currencys_units(client: FlaskClient) -> None:
+    money = client.application.jinja_env.filters["money"]
+    assert money(324_999, "EUR") == "3,249.99 EUR"
+    assert money(3150, "JPY") == "3,150 JPY"
+    assert money(None, None) == "—"  # a pending order has no total yet

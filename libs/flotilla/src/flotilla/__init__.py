@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from flotilla.messaging.checks import broker_check
     from flotilla.messaging.tasks import Tasks
     from flotilla.messaging.tasks.dead_letters import DeadLetter, DeadLetters
+    from flotilla.money import format_money, minor_unit_digits
     from flotilla.observability.metrics import created_once, instruments
     from flotilla.observability.metrics_server import serve_metrics
     from flotilla.resilience.http import (
@@ -142,6 +143,8 @@ _LAZY = {
     "page_of": "flotilla.web.pagination",
     "current_settings": "flotilla.settings",
     "Tasks": "flotilla.messaging.tasks",
+    "format_money": "flotilla.money",
+    "minor_unit_digits": "flotilla.money",
     "DeadLetter": "flotilla.messaging.tasks.dead_letters",
     "DeadLetters": "flotilla.messaging.tasks.dead_letters",
 }
@@ -228,6 +231,7 @@ __all__ = [
     "current_principal",
     "current_settings",
     "development_key",
+    "format_money",
     "grace",
     "health_of",
     "instruments",
@@ -237,6 +241,7 @@ __all__ = [
     "keyset_query",
     "load_public_keys",
     "load_settings",
+    "minor_unit_digits",
     "page_of",
     "parse_client_secrets",
     "problem_from_http_exception",

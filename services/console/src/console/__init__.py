@@ -12,7 +12,7 @@ from console.errors import init_errors
 from console.models import db
 from console.security import init_security
 from console.views import console
-from flotilla import ServiceClient, create_service, load_settings
+from flotilla import ServiceClient, create_service, format_money, load_settings
 
 __version__ = "0.1.0"
 
@@ -33,4 +33,12 @@ def create_app(settings: ConsoleSettings | None = None) -> Flask:
     app.register_blueprint(console)
     app.register_blueprint(assets)
     app.jinja_env.globals.update(asset_url=asset_url, administrator=lambda: g.get("administrator"))
+    app.jinja_env.filters["money"] = _money
     return app
+
+
+def _money(amount: object, currency: object) -> str:
+    """``{{ total | money(currency) }}``: minor units shown as the currency writes them."""
+    if isinstance(amount, int) and isinstance(currency, str):
+        return format_money(amount, currency)
+    return "—"  # a pending order has no total yet

@@ -7,7 +7,7 @@ without a new version; renaming or removing one needs a new version, which this 
 learns by adding a model beside the old one.
 
 Money is an integer amount of the currency's minor unit beside an ISO 4217 ``currency``
-(``3150`` and ``"EUR"`` for 31.50 EUR; see :mod:`notifications.money`). An order's amounts
+(``3150`` and ``"EUR"`` for 31.50 EUR; see :mod:`flotilla.money`). An order's amounts
 must add up — each line's total is its quantity times its unit price, the order's total the
 sum of its lines — and a payload whose arithmetic disagrees is refused like any malformed
 one: the e-mail would otherwise show the customer figures that contradict each other.

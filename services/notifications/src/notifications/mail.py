@@ -35,9 +35,9 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
 
+from flotilla import format_money
 from notifications.config import NotificationsSettings, mailbox_of
 from notifications.events import OrderCancelled, OrderPlaced, UserRegistered
-from notifications.money import format_money
 
 WELCOME, ORDER_PLACED, ORDER_CANCELLED = "welcome", "order_placed", "order_cancelled"
 

@@ -3,7 +3,8 @@
 Events never carry a float or a decimal string (docs/events.md): 31.50 EUR travels as
 ``3150`` with ``"EUR"``, 3,150 JPY as ``3150`` with ``"JPY"``, 3.150 KWD as ``3150`` with
 ``"KWD"``. Where the decimal point goes is a property of the currency, its ISO 4217
-exponent, and only matters when an amount is shown to a person.
+exponent, and only matters when an amount is shown to a person: in an e-mail
+(notifications), on a page (the console).
 """
 
 from __future__ import annotations

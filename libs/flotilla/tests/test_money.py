@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notifications.money import format_money, minor_unit_digits
+from flotilla.money import format_money, minor_unit_digits
 
 
 @pytest.mark.parametrize(
