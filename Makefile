@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: run demo test containers lint fmt bench sync generate docs signing-key clean
+.PHONY: run demo test containers lint fmt bench sync generate docs screenshots signing-key clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -53,6 +53,9 @@ generate: sync ## rewrite what system.toml and the settings classes derive: ngin
 	$(RUN) python scripts/settings_doc.py --write
 
 docs: generate
+
+screenshots: sync ## the console's browser tests, writing the README's screenshots to docs/screenshots
+	FLOTILLA_SCREENSHOTS=docs/screenshots $(RUN) pytest tests/e2e/console
 
 clean:
 	rm -rf .venv .tools var .mypy_cache .ruff_cache .pytest_cache

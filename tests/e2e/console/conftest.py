@@ -2,8 +2,10 @@
 
 One system per module: the runner on free ports with the embedded defaults and nginx in
 front, the demo's customer, products and order in it, and an administrator to sign in as.
-The browser is Debian's Chromium, driven by Playwright; the screenshots the tests take are
-written to ``docs/screenshots/`` and shown in the README.
+The browser is Debian's Chromium, driven by Playwright. The tests take screenshots of the
+main pages; ``make screenshots`` runs them with ``FLOTILLA_SCREENSHOTS=docs/screenshots``, where
+the README shows them from, and otherwise they go to a temporary directory, so a test run
+leaves the repository as it was.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from system import Layout, console_env, service_env
 from ..running import Runner, embedded_environment, free_base_port
 
 ROOT = Path(__file__).resolve().parents[3]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS_VARIABLE = "FLOTILLA_SCREENSHOTS"
 CHROMIUM = "/usr/bin/chromium"
 ADMIN, PASSWORD = "ada", "correct-horse-battery-staple"
 DEADLINE_MS = 15_000
@@ -166,7 +168,16 @@ def sign_in(page: Page, shop: Shop) -> None:
     expect(page.get_by_role("heading", name="System status")).to_be_visible()
 
 
-def screenshot(page: Page, name: str) -> None:
-    """The page as it is now, for the README."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: ``FLOTILLA_SCREENSHOTS`` (relative to the repository), or a
+    temporary directory."""
+    chosen = os.environ.get(SCREENSHOTS_VARIABLE)
+    directory = ROOT / chosen if chosen else tmp_path_factory.mktemp("screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def screenshot(page: Page, directory: Path, name: str) -> None:
+    """The page as it is now, whole."""
+    page.screenshot(path=directory / f"{name}.png", full_page=True)

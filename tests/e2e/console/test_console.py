@@ -53,12 +53,12 @@ def products(shop: Shop, *, active: bool = True) -> list[dict[str, Any]]:
 
 
 def test_an_administrator_signs_in_and_sees_every_process_ready(
-    shop: Shop, admin: Page, admin_context: BrowserContext
+    shop: Shop, admin: Page, admin_context: BrowserContext, screenshots: Path
 ) -> None:
     page, context = admin, admin_context
     for process in PROCESSES:
         expect(row(page, process)).to_have_attribute("data-state", "ready")
-    screenshot(page, "status")
+    screenshot(page, screenshots, "status")
 
     (cookie,) = context.cookies()
     assert cookie["name"] == "console"  # plain HTTP under make run: no __Host- prefix
@@ -90,7 +90,9 @@ def frozen(pids: list[int]) -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
-def test_a_frozen_catalog_turns_not_ready_within_seconds_and_back(shop: Shop, admin: Page) -> None:
+def test_a_frozen_catalog_turns_not_ready_within_seconds_and_back(
+    shop: Shop, admin: Page, screenshots: Path
+) -> None:
     page = admin
     catalog = shop.state["processes"]["catalog"]
     expect(row(page, "catalog")).to_have_attribute("data-state", "ready")
@@ -98,11 +100,11 @@ def test_a_frozen_catalog_turns_not_ready_within_seconds_and_back(shop: Shop, ad
         # No reload: the page refreshes its panel by itself.
         expect(row(page, "catalog")).to_have_attribute("data-state", "unreachable")
         expect(row(page, "users")).to_have_attribute("data-state", "ready")
-        screenshot(page, "status-catalog-down")
+        screenshot(page, screenshots, "status-catalog-down")
     expect(row(page, "catalog")).to_have_attribute("data-state", "ready")
 
 
-def test_an_order_is_found_with_its_state_history(admin: Page) -> None:
+def test_an_order_is_found_with_its_state_history(admin: Page, screenshots: Path) -> None:
     page = admin
     page.get_by_role("link", name="Orders").click()
     page.get_by_label("Order id").fill("1")
@@ -110,20 +112,20 @@ def test_an_order_is_found_with_its_state_history(admin: Page) -> None:
     expect(page.get_by_role("heading", name="Order #1")).to_be_visible()
     history = page.locator("ol.history strong")
     expect(history).to_have_text(["pending", "placed", "cancelling", "cancelled"])
-    screenshot(page, "order")
+    screenshot(page, screenshots, "order")
     page.locator("main p a").first.click()  # the customer: their orders
     expect(page.get_by_role("link", name="#1")).to_be_visible()
 
 
 def test_stock_is_changed_and_a_product_taken_off_sale_through_the_forms(
-    shop: Shop, admin: Page
+    shop: Shop, admin: Page, screenshots: Path
 ) -> None:
     page = admin
     page.get_by_role("link", name="Products").click()
     target = products(shop)[0]
     sku, product_id = target["sku"], target["id"]
     expect(page.get_by_label(f"New stock for {sku}")).to_be_visible()
-    screenshot(page, "products")
+    screenshot(page, screenshots, "products")
 
     page.get_by_label(f"New stock for {sku}").fill("42")
     page.locator(f'tr[data-product="{product_id}"]').get_by_role("button", name="Set").click()
@@ -203,7 +205,7 @@ def mail_to(mail_dir: Path, address: str) -> list[Path]:
 
 
 def test_a_dead_letter_is_replayed_from_the_browser_and_its_e_mail_sent(
-    shop: Shop, admin: Page
+    shop: Shop, admin: Page, screenshots: Path
 ) -> None:
     page = admin
     address = f"replayed-{uuid.uuid4().hex[:8]}@example.com"
@@ -211,7 +213,7 @@ def test_a_dead_letter_is_replayed_from_the_browser_and_its_e_mail_sent(
     page.get_by_role("link", name="Dead letters").click()
     letter = page.locator(f'tr[data-task="{task_id}"]')
     expect(letter).to_contain_text("SMTPServerDisconnected")
-    screenshot(page, "dead-letters")
+    screenshot(page, screenshots, "dead-letters")
 
     letter.get_by_role("button", name=f"Replay task {task_id}").click()
     expect(page.get_by_role("status")).to_contain_text(
@@ -222,7 +224,7 @@ def test_a_dead_letter_is_replayed_from_the_browser_and_its_e_mail_sent(
     wait_until(lambda: bool(mail_to(mail_dir, address)), timeout=30, what="the replayed e-mail")
 
 
-def test_the_charts_draw_each_services_traffic(shop: Shop, admin: Page) -> None:
+def test_the_charts_draw_each_services_traffic(shop: Shop, admin: Page, screenshots: Path) -> None:
     page = admin
     panel = f"{shop.front_door}/console/status/panel"
     for _ in range(2):  # two samples of every service's counters, one interval apart
@@ -232,7 +234,7 @@ def test_the_charts_draw_each_services_traffic(shop: Shop, admin: Page) -> None:
     page.get_by_role("link", name="Charts").click()
     expect(page.locator("#charts")).to_have_attribute("data-drawn-at", re.compile(".+"))
     expect(page.locator(".chart canvas")).to_have_count(3)
-    screenshot(page, "charts")
+    screenshot(page, screenshots, "charts")
 
 
 def test_two_more_gunicorn_processes_serve_the_same_session(
