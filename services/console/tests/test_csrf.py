@@ -38,7 +38,7 @@ def test_a_post_without_a_token_is_refused_with_a_page(client: FlaskClient) -> N
     assert "<html" in page
 
 
-def test_a_token_of_another_session_is_refused(client: FlaskClient, app: object) -> None:
+def test_a_token_of_another_session_is_refused(client: FlaskClient) -> None:
     other = client.application.test_client()
     sign_in(other)
     stolen = csrf_token(other)

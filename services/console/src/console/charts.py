@@ -1,11 +1,12 @@
 """Request rate, errors and latency per web service over the last hour, for the charts.
 
 Where Prometheus runs (``PROMETHEUS_URL``) the series come from it, one range query per
-figure. Otherwise the console keeps its own: every time the status page refreshes it reads
-each service's ``/metrics`` counters, at most once per :data:`SAMPLE_INTERVAL`, into the
-``samples`` table, and a rate is the difference between two consecutive samples. That
-history covers the time someone had the console open, which is what a machine without
-Prometheus can offer; samples older than an hour are deleted as new ones are written.
+figure. Otherwise the console keeps its own: every time the status page refreshes, the
+traffic counters of the ``/metrics`` it has just read are kept, at most once per
+:data:`SAMPLE_INTERVAL`, in the ``samples`` table, and a rate is the difference between two
+consecutive samples. That history covers the time someone had the console open, which is
+what a machine without Prometheus can offer; samples older than an hour are deleted as new
+ones are written.
 
 Both sources give the same figures on the same grid of :data:`STEP`-second points ending
 now: requests per second and 5xx answers per second (probes and scrapes left out), and the
@@ -62,8 +63,11 @@ def grid(now: float | None = None) -> list[int]:
 # The console's own samples
 
 
-def record_samples(services: Mapping[str, str], now: datetime | None = None) -> None:
-    """Read each service's counters into ``samples`` if its last sample is old enough."""
+def record_samples(
+    counters: Mapping[str, Mapping[str, float]], now: datetime | None = None
+) -> None:
+    """Keep each service's ``counters`` (from :func:`counters_of`) if its last sample is old
+    enough; samples older than the window are deleted."""
     now = now or datetime.now(UTC)
     with db.autocommit() as connection:
         last = dict(
@@ -71,23 +75,20 @@ def record_samples(services: Mapping[str, str], now: datetime | None = None) -> 
                 select(Sample.service, func.max(Sample.taken_at)).group_by(Sample.service)
             ).all()
         )
-        rows = []
-        for service, base_url in services.items():
-            taken = last.get(service)
-            if taken is not None and now - taken < SAMPLE_INTERVAL:
-                continue
-            counters = _counters(base_url)
-            if counters is not None:
-                rows.append({"service": service, "taken_at": now, **counters})
+        rows = [
+            {"service": service, "taken_at": now, **figures}
+            for service, figures in counters.items()
+            if last.get(service) is None or now - last[service] >= SAMPLE_INTERVAL
+        ]
         if rows:
             connection.execute(insert(Sample), rows)
             connection.execute(delete(Sample).where(Sample.taken_at < now - timedelta(hours=1)))
 
 
-def record_samples_if_possible(services: Mapping[str, str]) -> None:
+def record_samples_if_possible(counters: Mapping[str, Mapping[str, float]]) -> None:
     """:func:`record_samples`, unless the database fails: the status page shows anyway."""
     try:
-        record_samples(services)
+        record_samples(counters)
     except SQLAlchemyError as error:
         log.warning("samples not recorded", extra={"error": repr(error)[:300]})
 
@@ -129,14 +130,17 @@ def _increase(before: float, after: float) -> float:
     return after - before if after >= before else after
 
 
-def _counters(base_url: str) -> dict[str, float] | None:
-    try:
-        response = _http.request("GET", f"{base_url}/metrics")
-    except urllib3.exceptions.HTTPError:
-        return None
-    if response.status != 200:
-        return None
-    return counters_of(response.data.decode())
+def read_counters(services: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """Each answering web service's traffic counters, read from its ``/metrics`` now."""
+    read = {}
+    for service, base_url in services.items():
+        try:
+            response = _http.request("GET", f"{base_url}/metrics")
+        except urllib3.exceptions.HTTPError:
+            continue
+        if response.status == 200:
+            read[service] = counters_of(response.data.decode())
+    return read
 
 
 def counters_of(text: str) -> dict[str, float]:

@@ -19,6 +19,8 @@ import orjson
 import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
+from console.charts import counters_of
+
 PROBE_TIMEOUT = urllib3.Timeout(connect=0.5, read=1.0)
 BREAKER_STATES = {0: "closed", 1: "half-open", 2: "open"}
 
@@ -59,6 +61,8 @@ class ProcessStatus:
     outbox_pending: int | None = None
     outbox_oldest_seconds: float | None = None
     queues: list[Queue] = field(default_factory=list)
+    counters: dict[str, float] | None = None
+    """A web service's traffic counters (:func:`console.charts.counters_of`), for the charts."""
 
     @property
     def healthy(self) -> bool:
@@ -94,8 +98,10 @@ def _web_status(name: str, base_url: str) -> ProcessStatus:
     else:
         state = "not ready"
     metrics = _get(f"{base_url}/metrics")
-    figures = _figures(metrics[1].decode() if metrics and metrics[0] == 200 else "")
-    return ProcessStatus(name, "web", state, checks, **figures)
+    if metrics is None or metrics[0] != 200:
+        return ProcessStatus(name, "web", state, checks, **_figures(""))
+    text = metrics[1].decode()
+    return ProcessStatus(name, "web", state, checks, **_figures(text), counters=counters_of(text))
 
 
 def _background_status(name: str, metrics_url: str) -> ProcessStatus:

@@ -98,8 +98,11 @@ def status_panel() -> str:
 def _status() -> list[Any]:
     settings = _settings()
     processes = system_status(_web_services(), settings.STATUS_PROGRAMS)
-    if not settings.PROMETHEUS_URL:
-        charts.record_samples_if_possible(_web_services())
+    if not settings.PROMETHEUS_URL:  # the charts' samples, from the scrapes just made
+        read = {process.name: process.counters for process in processes}
+        charts.record_samples_if_possible(
+            {name: counters for name, counters in read.items() if counters is not None}
+        )
     return processes
 
 
@@ -120,7 +123,7 @@ def charts_data() -> Response:
         points = charts.grid()
         series = charts.prometheus_series(settings.PROMETHEUS_URL, points)
     else:
-        charts.record_samples_if_possible(_web_services())
+        charts.record_samples_if_possible(charts.read_counters(_web_services()))
         points = charts.grid()  # after the sample just taken: it is on the grid
         series = charts.sampled_series(points)
     response = jsonify(points=points, series=series)
