@@ -84,7 +84,7 @@ def issue(key: SigningKey) -> str:
     """A new access token, valid for 15 minutes, that the benchmark app accepts."""
     return issue_access_token(
         key,
-        subject="user-1",
+        subject="1",
         roles=["customer"],
         issuer=ISSUER,
         audience=AUDIENCE,
