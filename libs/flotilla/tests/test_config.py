@@ -13,6 +13,7 @@ from flotilla.config import (
     GunicornSettings,
     ServiceSettings,
     available_cpus,
+    comma_separated,
     load_settings,
     settings_table,
 )
@@ -132,3 +133,24 @@ def test_usable_cpus_respect_a_container_quota(
     affinity = len(os.sched_getaffinity(0))
     assert available_cpus(limit) == min(affinity, expected or affinity)
     assert available_cpus(tmp_path / "absent") == affinity
+
+
+@pytest.mark.parametrize(
+    ("value", "items"),
+    [
+        ("a, b ,c", ["a", "b", "c"]),
+        (" a,, ,b, ", ["a", "b"]),
+        ("", []),
+        (["kept", " as is "], ["kept", " as is "]),
+    ],
+)
+def test_comma_separated_text_becomes_its_items_and_other_values_pass(
+    value: object, items: object
+) -> None:
+    assert comma_separated(value) == items
+
+
+def test_trusted_proxies_read_as_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.1/8, ,127.0.0.1")
+    proxies = [str(network) for network in ServiceSettings().TRUSTED_PROXIES]
+    assert proxies == ["10.0.0.0/8", "127.0.0.1/32"]

@@ -62,7 +62,7 @@ if TYPE_CHECKING:
         verification_keys,
     )
     from flotilla.auth.clients import MINIMUM_SECRET_LENGTH, development_key
-    from flotilla.config import PLACEHOLDER_SECRETS
+    from flotilla.config import PLACEHOLDER_SECRETS, comma_separated
     from flotilla.config.messaging import TaskPool
     from flotilla.data.columns import BIGINT_MAX, Id, UtcDateTime, utc_now
     from flotilla.data.migrations import run_migrations
@@ -122,6 +122,7 @@ _LAZY = {
     "UtcDateTime": "flotilla.data.columns",
     "utc_now": "flotilla.data.columns",
     "PLACEHOLDER_SECRETS": "flotilla.config",
+    "comma_separated": "flotilla.config",
     "TaskPool": "flotilla.config.messaging",
     "PROBLEM_TYPE_PREFIX": "flotilla.web.errors",
     "problem_from_http_exception": "flotilla.web.errors",
@@ -226,6 +227,7 @@ __all__ = [
     "begin_shutdown",
     "broker_check",
     "client_address",
+    "comma_separated",
     "create_service",
     "created_once",
     "current_principal",

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from flotilla import PLACEHOLDER_SECRETS, ServiceSettings
+from flotilla import PLACEHOLDER_SECRETS, ServiceSettings, comma_separated
 
 MINIMUM_SECRET_KEY_LENGTH = 32
 
@@ -75,7 +75,7 @@ class ConsoleSettings(ServiceSettings):
     def _pairs(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        pairs = [item.strip() for item in value.split(",") if item.strip()]
+        pairs: list[str] = comma_separated(value)
         if not all("=" in pair for pair in pairs):
             raise ValueError("must be comma-separated name=URL pairs")
         return dict(pair.split("=", 1) for pair in pairs)
@@ -83,9 +83,7 @@ class ConsoleSettings(ServiceSettings):
     @field_validator("DEAD_LETTER_SERVICES", "SECRET_KEY_FALLBACKS", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+        return comma_separated(value)
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Self:

@@ -26,6 +26,7 @@ from flotilla.config.service import (
     Environment,
     LogLevel,
     ServiceSettings,
+    comma_separated,
 )
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "ServiceSettings",
     "WebServer",
     "available_cpus",
+    "comma_separated",
     "load_dotenv",
     "load_settings",
     "settings_table",

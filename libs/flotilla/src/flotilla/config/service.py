@@ -26,7 +26,12 @@ PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret"})
 IPNetwork = IPv4Network | IPv6Network
 
 
-def _split_list(value: Any) -> Any:
+def comma_separated(value: Any) -> Any:
+    """A setting's comma-separated text as its items, blanks dropped; other values as given.
+
+    For a ``mode="before"`` validator of a list setting declared ``NoDecode``, so that
+    ``A, B`` in the environment means ``["A", "B"]`` rather than JSON.
+    """
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
@@ -126,7 +131,7 @@ class ServiceSettings(AuthSettings, HttpClientSettings, MessagingSettings, Obser
     @classmethod
     def _networks(cls, value: Any) -> Any:
         # strict=False: "10.0.0.1/8" means the network it lies in, as nginx's allow does.
-        value = _split_list(value)
+        value = comma_separated(value)
         if isinstance(value, list):
             return [
                 ip_network(item, strict=False) if isinstance(item, str) else item for item in value
