@@ -7,7 +7,9 @@ so the parsing is checked against what a service really serves.
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from flask import Flask
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -15,7 +17,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from console import charts
 from console.charts import STEP, counters_of, grid, sampled_series
 from console.models import Sample, db
-from console.status import _figures
+from console.status import _figures, traffic_counters
+from flotilla.testing import free_port
 
 LABELS = ("method", "endpoint", "status")
 
@@ -69,6 +72,36 @@ def test_traffic_counters_leave_out_probes_and_scrapes() -> None:
         "latency_sum": 2.0,
         "latency_count": 2.0,
     }
+
+
+class _Metrics(BaseHTTPRequestHandler):
+    """A service's /metrics: the exposition above."""
+
+    def do_GET(self) -> None:
+        body = exposition().encode() if self.path == "/metrics" else b""
+        self.send_response(200 if body else 404)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_the_charts_read_every_answering_service_s_counters_and_skip_the_others() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        read = traffic_counters(
+            {
+                "catalog": f"http://127.0.0.1:{server.server_port}",
+                "orders": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+                "users": f"http://127.0.0.1:{server.server_port}/elsewhere",  # a 404
+            }
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert read == {"catalog": counters_of(exposition())}
 
 
 def test_the_grid_is_the_last_hour_in_steps_up_to_now() -> None:

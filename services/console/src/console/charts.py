@@ -130,19 +130,6 @@ def _increase(before: float, after: float) -> float:
     return after - before if after >= before else after
 
 
-def read_counters(services: Mapping[str, str]) -> dict[str, dict[str, float]]:
-    """Each answering web service's traffic counters, read from its ``/metrics`` now."""
-    read = {}
-    for service, base_url in services.items():
-        try:
-            response = _http.request("GET", f"{base_url}/metrics")
-        except urllib3.exceptions.HTTPError:
-            continue
-        if response.status == 200:
-            read[service] = counters_of(response.data.decode())
-    return read
-
-
 def counters_of(text: str) -> dict[str, float]:
     """Requests, 5xx answers and latency sum and count, traffic only, from an exposition."""
     totals = dict.fromkeys(("requests", "errors", "latency_sum", "latency_count"), 0.0)

@@ -111,6 +111,16 @@ def _background_status(name: str, metrics_url: str) -> ProcessStatus:
     return ProcessStatus(name, "background", "ready", **_figures(metrics[1].decode()))
 
 
+def traffic_counters(services: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """Each answering web service's traffic counters (name: base URL), all read at once."""
+    scrapes = {name: _probes.submit(_get, f"{url}/metrics") for name, url in services.items()}
+    return {
+        name: counters_of(answer[1].decode())
+        for name, scrape in scrapes.items()
+        if (answer := scrape.result()) is not None and answer[0] == 200
+    }
+
+
 def _get(url: str) -> tuple[int, bytes] | None:
     try:
         response = _http.request("GET", url)

@@ -19,7 +19,7 @@ from console.forms import (
     SignInForm,
     StockForm,
 )
-from console.status import system_status
+from console.status import system_status, traffic_counters
 from flotilla import accepts_any_body, current_settings
 
 log = logging.getLogger(__name__)
@@ -99,9 +99,8 @@ def _status() -> list[Any]:
     settings = _settings()
     processes = system_status(_web_services(), settings.STATUS_PROGRAMS)
     if not settings.PROMETHEUS_URL:  # the charts' samples, from the scrapes just made
-        read = {process.name: process.counters for process in processes}
         charts.record_samples_if_possible(
-            {name: counters for name, counters in read.items() if counters is not None}
+            {p.name: p.counters for p in processes if p.counters is not None}
         )
     return processes
 
@@ -123,7 +122,7 @@ def charts_data() -> Response:
         points = charts.grid()
         series = charts.prometheus_series(settings.PROMETHEUS_URL, points)
     else:
-        charts.record_samples_if_possible(charts.read_counters(_web_services()))
+        charts.record_samples_if_possible(traffic_counters(_web_services()))
         points = charts.grid()  # after the sample just taken: it is on the grid
         series = charts.sampled_series(points)
     response = jsonify(points=points, series=series)
