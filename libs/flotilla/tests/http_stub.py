@@ -33,6 +33,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0
+    """The caller's port: requests with the same one came over the same connection."""
 
 
 class StubServer(http.server.ThreadingHTTPServer):
@@ -78,7 +80,11 @@ class _StubHandler(http.server.BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         received = Received(
-            self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
+            self.command,
+            self.path,
+            dict(self.headers.items()),
+            self.rfile.read(length),
+            self.client_address[1],
         )
         reply = self.server.next_reply(received)
         if self.server.barrier is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import request
+from flask import Response, request
 
 from flotilla import ServiceSettings, create_service, load_settings
 
@@ -51,6 +51,12 @@ def echo() -> Any:
 def pid() -> dict[str, Any]:
     """The process id of the worker that answered."""
     return {"pid": os.getpid()}
+
+
+@app.get("/stream")
+def stream() -> Response:
+    """Three lines from a generator: an answer of unknown length, sent as it is made."""
+    return Response((f"line {number}\n" for number in range(3)), mimetype="text/plain")
 
 
 @app.get("/slow")

@@ -216,6 +216,29 @@ def test_calls_through_one_client_run_concurrently(stub: StubServer) -> None:
     assert not stub.barrier.broken
 
 
+def test_a_connection_is_closed_after_connection_max_requests(stub: StubServer) -> None:
+    """Every third call asks for the close: seven calls use three connections, 3 + 3 + 1."""
+    harness = Harness(stub.url, connection_max_requests=3)
+
+    for _ in range(7):
+        assert harness.client.get("/items/7").status == 200
+
+    ports = [received.client_port for received in stub.received]
+    closes = [received.headers.get("Connection") for received in stub.received]
+    assert closes == [None, None, "close", None, None, "close", None]
+    assert ports[0] == ports[1] == ports[2] != ports[3] == ports[4] == ports[5] != ports[6]
+
+
+def test_connections_are_kept_for_good_with_no_request_limit(stub: StubServer) -> None:
+    harness = Harness(stub.url, connection_max_requests=0)
+
+    for _ in range(5):
+        harness.client.get("/items/7")
+
+    assert len({received.client_port for received in stub.received}) == 1
+    assert all("Connection" not in received.headers for received in stub.received)
+
+
 def service_calling(stub: StubServer, tmp_path: Path, **settings: Any) -> Flask:
     """A chassis service whose view calls the stub and answers what it got."""
     config = ServiceSettings(SERVICE_NAME="caller", VAR_DIR=tmp_path, **settings)

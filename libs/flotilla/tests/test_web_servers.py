@@ -65,6 +65,32 @@ def test_metrics_count_every_request_whichever_worker_answers(server: str, tmp_p
     assert counted == [len(answers)] * scrapes
 
 
+def test_a_whole_answer_has_its_length_and_a_generated_one_is_streamed(
+    server: str, tmp_path: Path
+) -> None:
+    # granian gets whole answers as one list (flotilla.serving.serve.worker); a generator's
+    # stays a stream, chunk by chunk, under either server.
+    running = start_server(server, tmp_path, workers=1)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", running.port, timeout=WAIT_SECONDS)
+        connection.request("GET", "/ok")
+        whole = connection.getresponse()
+        whole_body = whole.read()
+        connection.request("GET", "/stream")
+        streamed = connection.getresponse()
+        streamed_body = streamed.read()
+        connection.close()
+    finally:
+        running.stop()
+
+    assert whole.status == 200
+    assert whole.getheader("Content-Length") == str(len(whole_body))
+    assert streamed.status == 200
+    assert streamed.getheader("Content-Length") is None
+    assert streamed.getheader("Transfer-Encoding") == "chunked"
+    assert streamed_body == b"line 0\nline 1\nline 2\n"
+
+
 def test_sigterm_lets_the_in_flight_request_finish_and_the_main_process_exit_0(
     server: str, tmp_path: Path
 ) -> None:

@@ -105,7 +105,7 @@ def test_rendering_again_replaces_the_earlier_configuration(tmp_path: Path) -> N
 
     site = (tmp_path / "conf.d" / "site.conf").read_text()
     assert " ssl " not in site
-    assert "listen 127.0.0.1:8080 default_server;" in site
+    assert "listen 127.0.0.1:8080 default_server reuseport;" in site
 
 
 def test_static_files_come_from_the_console_packages_directory(tmp_path: Path) -> None:
@@ -278,6 +278,13 @@ def test_nginx_gives_up_an_idle_connection_before_either_server_closes_it() -> N
     nginx_idle = int(found.group(1))
     assert nginx_idle < GranianSettings.model_fields["KEEPALIVE"].default
     assert nginx_idle < GunicornSettings.model_fields["KEEPALIVE"].default
+
+
+def test_nginx_opens_its_upstream_connections_anew_every_second() -> None:
+    # A kept connection stays with the worker that accepted it; reopened often, the work
+    # spreads over a service's workers again (upstream.conf).
+    text = (SOURCE / "flotilla" / "upstream.conf").read_text()
+    assert re.search(r"^keepalive_time 1s;", text, re.MULTILINE)
 
 
 def test_the_check_without_nginx_says_so_instead_of_a_traceback(

@@ -43,6 +43,12 @@ class HttpClientSettings(BaseSettings):
     HTTP_POOL_SIZE: int = Field(
         10, ge=1, description="Connections kept open per process to each service called."
     )
+    HTTP_CONNECTION_MAX_REQUESTS: int = Field(
+        20,
+        ge=0,
+        description="Requests after which a connection to another service is closed and "
+        "opened anew, so the callee's workers share the connections; 0: never.",
+    )
     HTTP_RETRIES: int = Field(
         2, ge=0, description="Retries of a failed idempotent call (or one with an Idempotency-Key)."
     )

@@ -20,6 +20,7 @@ caller maps to its own problem. Failures raise
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import time
@@ -89,6 +90,7 @@ class ServiceClient:
         connect_timeout: float = 0.5,
         read_timeout: float = 2.0,
         pool_size: int = 10,
+        connection_max_requests: int = 20,
         user_agent: str = "flotilla",
         credentials: ClientCredentials | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -104,6 +106,8 @@ class ServiceClient:
         self._pool = urllib3.connection_from_url(
             base_url, maxsize=pool_size, block=False, retries=False
         )
+        self.connection_max_requests = connection_max_requests
+        self._attempts = itertools.count(1)
         self._user_agent = user_agent
         self.credentials = credentials
         self._sleep = sleep
@@ -154,6 +158,7 @@ class ServiceClient:
             connect_timeout=settings.HTTP_CONNECT_TIMEOUT,
             read_timeout=settings.HTTP_READ_TIMEOUT,
             pool_size=settings.HTTP_POOL_SIZE,
+            connection_max_requests=settings.HTTP_CONNECTION_MAX_REQUESTS,
             user_agent=f"flotilla ({settings.SERVICE_NAME})",
             credentials=credentials,
         )
@@ -378,7 +383,17 @@ class ServiceClient:
         return headers
 
     def _hop_headers(self, left: float | None) -> dict[str, str]:
-        """Request id, a new trace span and the deadline left, computed per attempt."""
+        """Request id, a new trace span and the deadline left, computed per attempt.
+
+        Every ``connection_max_requests``-th attempt also asks the callee to close the
+        connection after answering. The callee's workers share one listening socket, and a
+        kept connection stays with the worker that accepted it: measured, the pool's
+        connections once sat 16 on one catalog worker and 8 on the other, and the work
+        followed. A connection that ends after a bounded number of requests is opened anew,
+        on whichever worker accepts first: with 20, about one connection a second at a few
+        hundred calls a second, for a reconnection's cost (tens of microseconds) per 20
+        calls. The close comes after a whole answer, so no request is ever lost with it.
+        """
         request_context = context.current()
         headers = {
             context.REQUEST_ID_HEADER: (
@@ -388,6 +403,8 @@ class ServiceClient:
         }
         if left is not None:  # at least 1: 0 would make the callee refuse outright
             headers[deadline.DEADLINE_HEADER] = str(max(1, int(left * 1000)))
+        if self.connection_max_requests and not next(self._attempts) % self.connection_max_requests:
+            headers["Connection"] = "close"
         return headers
 
 

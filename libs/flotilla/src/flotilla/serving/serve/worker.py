@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import signal
 import threading
 import time
@@ -59,7 +60,17 @@ def import_app(target: str) -> WsgiApp:
 
 
 class WorkerApp:
-    """The app as a worker serves it: what a stopping worker adds to each answer.
+    """The app as a worker serves it: its answers handed to granian whole, and what a
+    stopping worker adds to each.
+
+    granian sends a list in one call (``response_bytes``) but walks any other iterable
+    chunk by chunk from Rust (``response_iter``), and every Flask answer is an iterator
+    (werkzeug's ``ClosingIterator``), a list inside. Sampled under load, that walk held the
+    GIL for a tenth of each service's time. An answer whose length is known and at most
+    :data:`WHOLE_BODY_LIMIT` (its ``Content-Length``: werkzeug sets it for every body it
+    holds whole) is therefore read into a list here, and closed, as the server would; a
+    streamed answer (no length: a generator) or a large one (a file) is left to granian's
+    walk, so no answer is held in memory whole that was not already.
 
     ``Connection`` is a hop-by-hop header an application must not send (PEP 3333); this layer
     belongs to the server, and granian's HTTP/1 connection honours it by closing after the
@@ -73,13 +84,42 @@ class WorkerApp:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request; with ``Connection: close`` once the worker is stopping."""
-        if not health.is_shutting_down():
-            return self.app(environ, start_response)
+        small = False
+        closing = health.is_shutting_down()
 
-        def closing(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
-            return start_response(status, [*headers, ("Connection", "close")], *exc_info)
+        def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            nonlocal small
+            small = _length(headers) <= WHOLE_BODY_LIMIT
+            if closing:
+                headers = [*headers, ("Connection", "close")]
+            return start_response(status, headers, *exc_info)
 
-        return self.app(environ, closing)
+        body = self.app(environ, start)
+        if not small or isinstance(body, list):
+            return body
+        return whole(body)
+
+
+WHOLE_BODY_LIMIT = 1024 * 1024
+"""Bytes up to which a known-length answer is handed to granian as one list."""
+
+
+def _length(headers: list[tuple[str, str]]) -> float:
+    """The answer's ``Content-Length``; infinite when it has none (a streamed answer)."""
+    for name, value in headers:
+        if name.lower() == "content-length":
+            return int(value) if value.isdigit() else math.inf
+    return math.inf
+
+
+def whole(body: Iterable[bytes]) -> list[bytes]:
+    """An answer's chunks as a list, its iterable closed (PEP 3333: the server's duty)."""
+    try:
+        return list(body)
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
 
 
 def load_worker_app(
