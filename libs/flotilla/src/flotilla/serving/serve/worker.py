@@ -65,8 +65,9 @@ class WorkerApp:
 
     granian sends a list in one call (``response_bytes``) but walks any other iterable
     chunk by chunk from Rust (``response_iter``), and every Flask answer is an iterator
-    (werkzeug's ``ClosingIterator``), a list inside. Sampled under load, that walk held the
-    GIL for a tenth of each service's time. An answer whose length is known and at most
+    (werkzeug's ``ClosingIterator``), a list inside. Handed over as a list, an answer costs
+    about 25 µs less CPU (a sixth of a bare Flask route's; bench/RESULTS.md, "Answers handed
+    over whole"). An answer whose length is known and at most
     :data:`WHOLE_BODY_LIMIT` (its ``Content-Length``: werkzeug sets it for every body it
     holds whole) is therefore read into a list here, and closed, as the server would; a
     streamed answer (no length: a generator) or a large one (a file) is left to granian's
