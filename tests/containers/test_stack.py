@@ -88,6 +88,22 @@ def in_users(stack: Stack) -> compose_check.AdminCommand:
     return run
 
 
+LOG_TAIL_LINES = 30
+
+
+def log_tails(stack: Stack, services: Sequence[str]) -> str:
+    """The last lines each of ``services`` logged: what a failed check shows beside its error.
+
+    The stack is removed when the fixture ends, its logs with it; an answer such as nginx's
+    504 says which hop failed only together with nginx's error line and the service's own.
+    """
+    tails = []
+    for service in services:
+        lines = stack.logs(service).splitlines()[-LOG_TAIL_LINES:]
+        tails.append("\n".join([f"--- the last {len(lines)} lines of {service}'s log", *lines]))
+    return "\n".join(tails)
+
+
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory, measured: list[str]) -> Iterator[Shop]:
     """The stack, up, checked once as a Docker Compose user would; removed afterwards."""
@@ -107,7 +123,11 @@ def shop(tmp_path_factory: pytest.TempPathFactory, measured: list[str]) -> Itera
             f"(create included; last: {', '.join(f'{s} {ready[s]:.1f} s' for s in slowest)})"
         )
         url = f"http://127.0.0.1:{stack.published_port('nginx', 8080)}"
-        customer = compose_check.check(url, in_users(stack), stack.caught_mail)
+        try:
+            customer = compose_check.check(url, in_users(stack), stack.caught_mail)
+        except Exception as error:
+            error.add_note(log_tails(stack, ("nginx", "users", "catalog", "orders")))
+            raise
         admin = f"admin_{secrets.token_hex(3)}"
         password = secrets.token_urlsafe(12)
         in_users(stack)(["flask", "--app", "users", "users", "create-admin", admin,
