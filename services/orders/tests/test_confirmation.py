@@ -10,11 +10,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 
 from flotilla.data.columns import utc_now
 from flotilla.testing.wsgi import serve_app
-from orders.models import outbox
+from orders import placing
+from orders.placed import write_placed
 from orders.recovery import recover
 
 from .conftest import (
@@ -39,21 +39,13 @@ def connection_lost() -> OperationalError:
 
 
 def on_confirmation(monkeypatch: pytest.MonkeyPatch, commit: Any) -> None:
-    """Replace the confirming transaction's commit with ``commit(real_commit)``, once."""
-    add_event = outbox.add_event
+    """Replace step 4's confirming write with ``commit(real_commit)``, where ``real_commit``
+    makes the write (one statement on PostgreSQL, a transaction on SQLite) and commits it."""
 
-    def add_event_then_replace_commit(session: Session, *args: Any, **kwargs: Any) -> Any:
-        event = add_event(session, *args, **kwargs)
-        real_commit = session.commit
+    def replaced(*args: Any, **kwargs: Any) -> None:
+        commit(lambda: write_placed(*args, **kwargs))
 
-        def replaced() -> None:
-            monkeypatch.setattr(session, "commit", real_commit)
-            commit(real_commit)
-
-        monkeypatch.setattr(session, "commit", replaced)
-        return event
-
-    monkeypatch.setattr(outbox, "add_event", add_event_then_replace_commit)
+    monkeypatch.setattr(placing, "write_placed", replaced)
 
 
 def test_a_commit_that_succeeded_but_raised_answers_the_placed_order(
@@ -146,9 +138,9 @@ def test_when_the_commit_and_the_release_fail_recovery_takes_the_order_at_once(
 
     def catalog_stops_then_outbox_fails(*_args: Any, **_kwargs: Any) -> None:
         catalog_running.close()
-        raise RuntimeError("the outbox write failed")
+        raise RuntimeError("the confirming write failed")
 
-    monkeypatch.setattr(outbox, "add_event", catalog_stops_then_outbox_fails)
+    monkeypatch.setattr(placing, "write_placed", catalog_stops_then_outbox_fails)
     response = place(orders.test_client(), customer, {mug["id"]: 2}, key="stuck")
 
     assert response.status_code == 500

@@ -12,7 +12,7 @@ from flask import Flask, Response, request
 
 from flotilla.resilience.http import DEADLINE_HEADER
 from flotilla.testing.wsgi import serve_app
-from orders.models import outbox
+from orders import placing
 from orders.recovery import recover
 
 from .conftest import (
@@ -100,14 +100,14 @@ def test_users_down_is_503_and_catalog_never_hears_of_the_order(
 
 @pytest.fixture
 def outbox_write_fails(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Make step 4 fail after the reservation: the outbox write raises."""
+    """Make step 4 fail after the reservation: its write raises."""
     calls: list[int] = []
 
     def refuse(*_args: Any, **_kwargs: Any) -> None:
         calls.append(1)
-        raise RuntimeError("the outbox write failed")
+        raise RuntimeError("the confirming write failed")
 
-    monkeypatch.setattr(outbox, "add_event", refuse)
+    monkeypatch.setattr(placing, "write_placed", refuse)
     return calls
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask
 from messaging_sample import AppFactory, Names, db, notes, outbox, processed
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import false, func, insert, select, update
 
 from flotilla.messaging.outbox import (
     BrokerPublisher,
@@ -64,6 +64,29 @@ def test_a_request_writes_its_event_with_its_request_id(app: Flask) -> None:
         row = db.session.execute(select(table)).one()
     assert row.headers["flotilla_request_id"] == "req-outbox-1"
     assert row.type == "sample.happened"
+
+
+def test_an_event_inserted_from_a_statement_exists_only_where_its_source_has_a_row(
+    app: Flask,
+) -> None:
+    # The event rides in the statement that makes the change (placing's CTE, on PostgreSQL):
+    # a change that did not happen writes no event.
+    written = notes.select().where(notes.c.text == "written").subquery()
+    insert_event = outbox.insert_from(written)
+    with app.app_context(), db.engine.connect() as connection:
+        connection.execute(insert(notes).values(text="written"))
+        with outbox.creating("sample.happened", {"n": 1}, version=2) as (event, parameters):
+            connection.execute(insert_event, parameters)
+        with outbox.creating("sample.happened", {"n": 2}) as (_unwritten, parameters):
+            connection.execute(
+                outbox.insert_from(written.select().where(false()).subquery()), parameters
+            )
+        connection.commit()
+        rows = connection.execute(select(table)).all()
+    assert [(row.event_id, row.type, row.version, row.payload) for row in rows] == [
+        (event.id, "sample.happened", 2, {"n": 1})
+    ]
+    assert rows[0].headers["traceparent"]
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ holds no ``Idempotency-Key`` (:mod:`orders.idempotency`), whoever abandons it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -73,8 +73,7 @@ def transition(
     no state the event may happen in (a concurrent change came first), or does not exist;
     ``TypeError`` for a value that names no column (SQLAlchemy would drop it silently).
     """
-    if not values.keys() <= _COLUMNS:
-        raise TypeError(f"not columns an event may set: {sorted(values.keys() - _COLUMNS)}")
+    _check_columns(values.keys())
     if created_before is None:
         moved = connection.execute(_STATEMENTS[event], {"order_id": order_id, **values})
     else:
@@ -83,4 +82,29 @@ def transition(
             {"order_id": order_id, "created_before": created_before, **values},
         )
     if moved.rowcount != 1:
-        raise InvalidTransition(f"Order {order_id} cannot {event}: it is not {_ALLOWED[event]}.")
+        raise refusal(order_id, event)
+
+
+def compare_and_set(event: OrderEvent, columns: Collection[str]) -> Update:
+    """``event``'s compare-and-set, setting ``columns`` from parameters of the same names.
+
+    For a statement built once around it (placing's, on PostgreSQL, where it is a CTE):
+    there, unlike under :func:`transition`, the parameters of an execution cannot add
+    columns to the ``SET``, so they are named here. ``TypeError`` for a name that is no
+    column an event may set.
+    """
+    _check_columns(columns)
+    table = Order.__table__
+    return _STATEMENTS[event].values(
+        {name: bindparam(name, type_=table.c[name].type) for name in columns}
+    )
+
+
+def refusal(order_id: int, event: OrderEvent) -> InvalidTransition:
+    """What a compare-and-set that changed nothing raises."""
+    return InvalidTransition(f"Order {order_id} cannot {event}: it is not {_ALLOWED[event]}.")
+
+
+def _check_columns(names: Collection[str]) -> None:
+    if not _COLUMNS.issuperset(names):
+        raise TypeError(f"not columns an event may set: {sorted(set(names) - _COLUMNS)}")

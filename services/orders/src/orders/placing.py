@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from flotilla import DownstreamError, current_settings, utc_now
@@ -22,16 +22,15 @@ from orders import compensation, idempotency
 from orders.clients import Caller, Customer, Reservation, catalog_client, customer_of
 from orders.config import OrdersSettings
 from orders.database import writing
-from orders.lifecycle import transition
-from orders.models import Order, OrderLine, outbox
+from orders.models import Order
+from orders.placed import write_placed
 from orders.schemas import LineView, OrderPublic, OrderView, StoredResponse
 from orders.service import history_of
-from orders.states import InvalidTransition, OrderEvent, OrderState
+from orders.states import InvalidTransition, OrderState
 
 log = logging.getLogger(__name__)
 
 _INSERT_PENDING = insert(Order).returning(Order.id)
-_INSERT_LINES = insert(OrderLine)
 _PUBLIC = OrderPublic()
 """Statements built once: executing a prepared statement object skips building it anew and
 SQLAlchemy's cache-key walk, which the ORM's unit of work would add on every order."""
@@ -167,43 +166,22 @@ def _complete_order(
     ]
     order = _order_view(order_id, user_id, reservation, lines, created_at=created_at, now=now)
     answer = StoredResponse(201, _PUBLIC.dump(order))
-    with writing() as connection:
-        _mark_placed(
-            connection, order_id, customer=customer, reservation=reservation, now=now, answer=answer
-        )
-        connection.execute(_INSERT_LINES, [{"order_id": order_id, **line} for line in lines])
-        outbox.add_event(connection, "order.placed", _placed_payload(order, customer), version=1)
-        connection.commit()
-    log.info("order placed", extra={"order_id": order_id, "total": reservation.total})
-    return answer
-
-
-def _mark_placed(
-    connection: Connection,
-    order_id: int,
-    *,
-    customer: Customer,
-    reservation: Reservation,
-    now: datetime,
-    answer: StoredResponse,
-) -> None:
-    """The compare-and-set ``pending`` → ``placed`` that also stores the request's answer."""
+    values = {
+        "currency": reservation.currency,
+        "total": reservation.total,
+        "customer_email": customer.email,
+        "customer_display_name": customer.display_name,
+        "placed_at": now,
+        "updated_at": now,
+        "response_status": answer.status,
+        "response_body": answer.body,
+    }
     try:
-        transition(
-            connection,
-            order_id,
-            OrderEvent.PLACE,
-            currency=reservation.currency,
-            total=reservation.total,
-            customer_email=customer.email,
-            customer_display_name=customer.display_name,
-            placed_at=now,
-            updated_at=now,
-            response_status=answer.status,
-            response_body=answer.body,
-        )
+        write_placed(order_id, values, lines, _placed_payload(order, customer))
     except InvalidTransition as error:  # a 500, as any failure of this step: not the caller's
         raise OrderNoLongerPending(f"order {order_id} is no longer pending") from error
+    log.info("order placed", extra={"order_id": order_id, "total": reservation.total})
+    return answer
 
 
 def _order_view(

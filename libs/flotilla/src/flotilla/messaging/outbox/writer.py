@@ -8,17 +8,18 @@ slows a request.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from flask import Flask
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Connection, MetaData, insert
+from sqlalchemy import Connection, FromClause, Insert, MetaData, bindparam, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session
 
@@ -40,13 +41,20 @@ _EVENT_TYPE = re.compile(r"[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+")
 SessionLike = Session | scoped_session[Session] | Connection
 """Where an event is written: an ORM session's transaction, or a Core connection's."""
 
+_COLUMNS = ("event_id", "type", "version", "payload", "headers", "created_at")
+_BOUND_AS = "outbox_"
+"""Each column's parameter is named ``outbox_<column>``: no clash with the statement it joins."""
+
 
 class Outbox:
     """The outbox of one service: declare it next to the models, bind it with ``init_app``."""
 
     def __init__(self, metadata: MetaData, *, table_name: str = "outbox_events") -> None:
         self.table = outbox_table(metadata, table_name)
-        self._insert = insert(self.table)  # built once: each event only binds its values
+        self.insert_statement = insert(self.table).values(
+            {name: bindparam(_BOUND_AS + name, type_=self.table.c[name].type) for name in _COLUMNS}
+        )
+        """The INSERT of one event, built once: execute it with :meth:`creating`'s parameters."""
 
     def init_app(self, app: Flask, settings: ServiceSettings) -> None:
         """Add ``flask outbox relay`` and the pending-events gauges; needs the Database first."""
@@ -70,21 +78,44 @@ class Outbox:
         Raises ``ValueError`` for a malformed type or version and ``TypeError`` for a payload
         that is not JSON, at the call, so a bad event never reaches the table.
         """
-        event = new_event(event_type, payload, version=version)
-        # The row's traceparent names this span: the relay's publish becomes its child.
-        with tracing.span(f"create {event_type}", kind=SpanKind.PRODUCER, event_id=str(event.id)):
-            session.execute(
-                self._insert,
-                {
-                    "event_id": event.id,
-                    "type": event.type,
-                    "version": event.version,
-                    "payload": event.payload,
-                    "headers": outgoing_headers(),
-                    "created_at": event.occurred_at,
-                },
-            )
+        with self.creating(event_type, payload, version=version) as (event, parameters):
+            session.execute(self.insert_statement, parameters)
         return event
+
+    @contextlib.contextmanager
+    def creating(
+        self, event_type: str, payload: Mapping[str, Any], *, version: int = 1
+    ) -> Iterator[tuple[Event, dict[str, Any]]]:
+        """A new event and its row's parameters, for :attr:`insert_statement` or
+        :meth:`insert_from`.
+
+        Execute the statement that writes the row inside the block: the row's ``traceparent``
+        names the block's span, so the relay's publish becomes its child. Raises as
+        :meth:`add_event` does for a malformed event.
+        """
+        event = new_event(event_type, payload, version=version)
+        with tracing.span(f"create {event_type}", kind=SpanKind.PRODUCER, event_id=str(event.id)):
+            row = {
+                "event_id": event.id,
+                "type": event.type,
+                "version": event.version,
+                "payload": event.payload,
+                "headers": outgoing_headers(),
+                "created_at": event.occurred_at,
+            }
+            yield event, {_BOUND_AS + name: value for name, value in row.items()}
+
+    def insert_from(self, source: FromClause) -> Insert:
+        """``INSERT … SELECT``: the event of :meth:`creating`'s parameters once per row of
+        ``source``.
+
+        For a statement that writes the event together with its change, so the two take one
+        round trip: on PostgreSQL ``source`` may be a data-modifying CTE (``UPDATE …
+        RETURNING``), and the event is written exactly when the change happened. Build it
+        once; each execution binds :meth:`creating`'s parameters.
+        """
+        values = [bindparam(_BOUND_AS + name, type_=self.table.c[name].type) for name in _COLUMNS]
+        return insert(self.table).from_select(list(_COLUMNS), select(*values).select_from(source))
 
 
 def new_event(event_type: str, payload: Mapping[str, Any], *, version: int = 1) -> Event:
