@@ -24,8 +24,12 @@ run: sync ## the whole shop: services, relays, worker, nginx in front; Ctrl-C st
 demo: sync ## against a running `make run`: an account, an order, a cancel, the e-mails
 	$(RUN) python scripts/demo.py
 
+# Two test processes (pytest-xdist), each taking a whole file at a time, so a file's fixtures
+# stay in one process. The end-to-end tests spend much of their time waiting for the servers
+# they start, so two of them share two cores well: on a 2-core machine the suite took 18.5
+# minutes instead of 26.5. `.venv/bin/pytest PATH` runs a part in one process.
 test: sync ## every test, against real PostgreSQL and SQLite
-	$(RUN) pytest
+	$(RUN) pytest --numprocesses=2 --dist=loadfile
 
 containers: sync ## build every image (bases, infrastructure from Debian's packages), run the compose stack, test it all with podman
 	@started=$$(date +%s); \
