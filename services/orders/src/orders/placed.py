@@ -85,14 +85,35 @@ def write_placed(
     """
     with outbox.creating("order.placed", event, version=1) as (_event, event_row):
         if db.engine.dialect.name == "postgresql":
-            parameters = {"order_id": order_id, **values, "lines": lines, **event_row}
-            with writing(autocommit=True) as connection:
-                moved = connection.execute(_PLACING, parameters).scalar_one()
-            if moved != 1:
-                raise refusal(order_id, OrderEvent.PLACE)
-            return
-        with writing() as connection:
-            transition(connection, order_id, OrderEvent.PLACE, **values)
-            connection.execute(_INSERT_LINES, [{"order_id": order_id, **line} for line in lines])
-            connection.execute(outbox.insert_statement, event_row)
-            connection.commit()
+            in_one_statement(order_id, values, lines, event_row)
+        else:
+            in_a_transaction(order_id, values, lines, event_row)
+
+
+def in_one_statement(
+    order_id: int,
+    values: Mapping[str, Any],
+    lines: Sequence[LineView],
+    event_row: Mapping[str, Any],
+) -> None:
+    """The writes as one statement in autocommit (PostgreSQL only); ``event_row`` is
+    :meth:`~flotilla.Outbox.creating`'s."""
+    parameters = {"order_id": order_id, **values, "lines": lines, **event_row}
+    with writing(autocommit=True) as connection:
+        moved = connection.execute(_PLACING, parameters).scalar_one()
+    if moved != 1:
+        raise refusal(order_id, OrderEvent.PLACE)
+
+
+def in_a_transaction(
+    order_id: int,
+    values: Mapping[str, Any],
+    lines: Sequence[LineView],
+    event_row: Mapping[str, Any],
+) -> None:
+    """The same writes as three statements in one transaction (any database)."""
+    with writing() as connection:
+        transition(connection, order_id, OrderEvent.PLACE, **values)
+        connection.execute(_INSERT_LINES, [{"order_id": order_id, **line} for line in lines])
+        connection.execute(outbox.insert_statement, event_row)
+        connection.commit()
