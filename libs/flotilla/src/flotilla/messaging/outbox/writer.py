@@ -106,8 +106,8 @@ class Outbox:
             yield event, {_BOUND_AS + name: value for name, value in row.items()}
 
     def insert_from(self, source: FromClause) -> Insert:
-        """``INSERT … SELECT``: the event of :meth:`creating`'s parameters once per row of
-        ``source``.
+        """``INSERT … SELECT``: the event of :meth:`creating`'s parameters if ``source`` has a
+        row (it may have one at most: an event's id is unique), none if it has none.
 
         For a statement that writes the event together with its change, so the two take one
         round trip: on PostgreSQL ``source`` may be a data-modifying CTE (``UPDATE …
