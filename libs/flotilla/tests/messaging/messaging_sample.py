@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Column, MetaData, String, Table, Uuid, insert
+from sqlalchemy import Column, Connection, MetaData, String, Table, Uuid, insert
 
 from flotilla import Database, ServiceSettings, create_service, load_settings
 from flotilla.messaging.outbox import Event, Outbox, ProcessedEvents
@@ -72,10 +72,10 @@ def poison(label: str) -> None:
 
 
 @tasks.on_event("sample.happened")
-@processed.once(db.session, consumer="sample")
-def on_happened(event: Event) -> None:
+@processed.once(db, consumer="sample")
+def on_happened(event: Event, connection: Connection) -> None:
     """Apply the event's effect; fail the first delivery when the payload asks to."""
-    db.session.execute(insert(effects).values(event_id=event.id))
+    connection.execute(insert(effects).values(event_id=event.id))
     report("handled.txt", str(event.id))
     if event.payload.get("fail_once") and not (_var_dir() / f"failed-{event.id}").exists():
         (_var_dir() / f"failed-{event.id}").touch()

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask import Flask
 from messaging_sample import AppFactory, Names, db, notes, outbox, processed
-from sqlalchemy import false, func, insert, select, update
+from sqlalchemy import Connection, false, func, insert, select, update
 
 from flotilla.messaging.outbox import (
     BrokerPublisher,
@@ -270,10 +270,10 @@ def test_metrics_still_answer_when_the_gauges_cannot_be_refreshed(app: Flask) ->
 def test_a_redelivered_event_has_no_second_effect(app: Flask) -> None:
     applied: list[uuid.UUID] = []
 
-    @processed.once(db.session, consumer="test")
-    def handle(event: Event) -> None:
+    @processed.once(db, consumer="test")
+    def handle(event: Event, connection: Connection) -> None:
         applied.append(event.id)
-        db.session.execute(insert(notes).values(text=str(event.id)[:30]))
+        connection.execute(insert(notes).values(text=str(event.id)[:30]))
 
     event = Event(uuid.uuid4(), "sample.happened", 1, datetime.now(UTC), {})
     with app.app_context():
@@ -287,10 +287,10 @@ def test_a_redelivered_event_has_no_second_effect(app: Flask) -> None:
 def test_a_failed_handler_leaves_the_event_to_its_redelivery(app: Flask) -> None:
     attempts: list[int] = []
 
-    @processed.once(db.session, consumer="test")
-    def handle(event: Event) -> None:
+    @processed.once(db, consumer="test")
+    def handle(event: Event, connection: Connection) -> None:
         attempts.append(1)
-        db.session.execute(insert(notes).values(text="effect"))
+        connection.execute(insert(notes).values(text="effect"))
         if len(attempts) == 1:
             raise RuntimeError("the effect failed")
 

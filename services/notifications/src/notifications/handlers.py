@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 
 from flotilla import Event, Tasks, current_settings, tracing
 from notifications.config import NotificationsSettings
@@ -47,11 +47,11 @@ _RECORD_SENT = insert(Base.metadata.tables[SentEmail.__tablename__])
 """One Core INSERT: no unit of work to flush for a row nothing reads back."""
 
 
-def deliver(event: Event, email: Email) -> None:
+def deliver(event: Event, email: Email, connection: Connection) -> None:
     """Send ``email`` and record it in the handler's transaction (committed by ``once``)."""
     with tracing.span("send email", kind=tracing.SpanKind.CLIENT, **{"email.kind": email.kind}):
         via = sender().send(email)
-    db.session.connection().execute(
+    connection.execute(
         _RECORD_SENT,
         {
             "message_id": email.message_id,
@@ -72,19 +72,20 @@ def deliver(event: Event, email: Email) -> None:
 
 
 @tasks.on_event("user.registered")
-@processed.once(db.session, consumer="notifications.welcome")
-def send_welcome(event: Event) -> None:
+@processed.once(db, consumer="notifications.welcome")
+def send_welcome(event: Event, connection: Connection) -> None:
     """Welcome a new account."""
     user = parse_payload(event, UserRegistered)
     deliver(
         event,
         welcome_email(user, event_id=event.id, settings=current_settings(NotificationsSettings)),
+        connection,
     )
 
 
 @tasks.on_event("order.placed")
-@processed.once(db.session, consumer="notifications.order-placed")
-def send_order_confirmation(event: Event) -> None:
+@processed.once(db, consumer="notifications.order-placed")
+def send_order_confirmation(event: Event, connection: Connection) -> None:
     """Confirm a placed order."""
     order = parse_payload(event, OrderPlaced)
     deliver(
@@ -92,12 +93,13 @@ def send_order_confirmation(event: Event) -> None:
         order_confirmation(
             order, event_id=event.id, settings=current_settings(NotificationsSettings)
         ),
+        connection,
     )
 
 
 @tasks.on_event("order.cancelled")
-@processed.once(db.session, consumer="notifications.order-cancelled")
-def send_cancellation_notice(event: Event) -> None:
+@processed.once(db, consumer="notifications.order-cancelled")
+def send_cancellation_notice(event: Event, connection: Connection) -> None:
     """Tell the customer an order was cancelled."""
     order = parse_payload(event, OrderCancelled)
     deliver(
@@ -105,4 +107,5 @@ def send_cancellation_notice(event: Event) -> None:
         cancellation_notice(
             order, event_id=event.id, settings=current_settings(NotificationsSettings)
         ),
+        connection,
     )

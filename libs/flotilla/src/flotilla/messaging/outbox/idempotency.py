@@ -12,8 +12,10 @@ commit, so a failure rolls the record back and the retry sends again. The remain
 (sent, then the commit fails) is why such effects are at least once.
 
 The record is one Core statement, ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (PostgreSQL
-and SQLite both have it), built once per dialect and run on the session's connection: one
-round trip, no ORM unit of work, and the duplicate check is the insert itself.
+and SQLite both have it), built once per dialect: one round trip, and the duplicate check is
+the insert itself. The transaction is a Core connection's, handed to the handler for its own
+writes: no ORM session around it, whose bookkeeping (its transaction object, the connection
+it looks up, its commit) cost about a fifth of this process's CPU for an e-mail's record.
 """
 
 from __future__ import annotations
@@ -23,11 +25,10 @@ import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Insert, MetaData, bindparam
+from sqlalchemy import Connection, Engine, Insert, MetaData, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, scoped_session
 
 from flotilla.messaging.outbox.envelope import Event
 from flotilla.messaging.outbox.tables import processed_events_table
@@ -35,6 +36,16 @@ from flotilla.messaging.outbox.tables import processed_events_table
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Event], None]
+"""What a task calls with each event it receives."""
+Effect = Callable[[Event, Connection], None]
+"""An event's effect: its database writes go to the connection, in the record's transaction."""
+
+
+class HasEngine(Protocol):
+    """Where the engine comes from: a :class:`flotilla.Database`, bound to the current app."""
+
+    @property
+    def engine(self) -> Engine: ...
 
 
 class ProcessedEvents:
@@ -44,15 +55,12 @@ class ProcessedEvents:
         self.table = processed_events_table(metadata, table_name)
         self._records: dict[str, Insert] = {}
 
-    def first_delivery(
-        self, session: Session | scoped_session[Session], event_id: uuid.UUID, *, consumer: str
-    ) -> bool:
-        """Record ``event_id`` for ``consumer`` in ``session``'s transaction.
+    def first_delivery(self, connection: Connection, event_id: uuid.UUID, *, consumer: str) -> bool:
+        """Record ``event_id`` for ``consumer`` in ``connection``'s transaction.
 
         True the first time: apply the effect, then commit. False when it was recorded
         before: skip the effect.
         """
-        connection = session.connection()  # begins the session's transaction if need be
         values = {"consumer": consumer, "event_id": event_id, "processed_at": datetime.now(UTC)}
         record = self._record(connection.dialect.name)
         return connection.execute(record, values).first() is not None
@@ -72,24 +80,22 @@ class ProcessedEvents:
             self._records[dialect] = record
         return record
 
-    def once(
-        self, session: Session | scoped_session[Session], *, consumer: str
-    ) -> Callable[[Handler], Handler]:
-        """Decorate an event handler: skip duplicates, commit the record with the effect."""
+    def once(self, database: HasEngine, *, consumer: str) -> Callable[[Effect], Handler]:
+        """Decorate an event's effect: skip duplicates, commit the record with the effect.
 
-        def decorate(handler: Handler) -> Handler:
-            @functools.wraps(handler)
+        The effect gets the event and the transaction's connection; an exception it raises
+        rolls the record back with its writes, so the event's redelivery applies it again.
+        """
+
+        def decorate(effect: Effect) -> Handler:
+            @functools.wraps(effect)
             def apply_once(event: Event) -> None:
-                try:
-                    if not self.first_delivery(session, event.id, consumer=consumer):
+                with database.engine.connect() as connection:  # closing uncommitted rolls back
+                    if not self.first_delivery(connection, event.id, consumer=consumer):
                         log.info("duplicate event skipped", extra={"event_id": str(event.id)})
-                        session.rollback()
                         return
-                    handler(event)
-                    session.commit()
-                except BaseException:
-                    session.rollback()
-                    raise
+                    effect(event, connection)
+                    connection.commit()
 
             return apply_once
 

@@ -84,8 +84,8 @@ class Tasks:
     def on_event(self, event_type: str) -> Callable[[EventHandler], EventHandler]:
         """Handle events of ``event_type``: this service's queue is bound to that routing key.
 
-        Delivery is at least once; record the event with
-        :func:`flotilla.messaging.outbox.first_delivery` in the handler's transaction.
+        Delivery is at least once; apply each event once with
+        :meth:`flotilla.ProcessedEvents.once`, which records it in the effect's transaction.
         """
 
         def register(handler: EventHandler) -> EventHandler:
