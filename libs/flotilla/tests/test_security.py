@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from flask import Flask, request
+from flask import Flask, request, session
 from flask.testing import FlaskClient
 from pydantic import ValidationError
 
@@ -98,3 +98,26 @@ def test_openapi_and_swagger_ui_are_served(client: FlaskClient) -> None:
     assert spec.json is not None
     assert spec.json["info"]["title"] == "sample"
     assert client.get("/docs").status_code == 200
+
+
+def test_an_api_has_no_session_to_read_or_write_and_sets_no_cookie(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    seen: list[dict[str, object]] = []
+
+    @app.get("/session")
+    def read_session() -> dict[str, bool]:
+        seen.append(dict(session))
+        return {"empty": not session}
+
+    @app.post("/session")
+    def write_session() -> dict[str, bool]:
+        session["user"] = "someone"  # a null session refuses it
+        return {"written": True}
+
+    client = app.test_client()
+    answers = [client.get("/session") for _ in range(2)]
+    assert [answer.json for answer in answers] == [{"empty": True}, {"empty": True}]
+    assert seen == [{}, {}]
+    refused = client.post("/session")
+    assert refused.status_code == 500
+    assert all("Set-Cookie" not in answer.headers for answer in [*answers, refused])
