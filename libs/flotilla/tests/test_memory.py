@@ -62,12 +62,11 @@ OPT_IN_MODULES = ("opentelemetry.sdk.trace", "opentelemetry.exporter", "sentry_s
 """What a web worker with tracing and error reports off must not carry (several MiB each)."""
 
 
-def _loaded_after_building_a_service(**environment: str) -> set[str]:
-    """The :data:`OPT_IN_MODULES` a fresh interpreter holds after building ``server_app``."""
-    probe = (
-        "import sys, server_app; "
-        f"print(' '.join(m for m in {OPT_IN_MODULES!r} if m in sys.modules))"
-    )
+def _loaded_after_building_a_service(
+    modules: tuple[str, ...] = OPT_IN_MODULES, **environment: str
+) -> set[str]:
+    """The ``modules`` a fresh interpreter holds after building ``server_app``."""
+    probe = f"import sys, server_app; print(' '.join(m for m in {modules!r} if m in sys.modules))"
     done = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=Path(__file__).parent,
@@ -90,3 +89,8 @@ def test_turning_tracing_and_reports_on_loads_their_sdks() -> None:
     # The tracing SDK itself starts with a worker's first request; its instrumentations
     # (which import Celery) and sentry-sdk are loaded as the app is built.
     assert loaded == {"sentry_sdk", "celery"}
+
+
+def test_a_service_that_declares_no_rate_limit_does_not_load_the_limits_library() -> None:
+    # server_app's views declare no limit; users' do, and load it with their settings.
+    assert _loaded_after_building_a_service(("limits", "limits.storage")) == set()

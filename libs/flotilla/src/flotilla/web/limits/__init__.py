@@ -24,7 +24,8 @@ does not fit apps that a factory builds many times, each with its own settings.
 * :func:`client_address` — the default bucket key (:mod:`.keys`).
 * :func:`parse_limits`, :data:`RateLimitString`, :class:`Bucket` — limit strings and what a
   request is counted against (:mod:`.items`).
-* :class:`StorageFailover` — Redis, or process memory while Redis fails (:mod:`.storage`).
+* :class:`~flotilla.web.limits.storage.StorageFailover` — Redis, or process memory while
+  Redis fails (:mod:`.storage`), made by the first limited request.
 * :func:`refusals` — the 429 and its counter (:mod:`.refusal`).
 
 Choices: docs/adr/0011-rate-limits.md; the shared Redis pool and guard: ADR 0028.
@@ -36,7 +37,6 @@ from flotilla.web.limits.extension import EXTENSION_KEY, Limits, current_limits
 from flotilla.web.limits.items import Bucket, RateLimitString, parse_limits
 from flotilla.web.limits.keys import client_address
 from flotilla.web.limits.refusal import refusals
-from flotilla.web.limits.storage import StorageFailover
 
 __all__ = [
     "EXTENSION_KEY",
@@ -44,7 +44,6 @@ __all__ = [
     "Bucket",
     "Limits",
     "RateLimitString",
-    "StorageFailover",
     "client_address",
     "current_limits",
     "parse_limits",

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import redis
 from flask import Flask, current_app
-from limits import RateLimitItem
 
 from flotilla.config import ServiceSettings
-from flotilla.resilience.redis_client import shared_redis
+from flotilla.resilience.redis_client import SharedRedis, shared_redis
 from flotilla.web.limits.items import Bucket
 from flotilla.web.limits.refusal import refuse
-from flotilla.web.limits.storage import StorageFailover, memory_limiter
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
+
+    from flotilla.web.limits.storage import StorageFailover
 
 EXTENSION_KEY = "flotilla.limits"
 
@@ -28,6 +33,9 @@ class Limits:
     Its cost, one list of up to N timestamps per key, is small for such limits.
 
     ``clock`` is for tests: the Redis outage guard of the users reading it.
+
+    The storage is made by the first request a limit applies to, and with it the ``limits``
+    library is loaded: a service whose views declare no limit never carries it.
     """
 
     def __init__(
@@ -41,7 +49,9 @@ class Limits:
         self.enabled = True
         self.key_prefix = ""
         self.redis_pool: redis.ConnectionPool | None = None
-        self.failover = StorageFailover(memory_limiter())
+        self._redis: SharedRedis | None = None
+        self._failover: StorageFailover | None = None
+        self._making = threading.Lock()
         if app is not None and settings is not None:
             self.init_app(app, settings)
 
@@ -50,14 +60,27 @@ class Limits:
         self.enabled = settings.RATE_LIMITS_ENABLED
         # Services sharing a Redis keep apart, and so does the same scope in two services.
         self.key_prefix = f"flotilla:{settings.SERVICE_NAME}:limits"
-        local = self.failover.local
         if settings.REDIS_URL and self.enabled:
-            shared = shared_redis(settings.REDIS_URL)
-            self.redis_pool = shared.pool
-            self.failover = StorageFailover.on_redis(shared, self.key_prefix, local, self.clock)
-        else:
-            self.failover = StorageFailover(local)
+            self._redis = shared_redis(settings.REDIS_URL)
+            self.redis_pool = self._redis.pool
         app.extensions[EXTENSION_KEY] = self
+
+    @property
+    def failover(self) -> StorageFailover:
+        """Where the counts go, made on first use (see the class)."""
+        failover = self._failover
+        if failover is None:
+            with self._making:  # one storage, whichever thread asks first
+                failover = self._failover = self._failover or self._make_failover()
+        return failover
+
+    def _make_failover(self) -> StorageFailover:
+        from flotilla.web.limits.storage import StorageFailover, memory_limiter  # noqa: PLC0415
+
+        local = memory_limiter()
+        if self._redis is None:
+            return StorageFailover(local)
+        return StorageFailover.on_redis(self._redis, self.key_prefix, local, self.clock)
 
     def close(self) -> None:
         """Close the process's Redis connections (tests, shutdown); the next request reopens."""

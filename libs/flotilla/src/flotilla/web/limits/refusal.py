@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from limits import RateLimitItem
 from prometheus_client import Counter
 
 from flotilla.observability.metrics import created_once, instruments
 from flotilla.web.errors import TooManyRequests
 from flotilla.web.limits.items import Bucket
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
 
 
 def refuse(item: RateLimitItem, bucket: Bucket, retry_after: int) -> NoReturn:
