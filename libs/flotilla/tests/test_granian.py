@@ -1,5 +1,5 @@
-"""What only the granian server does: its recycling by memory, its heartbeats, and the parts
-of granian it reuses, held to granian's own code.
+"""What only the granian server does: its recycling by memory, its heartbeats, its own step
+in a worker's stop, and the parts of granian it reuses, held to granian's own code.
 
 What both servers must do (metrics, signals, logs, readiness, timeouts) is in
 ``test_web_servers.py``.
@@ -11,9 +11,11 @@ import ast
 import inspect
 import os
 import signal
+import socket
 import textwrap
 from pathlib import Path
 
+import orjson
 import pytest
 from granian.server.mp import MPServer
 
@@ -100,6 +102,41 @@ def test_a_worker_over_its_memory_limit_is_replaced_and_requests_keep_succeeding
     assert [status for status, _ in answers] == [200] * 4
     assert "worker-1 RSS over threshold, gracefully respawning.." in messages
     assert {body["pid"] for _, body in answers[1:]}.isdisjoint(first)
+
+
+@pytest.mark.process
+def test_a_connection_whose_request_comes_after_the_worker_stopped_accepting_is_answered(
+    tmp_path: Path,
+) -> None:
+    # The connection is accepted during the linger; its request arrives once the worker
+    # accepts no more. granian's own stop, right after the linger, would close it unanswered.
+    server = start_server("granian", tmp_path, workers=1, STOP_LINGER="0.5")
+    try:
+        [worker] = server.workers()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=15) as connection:
+            os.kill(worker, signal.SIGTERM)
+            wait_for_record(server, "worker stopped accepting", worker_pid=worker)
+            connection.sendall(b"GET /pid HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = _read_until_closed(connection)
+        wait_until(lambda: worker in logged_worker_pids(server, "worker exited"), "its exit")
+        after = get(f"{server.url}/pid")  # its replacement serves
+    finally:
+        server.stop()
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"connection: close" in head.lower()
+    assert orjson.loads(body) == {"pid": worker}
+    assert after[0] == 200
+    assert after[1]["pid"] != worker
+
+
+def _read_until_closed(connection: socket.socket) -> bytes:
+    """Everything the server sends on ``connection`` until it closes it."""
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    return received
 
 
 @pytest.mark.process

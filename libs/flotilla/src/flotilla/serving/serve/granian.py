@@ -10,8 +10,8 @@ here with the chassis' process model, as :mod:`flotilla.serving.gunicorn` does f
 * one listening socket for all workers, opened by the main process: a worker that stops
   leaves the connections queued on it to the others (granian's default on Linux, a socket
   per worker with ``SO_REUSEPORT``, resets them unless ``net.ipv4.tcp_migrate_req`` is on);
-* each worker stops in three steps (:mod:`flotilla.serving.serve.worker`): readiness fails and
-  answers close their connections, it lingers, then it drains;
+* each worker stops in four steps (:mod:`flotilla.serving.serve.worker`): readiness fails and
+  answers close their connections, it lingers, it stops accepting, then it drains;
 * a worker whose heartbeat stops (a thread holding the GIL) is killed after ``TIMEOUT`` and
   replaced (:mod:`flotilla.serving.serve.heartbeat`), as Gunicorn does;
 * a dead worker's live gauges are dropped; every line, granian's own included, is JSON.

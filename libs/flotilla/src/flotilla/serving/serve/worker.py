@@ -4,14 +4,20 @@ granian's own WSGI worker stops the moment it gets SIGTERM: it stops accepting, 
 requests in flight and closes every idle kept-alive connection at once. A client (nginx, a
 load balancer) that was writing its next request into such a connection gets no answer, and
 if that request was a POST it cannot be retried; nothing fails readiness first either. So the
-worker here is granian's, started the same way, with its stop in three steps:
+worker here is granian's, started the same way, with its stop in four steps:
 
 1. SIGTERM or SIGINT fails readiness (``/healthz/ready`` answers 503) and from then on every
    answer carries ``Connection: close``, so each client leaves its connection after the
    request it is making;
 2. for ``GRANIAN_STOP_LINGER`` seconds the worker goes on answering (Gunicorn's gthread worker
    keeps its kept-alive connections two seconds the same way);
-3. then granian's own graceful stop: no more accepting, requests in flight finished.
+3. it stops accepting (:func:`stop_accepting`), and the connections it holds get
+   :data:`REQUEST_WAIT` seconds to deliver their request;
+4. then granian's own graceful stop: requests in flight finished, idle connections closed.
+
+Step 3 is not granian's: its stop also stops the accepting, and closes at once every
+connection that has delivered no request yet. A connection accepted an instant before, whose
+request was still on its way, would be closed unanswered (and a POST cannot be retried).
 
 The listening socket is shared with the main process and the other workers, so connections
 waiting in its queue are accepted by another worker, never reset.
@@ -22,7 +28,9 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -44,6 +52,8 @@ StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _WSGIWorker: Any = _granian.WSGIWorker  # its type stub lags: it lacks the ``ipc`` parameter
+
+log = logging.getLogger("flotilla.serve")
 
 ACCESS_LOGGER = "flotilla.access"
 """The logger of the app's one line per request (:mod:`flotilla.web.lifecycle`)."""
@@ -168,7 +178,7 @@ def serve_wsgi_worker(  # noqa: PLR0917 - granian passes these positionally
     scope_opts: dict[str, Any],
     metrics: Any,
 ) -> None:
-    """granian's ``MPServer._spawn_wsgi_worker``, with the three-step stop of the module doc.
+    """granian's ``MPServer._spawn_wsgi_worker``, with the four-step stop of the module doc.
 
     The parameters are granian's, in granian's order (a test holds them to granian's own).
     """
@@ -197,14 +207,43 @@ def serve_wsgi_worker(  # noqa: PLR0917 - granian passes these positionally
     wsgi = _callback_wrapper(callback, scope_opts, log_access_fmt)
     scheduler = _new_cbscheduler(loop, wsgi, impl_asyncio=task_impl == TaskImpl.asyncio)
     serve(scheduler, loop, granian_stop)
-    _stop_when_told(callback.linger, granian_stop, stopped)
+    _stop_when_told(callback.linger, granian_stop, stopped, listener=sock[1].get_fd())
     tracing.shutdown()  # the process leaves with os._exit: no atexit would export the spans
 
 
-def _stop_when_told(linger: float, granian_stop: Any, stopped: threading.Event) -> None:
-    """Wait for SIGTERM or SIGINT, then stop in the three steps of the module doc."""
+REQUEST_WAIT = 0.5
+"""Seconds a stopping worker that no longer accepts gives the connections it holds to deliver
+a request before granian's stop closes those that have not: a client sends its request
+with the handshake's last packet, so half a second covers any network but a broken one."""
+
+
+def _stop_when_told(
+    linger: float, granian_stop: Any, stopped: threading.Event, *, listener: int
+) -> None:
+    """Wait for SIGTERM or SIGINT, then stop in the four steps of the module doc."""
     signal.sigwait(STOP_SIGNALS)
     health.begin_shutdown()
     time.sleep(linger)
+    stop_accepting(listener)
+    log.info("worker stopped accepting", extra={"worker_pid": os.getpid()})
+    time.sleep(REQUEST_WAIT)
     granian_stop.set()
     stopped.wait()
+
+
+def stop_accepting(listener: int) -> None:
+    """Take no more connections from the shared socket; keep those this worker holds.
+
+    granian accepts from the descriptor ``listener`` and has no way to stop but its whole
+    stop. So a listening socket that nobody can connect to (an unnamed Unix one) replaces
+    the shared socket under that descriptor, in this process only: granian's next accept
+    there finds nothing and waits. Its wake-ups still come from the shared socket, whose
+    registration is unchanged, and each costs one empty accept. The shared socket stays open
+    in the other processes, which take its connections; closing it here instead would let
+    the descriptor be reused by any socket this process opens next.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as placeholder:
+        placeholder.bind("")  # an abstract address of the kernel's choosing
+        placeholder.listen()
+        placeholder.setblocking(False)
+        os.dup2(placeholder.fileno(), listener, inheritable=False)
