@@ -48,7 +48,6 @@ class Limits:
         self.clock = clock
         self.enabled = True
         self.key_prefix = ""
-        self.redis_pool: redis.ConnectionPool | None = None
         self._redis: SharedRedis | None = None
         self._failover: StorageFailover | None = None
         self._making = threading.Lock()
@@ -60,10 +59,15 @@ class Limits:
         self.enabled = settings.RATE_LIMITS_ENABLED
         # Services sharing a Redis keep apart, and so does the same scope in two services.
         self.key_prefix = f"flotilla:{settings.SERVICE_NAME}:limits"
-        if settings.REDIS_URL and self.enabled:
-            self._redis = shared_redis(settings.REDIS_URL)
-            self.redis_pool = self._redis.pool
+        use_redis = settings.REDIS_URL and self.enabled
+        self._redis = shared_redis(settings.REDIS_URL) if use_redis else None
+        self._failover = None  # made again, for these settings, by the next limited request
         app.extensions[EXTENSION_KEY] = self
+
+    @property
+    def redis_pool(self) -> redis.ConnectionPool | None:
+        """The pool of the Redis that holds the counts; None when they are held in memory."""
+        return None if self._redis is None else self._redis.pool
 
     @property
     def failover(self) -> StorageFailover:
