@@ -70,6 +70,12 @@ def test_a_lifetime_under_a_minute_is_refused_by_name() -> None:
         GranianSettings(WORKERS_LIFETIME=30)
 
 
+def test_a_linger_that_leaves_no_time_to_drain_is_refused_by_name() -> None:
+    GranianSettings(STOP_LINGER=2, GRACEFUL_TIMEOUT=3)  # 2.5 s of stopping, then the drain
+    with pytest.raises(ValueError, match="GRANIAN_STOP_LINGER"):
+        GranianSettings(STOP_LINGER=2.5, GRACEFUL_TIMEOUT=3)
+
+
 def test_a_worker_is_stale_only_after_timeout_seconds_of_its_own_silence() -> None:
     heartbeats = Heartbeats(2)
     heartbeats.beat(0)

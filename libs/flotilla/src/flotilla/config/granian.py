@@ -5,15 +5,21 @@ Gunicorn's are in :mod:`flotilla.config.gunicorn`; ``flotilla serve`` reads thes
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flotilla.config.gunicorn import available_cpus
 
 WebServer = Literal["gunicorn", "granian"]
 GranianLogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+STOP_REQUEST_WAIT = 0.5
+"""Seconds a stopping worker that no longer accepts gives the connections it holds to deliver
+a request before granian's stop closes those that have not (:mod:`flotilla.serving.serve.worker`):
+a client sends its request right behind the handshake, so half a second covers any network
+but a broken one."""
 
 
 class ServeSettings(BaseSettings):
@@ -102,6 +108,17 @@ class GranianSettings(BaseSettings):
         validation_alias="SERVICE_NAME",
         description="Name in granian's log lines; empty: the app's package (users.wsgi -> users).",
     )
+
+    @model_validator(mode="after")
+    def _drain_after_the_linger(self) -> Self:
+        """A worker killed at ``GRACEFUL_TIMEOUT`` must have had time to drain after lingering."""
+        if self.STOP_LINGER + STOP_REQUEST_WAIT >= self.GRACEFUL_TIMEOUT:
+            raise ValueError(
+                f"GRANIAN_STOP_LINGER ({self.STOP_LINGER:g} s) plus the {STOP_REQUEST_WAIT:g} s a "
+                "stopping worker waits for requests must be less than GRANIAN_GRACEFUL_TIMEOUT "
+                f"({self.GRACEFUL_TIMEOUT} s), or the worker is killed before it drains"
+            )
+        return self
 
     @field_validator("WORKERS_LIFETIME")
     @classmethod

@@ -12,7 +12,7 @@ worker here is granian's, started the same way, with its stop in four steps:
 2. for ``GRANIAN_STOP_LINGER`` seconds the worker goes on answering (Gunicorn's gthread worker
    keeps its kept-alive connections two seconds the same way);
 3. it stops accepting (:func:`stop_accepting`), and the connections it holds get
-   :data:`REQUEST_WAIT` seconds to deliver their request;
+   :data:`~flotilla.config.granian.STOP_REQUEST_WAIT` seconds to deliver their request;
 4. then granian's own graceful stop: requests in flight finished, idle connections closed.
 
 Step 3 is not granian's: its stop also stops the accepting, and closes at once every
@@ -43,6 +43,7 @@ from granian.server.common import WORKERS_METHODS
 from granian.server.mp import WorkerProcess
 from granian.wsgi import _callback_wrapper
 
+from flotilla.config.granian import STOP_REQUEST_WAIT
 from flotilla.observability import tracing
 from flotilla.serving.memory import start_trimming
 from flotilla.serving.serve.heartbeat import Heartbeats
@@ -211,12 +212,6 @@ def serve_wsgi_worker(  # noqa: PLR0917 - granian passes these positionally
     tracing.shutdown()  # the process leaves with os._exit: no atexit would export the spans
 
 
-REQUEST_WAIT = 0.5
-"""Seconds a stopping worker that no longer accepts gives the connections it holds to deliver
-a request before granian's stop closes those that have not: a client sends its request
-with the handshake's last packet, so half a second covers any network but a broken one."""
-
-
 def _stop_when_told(
     linger: float, granian_stop: Any, stopped: threading.Event, *, listener: int
 ) -> None:
@@ -226,7 +221,7 @@ def _stop_when_told(
     time.sleep(linger)
     stop_accepting(listener)
     log.info("worker stopped accepting", extra={"worker_pid": os.getpid()})
-    time.sleep(REQUEST_WAIT)
+    time.sleep(STOP_REQUEST_WAIT)
     granian_stop.set()
     stopped.wait()
 
