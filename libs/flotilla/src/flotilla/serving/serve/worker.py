@@ -230,12 +230,13 @@ def stop_accepting(listener: int) -> None:
     """Take no more connections from the shared socket; keep those this worker holds.
 
     granian accepts from the descriptor ``listener`` and has no way to stop but its whole
-    stop. So a listening socket that nobody can connect to (an unnamed Unix one) replaces
-    the shared socket under that descriptor, in this process only: granian's next accept
-    there finds nothing and waits. Its wake-ups still come from the shared socket, whose
-    registration is unchanged, and each costs one empty accept. The shared socket stays open
-    in the other processes, which take its connections; closing it here instead would let
-    the descriptor be reused by any socket this process opens next.
+    stop. So a listening socket of this process's own, at an abstract Unix address nobody is
+    told, replaces the shared socket under that descriptor, in this process only: granian's
+    next accept there finds nothing and waits. Its wake-ups still come from the shared
+    socket, whose registration is unchanged, and each costs one empty accept. The shared
+    socket stays open in the other processes, which take its connections. Closing the
+    descriptor instead would make granian's accept fail, and retry, at once and for good,
+    and let any socket this process opens next take the descriptor's number.
     """
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as placeholder:
         placeholder.bind("")  # an abstract address of the kernel's choosing
